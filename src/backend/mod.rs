@@ -1,0 +1,162 @@
+//! Back ends: one table of elementwise kernels per instruction set, chosen at run time.
+//!
+//! Every table computes exactly what [`scalar`] computes, bit for bit; the drivers in
+//! [`crate::cast`] and [`crate::residual`] split work into blocks and call these kernels.
+
+use crate::error::Error;
+use crate::fp8::Fp8Format;
+use crate::rng::StreamKey;
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
+
+/// A SIMD back end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Portable scalar code: the reference.
+    Scalar,
+    /// x86-64 AVX-512 (F, BW, VL; VBMI and BF16 are used when present).
+    Avx512,
+    /// AArch64 Advanced SIMD.
+    Neon,
+}
+
+impl Backend {
+    /// All back ends, in order of preference (last is the fallback).
+    pub const ALL: [Backend; 3] = [Backend::Avx512, Backend::Neon, Backend::Scalar];
+
+    /// Lower-case name, as accepted by `UNITFP8_BACKEND`: `"scalar"`, `"avx512"`, `"neon"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Backend::Scalar => "scalar",
+            Backend::Avx512 => "avx512",
+            Backend::Neon => "neon",
+        }
+    }
+
+    /// Parses a name as returned by [`Backend::name`].
+    pub fn from_name(name: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Whether this CPU (and this build) can run the back end. With `std` this is a runtime
+    /// check; without it, the compile-time target features decide.
+    pub fn is_available(self) -> bool {
+        match self {
+            Backend::Scalar => true,
+            Backend::Avx512 => avx512_available(),
+            Backend::Neon => cfg!(target_arch = "aarch64"),
+        }
+    }
+
+    /// The fastest available back end.
+    pub fn best() -> Backend {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.is_available())
+            .unwrap_or(Backend::Scalar)
+    }
+
+    /// The kernel table, or [`Error::Unsupported`] when the back end is not available.
+    pub fn kernels(self) -> Result<&'static Kernels, Error> {
+        if !self.is_available() {
+            return Err(Error::Unsupported);
+        }
+        match self {
+            Backend::Scalar => Ok(&scalar::KERNELS),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => Ok(avx512::kernels()),
+            #[cfg(target_arch = "aarch64")]
+            Backend::Neon => Ok(&neon::KERNELS),
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::Unsupported),
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+fn avx512_available() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512dq")
+}
+
+#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+fn avx512_available() -> bool {
+    cfg!(all(
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl",
+        target_feature = "avx512dq"
+    ))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx512_available() -> bool {
+    false
+}
+
+/// Parameters of an f32 → FP8 encode over one block of elements.
+#[derive(Clone, Copy, Debug)]
+pub struct EncodeArgs {
+    /// Target format.
+    pub format: Fp8Format,
+    /// Multiplier applied (as an f32 multiply) before rounding.
+    pub scale: f32,
+    /// Rounding mode.
+    pub rounding: crate::dtype::Rounding,
+    /// Stochastic-rounding keys for the high half of the element indices of this block.
+    pub key: StreamKey,
+    /// Low 32 bits of the index of the block's first element; the block never wraps them.
+    pub index_lo: u32,
+}
+
+/// The elementwise kernels of one back end.
+///
+/// Safety contract for every entry: pointers are valid for `n` elements (reads or writes as the
+/// role says), need no particular alignment, and input/output ranges either coincide exactly
+/// (where an entry says so) or do not overlap. Functions returning `u32` return the "amax bits":
+/// the maximum over the block of `src[i].to_bits() & 0x7FFF_FFFF` (so NaN beats everything), or 0
+/// for `n = 0`, computed on the input before scaling.
+pub struct Kernels {
+    /// bf16 bits → f32, exact.
+    pub bf16_to_f32: unsafe fn(src: *const u16, dst: *mut f32, n: usize),
+    /// f16 bits → f32, exact (NaN → canonical quiet NaN with sign, as [`Fp8Format::decode`]
+    /// does not apply here: NaN payloads are preserved shifted, like `half`).
+    pub f16_to_f32: unsafe fn(src: *const u16, dst: *mut f32, n: usize),
+    /// FP8 codes → f32, exact ([`Fp8Format::decode`]).
+    pub fp8_to_f32: unsafe fn(format: Fp8Format, src: *const u8, dst: *mut f32, n: usize),
+    /// `dst[i] = encode(src[i] · scale)` ([`Fp8Format::encode`]; stochastic bits from
+    /// `args.key.bits(args.index_lo + i)`). Returns the amax bits.
+    pub f32_to_fp8: unsafe fn(args: &EncodeArgs, src: *const f32, dst: *mut u8, n: usize) -> u32,
+    /// `dst[i] = bf16(src[i] · scale)` ([`crate::fp8::f32_to_bf16_bits`]). Returns the amax bits.
+    pub f32_to_bf16:
+        unsafe fn(scale: f32, saturate: bool, src: *const f32, dst: *mut u16, n: usize) -> u32,
+    /// `dst[i] = f16(src[i] · scale)` ([`crate::fp8::f32_to_f16_bits`]). Returns the amax bits.
+    pub f32_to_f16:
+        unsafe fn(scale: f32, saturate: bool, src: *const f32, dst: *mut u16, n: usize) -> u32,
+    /// `dst[i] = src[i] · scale`, clipped to ±f32::MAX when `saturate` (NaN stays NaN, as
+    /// produced by the multiply). `dst` may equal `src`. Returns the amax bits.
+    pub f32_to_f32:
+        unsafe fn(scale: f32, saturate: bool, src: *const f32, dst: *mut f32, n: usize) -> u32,
+    /// `out[i] = a·x[i] + b·f[i]`: both products rounded to f32, then the sum (no FMA).
+    /// `out` may equal `x` or `f`.
+    pub mix: unsafe fn(a: f32, b: f32, x: *const f32, f: *const f32, out: *mut f32, n: usize),
+    /// `gx[i] = a·g[i]` (or `gx[i] + a·g[i]` when `accumulate`, product rounded first) and
+    /// `gf[i] = b·g[i]`. `gx` or `gf` may equal `g`; `gx` and `gf` never overlap.
+    pub mix_backward: unsafe fn(
+        a: f32,
+        b: f32,
+        accumulate: bool,
+        g: *const f32,
+        gx: *mut f32,
+        gf: *mut f32,
+        n: usize,
+    ),
+}

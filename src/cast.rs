@@ -1,0 +1,567 @@
+//! Casts between f32, bf16, f16, E4M3 and E5M2, with a static scale, three rounding modes and an
+//! optional amax; and the fused cast-transpose that μS needs for W and Wᵀ.
+//!
+//! Semantics of one element: `dst = round(f32(src) · scale)`, where `f32(src)` is exact, the
+//! multiply is one f32 multiply (exact for power-of-two scales without over/underflow, and for
+//! 1.0), and `round` is the [`Rounding`] mode applied to the destination type. amax is
+//! `max |src|` before scaling, NaN when any element is NaN.
+
+use crate::backend::{EncodeArgs, Kernels};
+use crate::dtype::{DType, Element, Rounding};
+use crate::error::Error;
+use crate::exec::Exec;
+use crate::rng::StreamKey;
+
+/// Elements processed per block (the f32 staging buffer lives on the stack).
+pub(crate) const BLOCK: usize = 1024;
+/// Fewest elements per thread worth a thread.
+pub(crate) const PER_THREAD_MIN: usize = 1 << 17;
+
+/// Parameters of a cast.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CastParams {
+    /// Multiplier applied before rounding (1.0 for μS). Must be finite.
+    pub scale: f32,
+    /// Rounding mode; stochastic rounding needs an FP8 destination.
+    pub rounding: Rounding,
+    /// Seed of the stochastic-rounding generator (ignored by the other modes).
+    pub seed: u64,
+}
+
+impl Default for CastParams {
+    /// Scale 1, [`Rounding::NearestSaturate`], seed 0: the μS clip-cast.
+    fn default() -> Self {
+        CastParams {
+            scale: 1.0,
+            rounding: Rounding::NearestSaturate,
+            seed: 0,
+        }
+    }
+}
+
+/// Casts `src` into `dst` (same length, else [`Error::InvalidArgument`]) with the global
+/// [`Exec`]. Errors: a non-finite scale ([`Error::InvalidArgument`]), stochastic rounding to a
+/// non-FP8 type ([`Error::Unsupported`]).
+pub fn cast<S: Element, D: Element>(
+    src: &[S],
+    dst: &mut [D],
+    params: &CastParams,
+) -> Result<(), Error> {
+    Exec::global().cast(src, dst, params).map(|_| ())
+}
+
+/// As [`cast`], and returns amax = max |src| (NaN if any element is NaN; 0 for empty input).
+pub fn cast_amax<S: Element, D: Element>(
+    src: &[S],
+    dst: &mut [D],
+    params: &CastParams,
+) -> Result<f32, Error> {
+    Exec::global().cast(src, dst, params)
+}
+
+/// Casts a row-major `[rows, cols]` matrix with leading dimension `ld_src` (elements between
+/// row starts) into `dst` (`[rows, cols]`, leading dimension `ld_dst`) and/or its transpose
+/// `dst_t` (`[cols, rows]`, leading dimension `ld_dst_t`), in one pass, with the global
+/// [`Exec`]. Returns amax over the matrix. Stochastic rounding keys element `(r, c)` by index
+/// `r · cols + c`, so `dst_t` is exactly the transpose of `dst`.
+///
+/// Errors: [`Error::InvalidArgument`] when a leading dimension is smaller than the row length
+/// it holds or a slice is too short for its shape; as [`cast`] otherwise.
+#[allow(clippy::too_many_arguments)]
+pub fn cast_transpose<S: Element, D: Element>(
+    src: &[S],
+    rows: usize,
+    cols: usize,
+    ld_src: usize,
+    dst: Option<&mut [D]>,
+    ld_dst: usize,
+    dst_t: Option<&mut [D]>,
+    ld_dst_t: usize,
+    params: &CastParams,
+) -> Result<f32, Error> {
+    Exec::global().cast_transpose(
+        src, rows, cols, ld_src, dst, ld_dst, dst_t, ld_dst_t, params,
+    )
+}
+
+impl Exec {
+    /// [`cast_amax`] with these settings.
+    pub fn cast<S: Element, D: Element>(
+        &self,
+        src: &[S],
+        dst: &mut [D],
+        params: &CastParams,
+    ) -> Result<f32, Error> {
+        if src.len() != dst.len() {
+            return Err(Error::InvalidArgument);
+        }
+        // SAFETY: the slices are valid for their lengths and cannot overlap (borrow rules).
+        unsafe {
+            self.cast_raw(
+                src.as_ptr().cast(),
+                S::DTYPE,
+                dst.as_mut_ptr().cast(),
+                D::DTYPE,
+                src.len(),
+                params,
+            )
+        }
+    }
+
+    /// [`cast_transpose`] with these settings.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cast_transpose<S: Element, D: Element>(
+        &self,
+        src: &[S],
+        rows: usize,
+        cols: usize,
+        ld_src: usize,
+        dst: Option<&mut [D]>,
+        ld_dst: usize,
+        dst_t: Option<&mut [D]>,
+        ld_dst_t: usize,
+        params: &CastParams,
+    ) -> Result<f32, Error> {
+        let need = |rows: usize, cols: usize, ld: usize| -> Result<usize, Error> {
+            matrix_extent(rows, cols, ld).ok_or(Error::InvalidArgument)
+        };
+        if src.len() < need(rows, cols, ld_src)? {
+            return Err(Error::InvalidArgument);
+        }
+        if let Some(d) = &dst
+            && d.len() < need(rows, cols, ld_dst)?
+        {
+            return Err(Error::InvalidArgument);
+        }
+        if let Some(d) = &dst_t
+            && d.len() < need(cols, rows, ld_dst_t)?
+        {
+            return Err(Error::InvalidArgument);
+        }
+        let dst = dst.map_or(core::ptr::null_mut(), |d| d.as_mut_ptr().cast());
+        let dst_t = dst_t.map_or(core::ptr::null_mut(), |d| d.as_mut_ptr().cast());
+        // SAFETY: lengths were checked against the shapes; distinct borrows cannot overlap.
+        unsafe {
+            self.cast_transpose_raw(
+                src.as_ptr().cast(),
+                S::DTYPE,
+                rows,
+                cols,
+                ld_src,
+                dst,
+                ld_dst,
+                dst_t,
+                ld_dst_t,
+                D::DTYPE,
+                params,
+            )
+        }
+    }
+
+    /// Cast on raw buffers; returns amax. `dst` may coincide exactly with `src` when both
+    /// types have the same size; any other overlap is [`Error::Overlap`]. Null pointers with
+    /// `n > 0` are [`Error::NullPointer`]. Nothing is written when an argument check fails.
+    ///
+    /// # Safety
+    /// `src` must be readable and `dst` writable for `n` elements of their types.
+    pub unsafe fn cast_raw(
+        &self,
+        src: *const u8,
+        src_type: DType,
+        dst: *mut u8,
+        dst_type: DType,
+        n: usize,
+        params: &CastParams,
+    ) -> Result<f32, Error> {
+        check_params(dst_type, params)?;
+        if n == 0 {
+            return Ok(0.0);
+        }
+        if src.is_null() || dst.is_null() {
+            return Err(Error::NullPointer);
+        }
+        let src_bytes = n
+            .checked_mul(src_type.size())
+            .ok_or(Error::InvalidArgument)?;
+        let dst_bytes = n
+            .checked_mul(dst_type.size())
+            .ok_or(Error::InvalidArgument)?;
+        let exact_alias = core::ptr::eq(src, dst) && src_type.size() == dst_type.size();
+        if !exact_alias && ranges_overlap(src as usize, src_bytes, dst as usize, dst_bytes) {
+            return Err(Error::Overlap);
+        }
+        let k = self.backend().kernels()?;
+        let (src, dst) = (src as usize, dst as usize);
+        let work = |start: usize, end: usize| {
+            // SAFETY: [start, end) lies within [0, n), valid per the caller's contract.
+            unsafe {
+                cast_range(
+                    k,
+                    src as *const u8,
+                    src_type,
+                    dst as *mut u8,
+                    dst_type,
+                    params,
+                    start,
+                    end,
+                )
+            }
+        };
+        let amax = self.run_ranges(n, BLOCK, work);
+        Ok(f32::from_bits(amax))
+    }
+
+    /// Cast-transpose on raw buffers (see [`cast_transpose`]); `dst` and/or `dst_t` may be null.
+    /// The bounding byte ranges of the source and the outputs must not overlap
+    /// ([`Error::Overlap`]). Leading dimensions below the row length they hold, or shapes whose
+    /// byte size overflows, are [`Error::InvalidArgument`]. Returns amax.
+    ///
+    /// # Safety
+    /// Each non-null buffer must be valid for its shape and leading dimension.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn cast_transpose_raw(
+        &self,
+        src: *const u8,
+        src_type: DType,
+        rows: usize,
+        cols: usize,
+        ld_src: usize,
+        dst: *mut u8,
+        ld_dst: usize,
+        dst_t: *mut u8,
+        ld_dst_t: usize,
+        dst_type: DType,
+        params: &CastParams,
+    ) -> Result<f32, Error> {
+        check_params(dst_type, params)?;
+        if ld_src < cols
+            || (!dst.is_null() && ld_dst < cols)
+            || (!dst_t.is_null() && ld_dst_t < rows)
+        {
+            return Err(Error::InvalidArgument);
+        }
+        let bytes = |r: usize, c: usize, ld: usize, size: usize| {
+            matrix_extent(r, c, ld)
+                .and_then(|e| e.checked_mul(size))
+                .ok_or(Error::InvalidArgument)
+        };
+        let src_bytes = bytes(rows, cols, ld_src, src_type.size())?;
+        let dst_bytes = bytes(rows, cols, ld_dst, dst_type.size())?;
+        let dst_t_bytes = bytes(cols, rows, ld_dst_t, dst_type.size())?;
+        if rows == 0 || cols == 0 {
+            return Ok(0.0);
+        }
+        if src.is_null() {
+            return Err(Error::NullPointer);
+        }
+        let (s, d, t) = (src as usize, dst as usize, dst_t as usize);
+        if (!dst.is_null() && ranges_overlap(s, src_bytes, d, dst_bytes))
+            || (!dst_t.is_null() && ranges_overlap(s, src_bytes, t, dst_t_bytes))
+            || (!dst.is_null() && !dst_t.is_null() && ranges_overlap(d, dst_bytes, t, dst_t_bytes))
+        {
+            return Err(Error::Overlap);
+        }
+        let k = self.backend().kernels()?;
+        let geometry = TransposeGeometry {
+            cols,
+            ld_src,
+            ld_dst,
+            ld_dst_t,
+            src_type,
+            dst_type,
+        };
+        let work = |start: usize, end: usize| {
+            // SAFETY: rows [start, end) lie within the validated shapes.
+            unsafe { cast_transpose_rows(k, &geometry, s, d, t, params, start, end) }
+        };
+        let grain = TILE_ROWS * (PER_THREAD_MIN / (cols * TILE_ROWS)).max(1);
+        let amax = self.run_ranges(rows, grain, work);
+        Ok(f32::from_bits(amax))
+    }
+
+    /// Runs `work` over `[0, n)` on up to `threads` threads (pieces aligned to `grain`) and
+    /// returns the maximum result.
+    pub(crate) fn run_ranges<F>(&self, n: usize, grain: usize, work: F) -> u32
+    where
+        F: Fn(usize, usize) -> u32 + Sync,
+    {
+        #[cfg(feature = "std")]
+        {
+            let by_size = n / PER_THREAD_MIN.max(grain);
+            let threads = self.threads().min(by_size).max(1);
+            crate::parallel::max_over_ranges(n, grain, threads, work)
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = grain;
+            work(0, n)
+        }
+    }
+}
+
+/// Checks the parameters every cast shares.
+pub(crate) fn check_params(dst_type: DType, params: &CastParams) -> Result<(), Error> {
+    if !params.scale.is_finite() {
+        return Err(Error::InvalidArgument);
+    }
+    if params.rounding == Rounding::StochasticSaturate && dst_type.fp8().is_none() {
+        return Err(Error::Unsupported);
+    }
+    Ok(())
+}
+
+/// Elements a `[rows, cols]` matrix with leading dimension `ld` spans, or `None` on overflow.
+pub(crate) fn matrix_extent(rows: usize, cols: usize, ld: usize) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        Some(0)
+    } else {
+        (rows - 1).checked_mul(ld)?.checked_add(cols)
+    }
+}
+
+/// Whether two byte ranges share a byte (empty ranges never do).
+pub(crate) fn ranges_overlap(a: usize, a_len: usize, b: usize, b_len: usize) -> bool {
+    a_len != 0 && b_len != 0 && a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
+}
+
+/// Widens `n <= BLOCK` elements of `src_type` at `src` to f32, into `buf` unless the source is
+/// already f32, and returns where the f32 values are.
+///
+/// # Safety
+/// `src` valid for `n` elements.
+pub(crate) unsafe fn widen_block(
+    k: &Kernels,
+    src_type: DType,
+    src: *const u8,
+    n: usize,
+    buf: &mut [f32; BLOCK],
+) -> *const f32 {
+    debug_assert!(n <= BLOCK);
+    let out = buf.as_mut_ptr();
+    // SAFETY: src valid for n elements (caller); buf holds BLOCK >= n.
+    unsafe {
+        match src_type {
+            DType::F32 => return src.cast(),
+            DType::BF16 => (k.bf16_to_f32)(src.cast(), out, n),
+            DType::F16 => (k.f16_to_f32)(src.cast(), out, n),
+            DType::E4M3 | DType::E5M2 => (k.fp8_to_f32)(
+                src_type.fp8().unwrap_or(crate::Fp8Format::E4M3),
+                src,
+                out,
+                n,
+            ),
+        }
+    }
+    out
+}
+
+/// Rounds `n` f32 values at `src` (logical indices `index0..index0 + n`) to `dst_type` at
+/// `dst`, and returns their amax bits. Splits at 2^32 index boundaries so that each kernel call
+/// sees one stochastic stream key.
+///
+/// # Safety
+/// `src` valid for `n` f32, `dst` for `n` elements of `dst_type`; exact aliasing only for f32.
+pub(crate) unsafe fn encode_block(
+    k: &Kernels,
+    dst_type: DType,
+    params: &CastParams,
+    src: *const f32,
+    dst: *mut u8,
+    n: usize,
+    index0: u64,
+) -> u32 {
+    let saturate = params.rounding.saturates();
+    let mut amax = 0;
+    let mut done = 0;
+    while done < n {
+        let index = index0 + done as u64;
+        let room = (1u64 << 32) - (index & 0xFFFF_FFFF);
+        let len = ((n - done) as u64).min(room) as usize;
+        // SAFETY: [done, done + len) is within the caller's n elements.
+        let (s, d) = unsafe { (src.add(done), dst.add(done * dst_type.size())) };
+        // SAFETY: as above.
+        let block_amax = unsafe {
+            match dst_type {
+                DType::F32 => (k.f32_to_f32)(params.scale, saturate, s, d.cast(), len),
+                DType::BF16 => (k.f32_to_bf16)(params.scale, saturate, s, d.cast(), len),
+                DType::F16 => (k.f32_to_f16)(params.scale, saturate, s, d.cast(), len),
+                DType::E4M3 | DType::E5M2 => {
+                    let args = EncodeArgs {
+                        format: dst_type.fp8().unwrap_or(crate::Fp8Format::E4M3),
+                        scale: params.scale,
+                        rounding: params.rounding,
+                        key: StreamKey::new(params.seed, (index >> 32) as u32),
+                        index_lo: index as u32,
+                    };
+                    (k.f32_to_fp8)(&args, s, d, len)
+                }
+            }
+        };
+        amax = amax.max(block_amax);
+        done += len;
+    }
+    amax
+}
+
+/// Casts elements `[start, end)`; returns their amax bits.
+///
+/// # Safety
+/// Buffers valid for `end` elements of their types; `dst` equals `src` or does not overlap it.
+#[allow(clippy::too_many_arguments)]
+unsafe fn cast_range(
+    k: &Kernels,
+    src: *const u8,
+    src_type: DType,
+    dst: *mut u8,
+    dst_type: DType,
+    params: &CastParams,
+    start: usize,
+    end: usize,
+) -> u32 {
+    let mut buf = [0f32; BLOCK];
+    let mut amax = 0;
+    let mut i = start;
+    while i < end {
+        let len = BLOCK.min(end - i);
+        // SAFETY: i + len <= end, within the caller's buffers.
+        unsafe {
+            let s = src.add(i * src_type.size());
+            let d = dst.add(i * dst_type.size());
+            if dst_type == DType::F32 && src_type != DType::F32 {
+                // Widen straight into the destination, then scale/clip it in place.
+                let out: *mut f32 = d.cast();
+                match src_type {
+                    DType::BF16 => (k.bf16_to_f32)(s.cast(), out, len),
+                    DType::F16 => (k.f16_to_f32)(s.cast(), out, len),
+                    _ => (k.fp8_to_f32)(
+                        src_type.fp8().unwrap_or(crate::Fp8Format::E4M3),
+                        s,
+                        out,
+                        len,
+                    ),
+                }
+                amax = amax.max((k.f32_to_f32)(
+                    params.scale,
+                    params.rounding.saturates(),
+                    out,
+                    out,
+                    len,
+                ));
+            } else {
+                let f = widen_block(k, src_type, s, len, &mut buf);
+                amax = amax.max(encode_block(k, dst_type, params, f, d, len, i as u64));
+            }
+        }
+        i += len;
+    }
+    amax
+}
+
+/// Rows per cast-transpose tile.
+const TILE_ROWS: usize = 32;
+/// Columns per cast-transpose tile.
+const TILE_COLS: usize = 64;
+
+struct TransposeGeometry {
+    cols: usize,
+    ld_src: usize,
+    ld_dst: usize,
+    ld_dst_t: usize,
+    src_type: DType,
+    dst_type: DType,
+}
+
+/// Cast-transposes source rows `[r_start, r_end)`; returns their amax bits. Addresses are
+/// passed as integers (0 = absent output) so the closure that calls this can cross threads.
+///
+/// # Safety
+/// As [`Exec::cast_transpose_raw`], with validated geometry.
+#[allow(clippy::too_many_arguments)]
+unsafe fn cast_transpose_rows(
+    k: &Kernels,
+    g: &TransposeGeometry,
+    src: usize,
+    dst: usize,
+    dst_t: usize,
+    params: &CastParams,
+    r_start: usize,
+    r_end: usize,
+) -> u32 {
+    let (ss, ds) = (g.src_type.size(), g.dst_type.size());
+    let mut buf = [0f32; BLOCK];
+    let mut tile = [0u8; TILE_ROWS * TILE_COLS * 4];
+    let mut amax = 0;
+    let mut r0 = r_start;
+    while r0 < r_end {
+        let rh = TILE_ROWS.min(r_end - r0);
+        let mut c0 = 0;
+        while c0 < g.cols {
+            let cw = TILE_COLS.min(g.cols - c0);
+            for r in 0..rh {
+                let row = r0 + r;
+                let index = (row * g.cols + c0) as u64;
+                // SAFETY: (row, c0..c0+cw) lies inside the validated source shape.
+                unsafe {
+                    let s = (src as *const u8).add((row * g.ld_src + c0) * ss);
+                    let f = widen_block(k, g.src_type, s, cw, &mut buf);
+                    let out = if dst_t == 0 {
+                        (dst as *mut u8).add((row * g.ld_dst + c0) * ds)
+                    } else {
+                        tile.as_mut_ptr().add(r * TILE_COLS * ds)
+                    };
+                    amax = amax.max(encode_block(k, g.dst_type, params, f, out, cw, index));
+                    if dst_t != 0 && dst != 0 {
+                        let d = (dst as *mut u8).add((row * g.ld_dst + c0) * ds);
+                        core::ptr::copy_nonoverlapping(out, d, cw * ds);
+                    }
+                }
+            }
+            if dst_t != 0 {
+                // SAFETY: the transposed block (c0..c0+cw, r0..r0+rh) lies inside dst_t's shape.
+                unsafe {
+                    let t = (dst_t as *mut u8).add((c0 * g.ld_dst_t + r0) * ds);
+                    match ds {
+                        1 => {
+                            transpose_tile::<u8>(tile.as_ptr().cast(), t.cast(), rh, cw, g.ld_dst_t)
+                        }
+                        2 => transpose_tile::<u16>(
+                            tile.as_ptr().cast(),
+                            t.cast(),
+                            rh,
+                            cw,
+                            g.ld_dst_t,
+                        ),
+                        _ => transpose_tile::<u32>(
+                            tile.as_ptr().cast(),
+                            t.cast(),
+                            rh,
+                            cw,
+                            g.ld_dst_t,
+                        ),
+                    }
+                }
+            }
+            c0 += cw;
+        }
+        r0 += rh;
+    }
+    amax
+}
+
+/// Writes the transpose of the `rh × cw` block of `tile` (row stride `TILE_COLS`) to `t`
+/// (row stride `ld_t`).
+///
+/// # Safety
+/// `tile` holds `rh` rows of `TILE_COLS` elements; `t` is valid for `cw` rows of `ld_t` elements
+/// (the last one `rh` long).
+unsafe fn transpose_tile<T: Copy>(tile: *const T, t: *mut T, rh: usize, cw: usize, ld_t: usize) {
+    for c in 0..cw {
+        for r in 0..rh {
+            // SAFETY: indices are inside both blocks per the contract.
+            unsafe {
+                t.add(c * ld_t + r)
+                    .write_unaligned(tile.add(r * TILE_COLS + c).read_unaligned())
+            };
+        }
+    }
+}

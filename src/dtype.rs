@@ -1,0 +1,131 @@
+//! Element types and rounding modes, with their C ABI codes.
+
+use crate::error::Error;
+use crate::fp8::{E4M3, E5M2, Fp8Format};
+use half::{bf16, f16};
+
+/// An element type. The discriminants are the C ABI codes (`UNITFP8_F32` …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum DType {
+    /// IEEE binary32.
+    F32 = 0,
+    /// bfloat16 (the top half of a binary32).
+    BF16 = 1,
+    /// IEEE binary16.
+    F16 = 2,
+    /// OCP FP8 E4M3 (E4M3FN): bias 7, max 448, NaN = S.1111.111, no infinities.
+    E4M3 = 3,
+    /// OCP FP8 E5M2: bias 15, max 57344, infinities and NaNs as in binary16.
+    E5M2 = 4,
+}
+
+impl DType {
+    /// Parses a C ABI code; anything else is [`Error::InvalidArgument`].
+    pub const fn from_code(code: u32) -> Result<DType, Error> {
+        match code {
+            0 => Ok(DType::F32),
+            1 => Ok(DType::BF16),
+            2 => Ok(DType::F16),
+            3 => Ok(DType::E4M3),
+            4 => Ok(DType::E5M2),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+
+    /// Size of one element in bytes.
+    pub const fn size(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::BF16 | DType::F16 => 2,
+            DType::E4M3 | DType::E5M2 => 1,
+        }
+    }
+
+    /// The FP8 format, for the two FP8 types.
+    pub const fn fp8(self) -> Option<Fp8Format> {
+        match self {
+            DType::E4M3 => Some(Fp8Format::E4M3),
+            DType::E5M2 => Some(Fp8Format::E5M2),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name (`"f32"`, `"bf16"`, `"f16"`, `"e4m3"`, `"e5m2"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::BF16 => "bf16",
+            DType::F16 => "f16",
+            DType::E4M3 => "e4m3",
+            DType::E5M2 => "e5m2",
+        }
+    }
+}
+
+/// How a value is rounded to a narrower type. The discriminants are the C ABI codes.
+///
+/// | mode | in range | beyond ±max, ±Inf | NaN |
+/// |---|---|---|---|
+/// | `NearestSaturate` | round to nearest, ties to even | ±max finite | NaN |
+/// | `Nearest` | round to nearest, ties to even | E4M3: NaN; E5M2, bf16, f16: ±Inf | NaN |
+/// | `StochasticSaturate` | up with probability (x − lo)/(hi − lo) | ±max finite | NaN |
+///
+/// `Nearest` equals `ml_dtypes` / PyTorch `.to()`. `NearestSaturate` is the μS clip-cast
+/// (CUDA `satfinite`). Stochastic rounding is for FP8 destinations only; its random bits for
+/// element `i` are a hash of `(seed, i)` (see [`crate::rng`]), so results do not depend on
+/// the back end, the SIMD width or the thread count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u32)]
+pub enum Rounding {
+    /// Round to nearest even, clip to ±max finite (the default; μS).
+    #[default]
+    NearestSaturate = 0,
+    /// Round to nearest even, IEEE-style overflow (identical to ml_dtypes).
+    Nearest = 1,
+    /// Unbiased stochastic rounding with saturation.
+    StochasticSaturate = 2,
+}
+
+impl Rounding {
+    /// Parses a C ABI code; anything else is [`Error::InvalidArgument`].
+    pub const fn from_code(code: u32) -> Result<Rounding, Error> {
+        match code {
+            0 => Ok(Rounding::NearestSaturate),
+            1 => Ok(Rounding::Nearest),
+            2 => Ok(Rounding::StochasticSaturate),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+
+    /// Whether overflow clips to ±max finite.
+    pub const fn saturates(self) -> bool {
+        !matches!(self, Rounding::Nearest)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A type the kernels read and write: `f32`, [`bf16`], [`f16`], [`E4M3`] or [`E5M2`].
+///
+/// Sealed: all five are plain-old-data with the size of their [`DType`].
+pub trait Element: Copy + sealed::Sealed + 'static {
+    /// The matching [`DType`].
+    const DTYPE: DType;
+}
+
+macro_rules! element {
+    ($t:ty, $d:ident) => {
+        impl sealed::Sealed for $t {}
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+        }
+    };
+}
+element!(f32, F32);
+element!(bf16, BF16);
+element!(f16, F16);
+element!(E4M3, E4M3);
+element!(E5M2, E5M2);

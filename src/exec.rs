@@ -1,0 +1,109 @@
+//! Execution settings: which back end runs and on how many threads.
+
+use crate::backend::Backend;
+use crate::error::Error;
+
+/// Which back end and how many threads a call uses. The free functions of this crate use
+/// [`Exec::global`]; tests and benchmarks build their own to force a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exec {
+    backend: Backend,
+    threads: usize,
+}
+
+impl Exec {
+    /// Settings for `backend` on one thread; [`Error::Unsupported`] when it cannot run here.
+    pub fn new(backend: Backend) -> Result<Exec, Error> {
+        if backend.is_available() {
+            Ok(Exec {
+                backend,
+                threads: 1,
+            })
+        } else {
+            Err(Error::Unsupported)
+        }
+    }
+
+    /// The same settings with `threads` worker threads (at least 1; without the `std` feature
+    /// the work always runs on the calling thread). Results never depend on the thread count.
+    pub fn with_threads(self, threads: usize) -> Exec {
+        Exec {
+            threads: threads.max(1),
+            ..self
+        }
+    }
+
+    /// The back end.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The thread count.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The process-wide settings: the back end named by `UNITFP8_BACKEND` (`scalar`, `avx512`,
+    /// `neon`) when it is available, else the best available one; the thread count set by
+    /// [`set_num_threads`], else `UNITFP8_NUM_THREADS`, else the number of CPUs.
+    #[cfg(feature = "std")]
+    pub fn global() -> Exec {
+        Exec {
+            backend: global_backend(),
+            threads: num_threads(),
+        }
+    }
+
+    /// The process-wide settings: the best back end the compile-time target features allow, on
+    /// one thread.
+    #[cfg(not(feature = "std"))]
+    pub fn global() -> Exec {
+        Exec {
+            backend: Backend::best(),
+            threads: 1,
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+fn global_backend() -> Backend {
+    static CHOSEN: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        std::env::var("UNITFP8_BACKEND")
+            .ok()
+            .and_then(|name| Backend::from_name(name.trim().to_ascii_lowercase().as_str()))
+            .filter(|b| b.is_available())
+            .unwrap_or_else(Backend::best)
+    })
+}
+
+#[cfg(feature = "std")]
+static THREADS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Sets the process-wide thread count; 0 restores the default (`UNITFP8_NUM_THREADS`, else the
+/// number of CPUs).
+#[cfg(feature = "std")]
+pub fn set_num_threads(threads: usize) {
+    THREADS.store(threads, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The process-wide thread count (see [`set_num_threads`]).
+#[cfg(feature = "std")]
+pub fn num_threads() -> usize {
+    match THREADS.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => default_threads(),
+        n => n,
+    }
+}
+
+#[cfg(feature = "std")]
+fn default_threads() -> usize {
+    static DEFAULT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *DEFAULT.get_or_init(|| {
+        std::env::var("UNITFP8_NUM_THREADS")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
+}

@@ -1,0 +1,1 @@
+//! C ABI of the GEMM and the unit-scaled linear layer (filled in by the GEMM work).

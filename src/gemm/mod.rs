@@ -1,0 +1,1 @@
+//! FP8 GEMM (in progress).

@@ -1,0 +1,1 @@
+//! The μS unit-scaled linear layer over the GEMM (in progress).

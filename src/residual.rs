@@ -1,0 +1,446 @@
+//! The μS fixed(τ) residual mix, `out = sqrt(1-τ)·x + sqrt(τ)·f`, and its backward
+//! `grad_x = sqrt(1-τ)·g` (or `+=`), `grad_f = sqrt(τ)·g`, each with an optional fused FP8 copy of
+//! its output.
+//!
+//! Arithmetic is f32: inputs widen exactly, the coefficients are `a = sqrtf(1-τ)` and
+//! `b = sqrtf(τ)` (correctly rounded), each product is rounded, then the sum (no FMA); bf16/f16
+//! outputs round to nearest even. The FP8 copy is the cast of the stored output, so it equals a
+//! separate [`crate::cast`] of `out` bit for bit.
+
+use crate::backend::Kernels;
+use crate::cast::{BLOCK, CastParams, encode_block, ranges_overlap, widen_block};
+use crate::dtype::{DType, Element, Rounding};
+use crate::error::Error;
+use crate::exec::Exec;
+use crate::fp8::{E4M3, E5M2};
+
+/// Parameters of a residual mix.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MixParams {
+    /// τ in [0, 1]: the weight of the branch; NaN or out of range is [`Error::InvalidArgument`].
+    pub tau: f32,
+    /// Rounding of the optional FP8 copy.
+    pub rounding: Rounding,
+    /// Stochastic-rounding seed of the FP8 copy (element `i` keyed by `(seed, i)`).
+    pub seed: u64,
+}
+
+impl MixParams {
+    /// τ with the μS clip-cast for the FP8 copy.
+    pub fn new(tau: f32) -> MixParams {
+        MixParams {
+            tau,
+            rounding: Rounding::NearestSaturate,
+            seed: 0,
+        }
+    }
+
+    /// The coefficients `(sqrt(1-τ), sqrt(τ))`, or [`Error::InvalidArgument`] for a bad τ.
+    pub fn coefficients(&self) -> Result<(f32, f32), Error> {
+        if !(0.0..=1.0).contains(&self.tau) {
+            return Err(Error::InvalidArgument);
+        }
+        Ok((libm::sqrtf(1.0 - self.tau), libm::sqrtf(self.tau)))
+    }
+}
+
+/// An optional FP8 output buffer of either format.
+#[derive(Debug, Default)]
+pub enum Fp8Out<'a> {
+    /// No FP8 copy.
+    #[default]
+    None,
+    /// An E4M3 copy (forward activations).
+    E4M3(&'a mut [E4M3]),
+    /// An E5M2 copy (gradients).
+    E5M2(&'a mut [E5M2]),
+}
+
+impl Fp8Out<'_> {
+    fn parts(&mut self) -> (*mut u8, DType, Option<usize>) {
+        match self {
+            Fp8Out::None => (core::ptr::null_mut(), DType::E4M3, None),
+            Fp8Out::E4M3(s) => (s.as_mut_ptr().cast(), DType::E4M3, Some(s.len())),
+            Fp8Out::E5M2(s) => (s.as_mut_ptr().cast(), DType::E5M2, Some(s.len())),
+        }
+    }
+}
+
+/// A type the residual mix works on: f32, bf16 or f16.
+pub trait MixFloat: Element {}
+impl MixFloat for f32 {}
+impl MixFloat for half::bf16 {}
+impl MixFloat for half::f16 {}
+
+/// `out = sqrt(1-τ)·x + sqrt(τ)·f`, plus an FP8 copy of `out` when `fp8` is given. All slices
+/// must have the same length ([`Error::InvalidArgument`]).
+pub fn residual_mix<T: MixFloat>(
+    x: &[T],
+    f: &[T],
+    out: &mut [T],
+    mut fp8: Fp8Out<'_>,
+    params: &MixParams,
+) -> Result<(), Error> {
+    let n = x.len();
+    let (q, q_type, q_len) = fp8.parts();
+    if f.len() != n || out.len() != n || q_len.is_some_and(|l| l != n) {
+        return Err(Error::InvalidArgument);
+    }
+    // SAFETY: slices are valid for n elements; borrows guarantee no overlap.
+    unsafe {
+        Exec::global().residual_mix_raw(
+            x.as_ptr().cast(),
+            f.as_ptr().cast(),
+            out.as_mut_ptr().cast(),
+            T::DTYPE,
+            n,
+            q,
+            q_type,
+            params,
+        )
+    }
+}
+
+/// In-place update of the residual stream: `x = sqrt(1-τ)·x + sqrt(τ)·f`, plus an FP8 copy.
+pub fn residual_mix_inplace<T: MixFloat>(
+    x: &mut [T],
+    f: &[T],
+    mut fp8: Fp8Out<'_>,
+    params: &MixParams,
+) -> Result<(), Error> {
+    let n = x.len();
+    let (q, q_type, q_len) = fp8.parts();
+    if f.len() != n || q_len.is_some_and(|l| l != n) {
+        return Err(Error::InvalidArgument);
+    }
+    let xp = x.as_mut_ptr();
+    // SAFETY: x is read and written at the same index only (exact aliasing is allowed).
+    unsafe {
+        Exec::global().residual_mix_raw(
+            xp.cast_const().cast(),
+            f.as_ptr().cast(),
+            xp.cast(),
+            T::DTYPE,
+            n,
+            q,
+            q_type,
+            params,
+        )
+    }
+}
+
+/// Backward of the mix: `grad_x = sqrt(1-τ)·g` (`grad_x += sqrt(1-τ)·g` when `accumulate`),
+/// `grad_f = sqrt(τ)·g`, plus an FP8 copy of `grad_f` (normally E5M2).
+pub fn residual_mix_backward<T: MixFloat>(
+    grad_out: &[T],
+    grad_x: &mut [T],
+    grad_f: &mut [T],
+    accumulate: bool,
+    mut fp8: Fp8Out<'_>,
+    params: &MixParams,
+) -> Result<(), Error> {
+    let n = grad_out.len();
+    let (q, q_type, q_len) = fp8.parts();
+    if grad_x.len() != n || grad_f.len() != n || q_len.is_some_and(|l| l != n) {
+        return Err(Error::InvalidArgument);
+    }
+    // SAFETY: slices valid for n elements; borrows guarantee no overlap.
+    unsafe {
+        Exec::global().residual_mix_backward_raw(
+            grad_out.as_ptr().cast(),
+            grad_x.as_mut_ptr().cast(),
+            grad_f.as_mut_ptr().cast(),
+            T::DTYPE,
+            n,
+            accumulate,
+            q,
+            q_type,
+            params,
+        )
+    }
+}
+
+/// Checks an I/O type and an optional FP8 copy's type and rounding.
+fn check_types(io_type: DType, fp8: *mut u8, fp8_type: DType) -> Result<(), Error> {
+    if io_type.fp8().is_some() {
+        return Err(Error::Unsupported);
+    }
+    if !fp8.is_null() && fp8_type.fp8().is_none() {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(())
+}
+
+/// Whether output `out` (bytes `out_len`) may be written while input `inp` (bytes `in_len`) is
+/// read: they are disjoint or exactly the same range.
+fn compatible(out: usize, out_len: usize, inp: usize, in_len: usize) -> bool {
+    (out == inp && out_len == in_len) || !ranges_overlap(out, out_len, inp, in_len)
+}
+
+impl Exec {
+    /// Residual mix on raw buffers. `out` may be exactly `x` or `f` (same start); `out_fp8`
+    /// (nullable, `fp8_type` E4M3 or E5M2) must not overlap anything. Nothing is written when a
+    /// check fails.
+    ///
+    /// # Safety
+    /// Non-null buffers valid for `n` elements of their types.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn residual_mix_raw(
+        &self,
+        x: *const u8,
+        f: *const u8,
+        out: *mut u8,
+        io_type: DType,
+        n: usize,
+        out_fp8: *mut u8,
+        fp8_type: DType,
+        params: &MixParams,
+    ) -> Result<(), Error> {
+        let (a, b) = params.coefficients()?;
+        check_types(io_type, out_fp8, fp8_type)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if x.is_null() || f.is_null() || out.is_null() {
+            return Err(Error::NullPointer);
+        }
+        let bytes = n
+            .checked_mul(io_type.size())
+            .ok_or(Error::InvalidArgument)?;
+        let (x, f, o, q) = (x as usize, f as usize, out as usize, out_fp8 as usize);
+        let ok = compatible(o, bytes, x, bytes)
+            && compatible(o, bytes, f, bytes)
+            && (q == 0
+                || (!ranges_overlap(q, n, x, bytes)
+                    && !ranges_overlap(q, n, f, bytes)
+                    && !ranges_overlap(q, n, o, bytes)));
+        if !ok {
+            return Err(Error::Overlap);
+        }
+        let k = self.backend().kernels()?;
+        let cast = CastParams {
+            scale: 1.0,
+            rounding: params.rounding,
+            seed: params.seed,
+        };
+        self.run_ranges(n, BLOCK, |start, end| {
+            // SAFETY: [start, end) within the validated buffers.
+            unsafe { mix_range(k, io_type, a, b, x, f, o, q, fp8_type, &cast, start, end) };
+            0
+        });
+        Ok(())
+    }
+
+    /// Backward residual mix on raw buffers. `grad_x` and `grad_f` may each be exactly
+    /// `grad_out` but must not overlap each other; `grad_f_fp8` (nullable) must not overlap
+    /// anything. Nothing is written when a check fails.
+    ///
+    /// # Safety
+    /// Non-null buffers valid for `n` elements of their types.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn residual_mix_backward_raw(
+        &self,
+        grad_out: *const u8,
+        grad_x: *mut u8,
+        grad_f: *mut u8,
+        io_type: DType,
+        n: usize,
+        accumulate: bool,
+        grad_f_fp8: *mut u8,
+        fp8_type: DType,
+        params: &MixParams,
+    ) -> Result<(), Error> {
+        let (a, b) = params.coefficients()?;
+        check_types(io_type, grad_f_fp8, fp8_type)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if grad_out.is_null() || grad_x.is_null() || grad_f.is_null() {
+            return Err(Error::NullPointer);
+        }
+        let bytes = n
+            .checked_mul(io_type.size())
+            .ok_or(Error::InvalidArgument)?;
+        let (g, gx, gf, q) = (
+            grad_out as usize,
+            grad_x as usize,
+            grad_f as usize,
+            grad_f_fp8 as usize,
+        );
+        let ok = compatible(gx, bytes, g, bytes)
+            && compatible(gf, bytes, g, bytes)
+            && !ranges_overlap(gx, bytes, gf, bytes)
+            && (q == 0
+                || (!ranges_overlap(q, n, g, bytes)
+                    && !ranges_overlap(q, n, gx, bytes)
+                    && !ranges_overlap(q, n, gf, bytes)));
+        if !ok {
+            return Err(Error::Overlap);
+        }
+        let k = self.backend().kernels()?;
+        let cast = CastParams {
+            scale: 1.0,
+            rounding: params.rounding,
+            seed: params.seed,
+        };
+        self.run_ranges(n, BLOCK, |start, end| {
+            // SAFETY: [start, end) within the validated buffers.
+            unsafe {
+                mix_backward_range(
+                    k, io_type, a, b, accumulate, g, gx, gf, q, fp8_type, &cast, start, end,
+                )
+            };
+            0
+        });
+        Ok(())
+    }
+}
+
+/// Rounds `n` f32 values to the 16-bit `io_type` at `dst`.
+///
+/// # Safety
+/// `src` valid for `n` f32, `dst` for `n` 16-bit elements.
+unsafe fn narrow16(k: &Kernels, io_type: DType, src: *const f32, dst: *mut u8, n: usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        if io_type == DType::BF16 {
+            (k.f32_to_bf16)(1.0, false, src, dst.cast(), n);
+        } else {
+            (k.f32_to_f16)(1.0, false, src, dst.cast(), n);
+        }
+    }
+}
+
+/// Forward mix of elements `[start, end)`.
+///
+/// # Safety
+/// Buffers (addresses; `q` = 0 when absent) valid and aliased as [`Exec::residual_mix_raw`] allows.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mix_range(
+    k: &Kernels,
+    io_type: DType,
+    a: f32,
+    b: f32,
+    x: usize,
+    f: usize,
+    out: usize,
+    q: usize,
+    fp8_type: DType,
+    cast: &CastParams,
+    start: usize,
+    end: usize,
+) {
+    let size = io_type.size();
+    let (mut bx, mut bf) = ([0f32; BLOCK], [0f32; BLOCK]);
+    let mut i = start;
+    while i < end {
+        let len = BLOCK.min(end - i);
+        // SAFETY: [i, i + len) within the buffers.
+        unsafe {
+            let xs = (x as *const u8).add(i * size);
+            let fs = (f as *const u8).add(i * size);
+            let os = (out as *mut u8).add(i * size);
+            if io_type == DType::F32 {
+                (k.mix)(a, b, xs.cast(), fs.cast(), os.cast(), len);
+                if q != 0 {
+                    encode_block(
+                        k,
+                        fp8_type,
+                        cast,
+                        os.cast(),
+                        (q as *mut u8).add(i),
+                        len,
+                        i as u64,
+                    );
+                }
+            } else {
+                let xf = widen_block(k, io_type, xs, len, &mut bx);
+                let ff = widen_block(k, io_type, fs, len, &mut bf);
+                (k.mix)(a, b, xf, ff, bx.as_mut_ptr(), len);
+                narrow16(k, io_type, bx.as_ptr(), os, len);
+                if q != 0 {
+                    let stored = widen_block(k, io_type, os, len, &mut bx);
+                    encode_block(
+                        k,
+                        fp8_type,
+                        cast,
+                        stored,
+                        (q as *mut u8).add(i),
+                        len,
+                        i as u64,
+                    );
+                }
+            }
+        }
+        i += len;
+    }
+}
+
+/// Backward mix of elements `[start, end)`.
+///
+/// # Safety
+/// As [`Exec::residual_mix_backward_raw`] allows.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mix_backward_range(
+    k: &Kernels,
+    io_type: DType,
+    a: f32,
+    b: f32,
+    accumulate: bool,
+    g: usize,
+    gx: usize,
+    gf: usize,
+    q: usize,
+    fp8_type: DType,
+    cast: &CastParams,
+    start: usize,
+    end: usize,
+) {
+    let size = io_type.size();
+    let (mut bg, mut bx, mut bf) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
+    let mut i = start;
+    while i < end {
+        let len = BLOCK.min(end - i);
+        // SAFETY: [i, i + len) within the buffers.
+        unsafe {
+            let gs = (g as *const u8).add(i * size);
+            let xs = (gx as *mut u8).add(i * size);
+            let fs = (gf as *mut u8).add(i * size);
+            if io_type == DType::F32 {
+                (k.mix_backward)(a, b, accumulate, gs.cast(), xs.cast(), fs.cast(), len);
+                if q != 0 {
+                    encode_block(
+                        k,
+                        fp8_type,
+                        cast,
+                        fs.cast(),
+                        (q as *mut u8).add(i),
+                        len,
+                        i as u64,
+                    );
+                }
+            } else {
+                let gw = widen_block(k, io_type, gs, len, &mut bg);
+                if accumulate {
+                    widen_block(k, io_type, xs, len, &mut bx);
+                }
+                (k.mix_backward)(a, b, accumulate, gw, bx.as_mut_ptr(), bf.as_mut_ptr(), len);
+                narrow16(k, io_type, bx.as_ptr(), xs, len);
+                narrow16(k, io_type, bf.as_ptr(), fs, len);
+                if q != 0 {
+                    let stored = widen_block(k, io_type, fs, len, &mut bf);
+                    encode_block(
+                        k,
+                        fp8_type,
+                        cast,
+                        stored,
+                        (q as *mut u8).add(i),
+                        len,
+                        i as u64,
+                    );
+                }
+            }
+        }
+        i += len;
+    }
+}
