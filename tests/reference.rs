@@ -3,6 +3,8 @@
 //! values, stochastic rounding by exact fixed-point comparison. (The check against ml_dtypes
 //! lives in ffi-tests/python.)
 
+#![allow(clippy::needless_range_loop, clippy::manual_is_multiple_of)]
+
 use unitfp8::rng::stochastic_bits;
 use unitfp8::{Fp8Format, Rounding};
 

@@ -29,7 +29,10 @@ fn abs_bits(x: f32) -> u32 {
 pub unsafe fn bf16_to_f32(src: *const u16, dst: *mut f32, n: usize) {
     for i in 0..n {
         // SAFETY: i < n and the caller guarantees n valid elements.
-        unsafe { *dst.add(i) = f32::from_bits((src.add(i).read_unaligned() as u32) << 16) };
+        unsafe {
+            dst.add(i)
+                .write_unaligned(f32::from_bits((src.add(i).read_unaligned() as u32) << 16))
+        };
     }
 }
 
@@ -41,7 +44,8 @@ pub unsafe fn f16_to_f32(src: *const u16, dst: *mut f32, n: usize) {
     for i in 0..n {
         // SAFETY: i < n and the caller guarantees n valid elements.
         unsafe {
-            *dst.add(i) = f16_bits_to_f32(src.add(i).read_unaligned());
+            dst.add(i)
+                .write_unaligned(f16_bits_to_f32(src.add(i).read_unaligned()));
         }
     }
 }
@@ -63,7 +67,7 @@ pub fn f16_bits_to_f32(h: u16) -> f32 {
 pub unsafe fn fp8_to_f32(format: Fp8Format, src: *const u8, dst: *mut f32, n: usize) {
     for i in 0..n {
         // SAFETY: i < n and the caller guarantees n valid elements.
-        unsafe { *dst.add(i) = format.decode(*src.add(i)) };
+        unsafe { dst.add(i).write_unaligned(format.decode(*src.add(i))) };
     }
 }
 

@@ -1,0 +1,814 @@
+//! The block drivers (cast, cast-transpose, residual mix forward/backward) on every available
+//! back end and thread count, against a per-element model built from the scalar reference
+//! functions; plus argument checking (outputs untouched on failure).
+
+#![allow(clippy::needless_range_loop, clippy::manual_is_multiple_of)]
+
+use unitfp8::backend::scalar::{f16_bits_to_f32, scale_f32};
+use unitfp8::fp8::{f32_to_bf16_bits, f32_to_f16_bits};
+use unitfp8::rng::stochastic_bits;
+use unitfp8::{Backend, CastParams, DType, Error, Exec, MixParams, Rounding};
+
+const TYPES: [DType; 5] = [
+    DType::F32,
+    DType::BF16,
+    DType::F16,
+    DType::E4M3,
+    DType::E5M2,
+];
+const MODES: [Rounding; 3] = [
+    Rounding::NearestSaturate,
+    Rounding::Nearest,
+    Rounding::StochasticSaturate,
+];
+const POISON: u8 = 0xA5;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let x = self.0;
+        (x ^ (x >> 29)).wrapping_mul(0xBF58476D1CE4E5B9) ^ (x >> 32)
+    }
+    fn normal(&mut self) -> f32 {
+        // Sum of uniforms: roughly normal, plenty for test data.
+        let s: f64 = (0..4)
+            .map(|_| (self.next() >> 11) as f64 / (1u64 << 53) as f64)
+            .sum();
+        ((s - 2.0) * 1.7) as f32
+    }
+}
+
+fn fresh_rng() -> Rng {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("seed = {t}");
+    Rng(t)
+}
+
+fn execs() -> Vec<Exec> {
+    let mut v = Vec::new();
+    for b in Backend::ALL {
+        if let Ok(e) = Exec::new(b) {
+            v.push(e);
+            v.push(e.with_threads(2));
+        }
+    }
+    v
+}
+
+/// Random element bytes of `t`: mostly values of moderate size, some raw bit patterns.
+fn random_elements(rng: &mut Rng, t: DType, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * t.size());
+    for _ in 0..n {
+        let raw = rng.next() % 8 == 0;
+        let v = rng.normal() * [1.0f32, 30.0, 1e-3, 600.0][(rng.next() % 4) as usize];
+        match t {
+            DType::F32 => {
+                let bits = if raw { rng.next() as u32 } else { v.to_bits() };
+                out.extend_from_slice(&bits.to_le_bytes());
+            }
+            DType::BF16 | DType::F16 => {
+                let bits = if raw {
+                    rng.next() as u16
+                } else if t == DType::BF16 {
+                    f32_to_bf16_bits(v, false)
+                } else {
+                    f32_to_f16_bits(v, false)
+                };
+                out.extend_from_slice(&bits.to_le_bytes());
+            }
+            _ => out.push(rng.next() as u8),
+        }
+    }
+    out
+}
+
+fn read_f32(t: DType, bytes: &[u8], i: usize) -> f32 {
+    match t {
+        DType::F32 => f32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()),
+        DType::BF16 => {
+            f32::from_bits((u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]) as u32) << 16)
+        }
+        DType::F16 => f16_bits_to_f32(u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]])),
+        _ => t.fp8().unwrap().decode(bytes[i]),
+    }
+}
+
+/// Bytes of the element model: round(x · scale) into `t`.
+fn encode_model(t: DType, x: f32, p: &CastParams, index: u64) -> Vec<u8> {
+    let sat = p.rounding.saturates();
+    match t {
+        DType::F32 => scale_f32(x, p.scale, sat).to_bits().to_le_bytes().to_vec(),
+        DType::BF16 => f32_to_bf16_bits(x * p.scale, sat).to_le_bytes().to_vec(),
+        DType::F16 => f32_to_f16_bits(x * p.scale, sat).to_le_bytes().to_vec(),
+        _ => vec![
+            t.fp8()
+                .unwrap()
+                .encode(x * p.scale, p.rounding, stochastic_bits(p.seed, index)),
+        ],
+    }
+}
+
+fn amax_model(xs: impl Iterator<Item = f32>) -> u32 {
+    xs.map(|x| x.to_bits() & 0x7FFF_FFFF).max().unwrap_or(0)
+}
+
+#[test]
+fn cast_all_pairs_all_modes_match_model() {
+    let mut rng = fresh_rng();
+    for exec in execs() {
+        for &n in &[0usize, 1, 5, 63, 1023, 1024, 1025, 2500] {
+            for src_t in TYPES {
+                for dst_t in TYPES {
+                    for rounding in MODES {
+                        let scale = [1.0f32, 0.5, 3.7, 1e-3][(rng.next() % 4) as usize];
+                        let p = CastParams {
+                            scale,
+                            rounding,
+                            seed: rng.next(),
+                        };
+                        let offset = (rng.next() % 4) as usize; // misalign both buffers
+                        let src_bytes = random_elements(&mut rng, src_t, n);
+                        let mut src = vec![0u8; offset];
+                        src.extend_from_slice(&src_bytes);
+                        let mut dst = vec![POISON; n * dst_t.size() + offset + 16];
+                        // SAFETY: buffers sized for n elements after `offset`.
+                        let r = unsafe {
+                            exec.cast_raw(
+                                src[offset..].as_ptr(),
+                                src_t,
+                                dst[offset..].as_mut_ptr(),
+                                dst_t,
+                                n,
+                                &p,
+                            )
+                        };
+                        if rounding == Rounding::StochasticSaturate && dst_t.fp8().is_none() {
+                            assert_eq!(r, Err(Error::Unsupported));
+                            assert!(
+                                dst.iter().all(|&b| b == POISON),
+                                "output touched on failure"
+                            );
+                            continue;
+                        }
+                        let amax = r.unwrap();
+                        let xs: Vec<f32> = (0..n).map(|i| read_f32(src_t, &src_bytes, i)).collect();
+                        assert_eq!(
+                            amax.to_bits(),
+                            amax_model(xs.iter().copied()),
+                            "amax {src_t:?}->{dst_t:?}"
+                        );
+                        for (i, &x) in xs.iter().enumerate() {
+                            let want = encode_model(dst_t, x, &p, i as u64);
+                            let s = dst_t.size();
+                            let got = &dst[offset + i * s..offset + (i + 1) * s];
+                            assert_eq!(
+                                got,
+                                &want[..],
+                                "{:?} {src_t:?}->{dst_t:?} {rounding:?} scale {scale} n {n} i {i} x {x:e}",
+                                exec
+                            );
+                        }
+                        assert!(
+                            dst[..offset].iter().all(|&b| b == POISON),
+                            "wrote before the output"
+                        );
+                        assert!(
+                            dst[offset + n * dst_t.size()..]
+                                .iter()
+                                .all(|&b| b == POISON),
+                            "wrote past the output"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cast_large_is_identical_across_threads_and_backends() {
+    let mut rng = fresh_rng();
+    let n = 600_001;
+    let src: Vec<f32> = (0..n).map(|_| rng.normal() * 100.0).collect();
+    let p = CastParams {
+        scale: 1.0,
+        rounding: Rounding::StochasticSaturate,
+        seed: rng.next(),
+    };
+    let mut reference = vec![unitfp8::E4M3::ZERO; n];
+    let want_amax = Exec::new(Backend::Scalar)
+        .unwrap()
+        .cast(&src[..], &mut reference[..], &p)
+        .unwrap();
+    for exec in execs() {
+        let mut out = vec![unitfp8::E4M3(POISON); n];
+        let amax = exec.cast(&src[..], &mut out[..], &p).unwrap();
+        assert_eq!(amax, want_amax);
+        assert!(out == reference, "{exec:?}");
+    }
+}
+
+#[test]
+fn in_place_cast_same_size() {
+    let mut rng = fresh_rng();
+    for exec in execs() {
+        for (src_t, dst_t) in [
+            (DType::F32, DType::F32),
+            (DType::BF16, DType::F16),
+            (DType::F16, DType::BF16),
+            (DType::E4M3, DType::E5M2),
+        ] {
+            let n = 3001;
+            let mut buf = random_elements(&mut rng, src_t, n);
+            let orig = buf.clone();
+            let p = CastParams {
+                scale: 2.0,
+                rounding: Rounding::NearestSaturate,
+                seed: 0,
+            };
+            let ptr = buf.as_mut_ptr();
+            // SAFETY: exact aliasing of equal-size types is allowed.
+            unsafe { exec.cast_raw(ptr, src_t, ptr, dst_t, n, &p) }.unwrap();
+            for i in 0..n {
+                let s = dst_t.size();
+                assert_eq!(
+                    &buf[i * s..(i + 1) * s],
+                    &encode_model(dst_t, read_f32(src_t, &orig, i), &p, i as u64)[..]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn cast_transpose_matches_model() {
+    let mut rng = fresh_rng();
+    let shapes = [
+        (1usize, 1usize),
+        (1, 70),
+        (70, 1),
+        (33, 65),
+        (64, 64),
+        (65, 129),
+        (100, 3),
+        (257, 31),
+    ];
+    for exec in execs() {
+        for &(rows, cols) in &shapes {
+            for src_t in [DType::F32, DType::BF16, DType::E5M2] {
+                for dst_t in [DType::E4M3, DType::E5M2, DType::BF16, DType::F32] {
+                    let rounding = if dst_t.fp8().is_some() {
+                        MODES[(rng.next() % 3) as usize]
+                    } else {
+                        Rounding::Nearest
+                    };
+                    let p = CastParams {
+                        scale: 0.75,
+                        rounding,
+                        seed: rng.next(),
+                    };
+                    let ld_src = cols + (rng.next() % 3) as usize;
+                    let ld_dst = cols + (rng.next() % 3) as usize;
+                    let ld_t = rows + (rng.next() % 3) as usize;
+                    let src = random_elements(&mut rng, src_t, (rows - 1) * ld_src + cols);
+                    let ds = dst_t.size();
+                    let which = rng.next() % 3; // 0 both, 1 dst only, 2 dst_t only
+                    let mut dst = vec![POISON; rows * ld_dst * ds];
+                    let mut dst_t_buf = vec![POISON; cols * ld_t * ds];
+                    let dp = if which != 2 {
+                        dst.as_mut_ptr()
+                    } else {
+                        core::ptr::null_mut()
+                    };
+                    let tp = if which != 1 {
+                        dst_t_buf.as_mut_ptr()
+                    } else {
+                        core::ptr::null_mut()
+                    };
+                    // SAFETY: buffers sized for the shapes and leading dimensions.
+                    let amax = unsafe {
+                        exec.cast_transpose_raw(
+                            src.as_ptr(),
+                            src_t,
+                            rows,
+                            cols,
+                            ld_src,
+                            dp,
+                            ld_dst,
+                            tp,
+                            ld_t,
+                            dst_t,
+                            &p,
+                        )
+                    }
+                    .unwrap();
+                    let mut want_amax = 0;
+                    for r in 0..rows {
+                        for c in 0..cols {
+                            let x = read_f32(src_t, &src, r * ld_src + c);
+                            want_amax = want_amax.max(x.to_bits() & 0x7FFF_FFFF);
+                            let want = encode_model(dst_t, x, &p, (r * cols + c) as u64);
+                            if which != 2 {
+                                let o = (r * ld_dst + c) * ds;
+                                assert_eq!(
+                                    &dst[o..o + ds],
+                                    &want[..],
+                                    "{exec:?} dst ({r},{c}) {rows}x{cols}"
+                                );
+                            }
+                            if which != 1 {
+                                let o = (c * ld_t + r) * ds;
+                                assert_eq!(
+                                    &dst_t_buf[o..o + ds],
+                                    &want[..],
+                                    "{exec:?} dst_t ({r},{c}) {rows}x{cols}"
+                                );
+                            }
+                        }
+                    }
+                    assert_eq!(amax.to_bits(), want_amax);
+                    // Padding between rows is never written.
+                    for r in 0..rows {
+                        for c in cols..ld_dst {
+                            assert!(
+                                dst[(r * ld_dst + c) * ds..(r * ld_dst + c + 1) * ds]
+                                    .iter()
+                                    .all(|&b| b == POISON)
+                            );
+                        }
+                    }
+                    for c in 0..cols {
+                        for r in rows..ld_t {
+                            assert!(
+                                dst_t_buf[(c * ld_t + r) * ds..(c * ld_t + r + 1) * ds]
+                                    .iter()
+                                    .all(|&b| b == POISON)
+                            );
+                        }
+                    }
+                    if which == 2 {
+                        assert!(dst.iter().all(|&b| b == POISON));
+                    }
+                    if which == 1 {
+                        assert!(dst_t_buf.iter().all(|&b| b == POISON));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cast_transpose_large_threads() {
+    let mut rng = fresh_rng();
+    let (rows, cols) = (1031, 517);
+    let src: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
+    let p = CastParams {
+        scale: 1.0,
+        rounding: Rounding::StochasticSaturate,
+        seed: rng.next(),
+    };
+    let mut want = vec![unitfp8::E5M2::ZERO; rows * cols];
+    let mut want_t = vec![unitfp8::E5M2::ZERO; rows * cols];
+    let scalar = Exec::new(Backend::Scalar).unwrap();
+    scalar
+        .cast_transpose(
+            &src[..],
+            rows,
+            cols,
+            cols,
+            Some(&mut want[..]),
+            cols,
+            Some(&mut want_t[..]),
+            rows,
+            &p,
+        )
+        .unwrap();
+    for r in 0..rows {
+        for c in 0..cols {
+            assert_eq!(want[r * cols + c], want_t[c * rows + r]);
+        }
+    }
+    for exec in execs() {
+        let mut d = vec![unitfp8::E5M2(POISON); rows * cols];
+        let mut t = vec![unitfp8::E5M2(POISON); rows * cols];
+        exec.cast_transpose(
+            &src[..],
+            rows,
+            cols,
+            cols,
+            Some(&mut d[..]),
+            cols,
+            Some(&mut t[..]),
+            rows,
+            &p,
+        )
+        .unwrap();
+        assert!(d == want && t == want_t, "{exec:?}");
+    }
+}
+
+fn round_io(t: DType, y: f32) -> f32 {
+    match t {
+        DType::F32 => y,
+        DType::BF16 => f32::from_bits((f32_to_bf16_bits(y, false) as u32) << 16),
+        _ => f16_bits_to_f32(f32_to_f16_bits(y, false)),
+    }
+}
+
+#[test]
+fn residual_mix_forward_matches_model() {
+    let mut rng = fresh_rng();
+    for exec in execs() {
+        for io in [DType::F32, DType::BF16, DType::F16] {
+            for &n in &[1usize, 17, 1024, 1500, 5000] {
+                let tau = [0.0f32, 0.4, 0.1, 1.0, 0.37][(rng.next() % 5) as usize];
+                let fp8_t = if rng.next() % 2 == 0 {
+                    DType::E4M3
+                } else {
+                    DType::E5M2
+                };
+                let mp = MixParams {
+                    tau,
+                    rounding: MODES[(rng.next() % 3) as usize],
+                    seed: rng.next(),
+                };
+                let (a, b) = mp.coefficients().unwrap();
+                assert_eq!((a, b), ((1.0 - tau).sqrt(), tau.sqrt()));
+                let x = random_elements(&mut rng, io, n);
+                let f = random_elements(&mut rng, io, n);
+                let s = io.size();
+                // out separate, out == x, out == f.
+                for mode in 0..3 {
+                    let mut out = vec![POISON; n * s];
+                    let mut xb = x.clone();
+                    let mut fb = f.clone();
+                    let mut q = vec![POISON; n];
+                    let (xp, fp, op) = match mode {
+                        0 => (xb.as_ptr(), fb.as_ptr(), out.as_mut_ptr()),
+                        1 => (xb.as_ptr(), fb.as_ptr(), xb.as_mut_ptr()),
+                        _ => (xb.as_ptr(), fb.as_ptr(), fb.as_mut_ptr()),
+                    };
+                    // SAFETY: sized buffers; out aliases x or f exactly, which is allowed.
+                    unsafe { exec.residual_mix_raw(xp, fp, op, io, n, q.as_mut_ptr(), fp8_t, &mp) }
+                        .unwrap();
+                    let result = match mode {
+                        0 => &out,
+                        1 => &xb,
+                        _ => &fb,
+                    };
+                    for i in 0..n {
+                        let y = round_io(io, a * read_f32(io, &x, i) + b * read_f32(io, &f, i));
+                        let got = read_f32(io, result, i);
+                        assert!(
+                            got.to_bits() == y.to_bits() || (got.is_nan() && y.is_nan()),
+                            "{exec:?} {io:?} i {i}"
+                        );
+                        let cp = CastParams {
+                            scale: 1.0,
+                            rounding: mp.rounding,
+                            seed: mp.seed,
+                        };
+                        assert_eq!(
+                            vec![q[i]],
+                            encode_model(fp8_t, got, &cp, i as u64),
+                            "{exec:?} fp8 copy i {i}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn residual_mix_backward_matches_model() {
+    let mut rng = fresh_rng();
+    for exec in execs() {
+        for io in [DType::F32, DType::BF16, DType::F16] {
+            for &n in &[1usize, 31, 1024, 2049] {
+                for accumulate in [false, true] {
+                    let tau = 0.4f32;
+                    let mp = MixParams {
+                        tau,
+                        rounding: Rounding::NearestSaturate,
+                        seed: 0,
+                    };
+                    let (a, b) = mp.coefficients().unwrap();
+                    let s = io.size();
+                    let g = random_elements(&mut rng, io, n);
+                    let gx0 = random_elements(&mut rng, io, n);
+                    for alias_gx in [false, true] {
+                        let mut gbuf = g.clone();
+                        let mut gx = if alias_gx { g.clone() } else { gx0.clone() };
+                        let mut gf = vec![POISON; n * s];
+                        let mut q = vec![POISON; n];
+                        let gp = gbuf.as_mut_ptr();
+                        let gxp = if alias_gx { gp } else { gx.as_mut_ptr() };
+                        // SAFETY: sized buffers; grad_x may alias grad_out exactly.
+                        unsafe {
+                            exec.residual_mix_backward_raw(
+                                gp,
+                                gxp,
+                                gf.as_mut_ptr(),
+                                io,
+                                n,
+                                accumulate,
+                                q.as_mut_ptr(),
+                                DType::E5M2,
+                                &mp,
+                            )
+                        }
+                        .unwrap();
+                        let gx_res = if alias_gx { &gbuf } else { &gx };
+                        let gx_in = if alias_gx { &g } else { &gx0 };
+                        for i in 0..n {
+                            let gi = read_f32(io, &g, i);
+                            let dx = if accumulate {
+                                read_f32(io, gx_in, i) + a * gi
+                            } else {
+                                a * gi
+                            };
+                            let (want_x, want_f) = (round_io(io, dx), round_io(io, b * gi));
+                            let (got_x, got_f) = (read_f32(io, gx_res, i), read_f32(io, &gf, i));
+                            let same = |p: f32, q: f32| {
+                                p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan())
+                            };
+                            assert!(
+                                same(got_x, want_x),
+                                "{exec:?} {io:?} acc {accumulate} grad_x i {i}"
+                            );
+                            assert!(same(got_f, want_f), "{exec:?} {io:?} grad_f i {i}");
+                            assert_eq!(
+                                q[i],
+                                unitfp8::Fp8Format::E5M2.encode(
+                                    got_f,
+                                    Rounding::NearestSaturate,
+                                    0
+                                )
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_fail_and_leave_outputs_untouched() {
+    let exec = Exec::global();
+    let x = vec![1.0f32; 64];
+    let f = vec![2.0f32; 64];
+    let mut buf = vec![POISON; 1024];
+    let untouched = |b: &[u8]| b.iter().all(|&v| v == POISON);
+    let xp = x.as_ptr() as *const u8;
+    let fp = f.as_ptr() as *const u8;
+    let op = buf.as_mut_ptr();
+    // SAFETY (all calls below): buffers are large enough; failures must not write anything.
+    unsafe {
+        for tau in [f32::NAN, -0.01, 1.01, f32::INFINITY] {
+            let mp = MixParams::new(tau);
+            assert_eq!(
+                exec.residual_mix_raw(
+                    xp,
+                    fp,
+                    op,
+                    DType::F32,
+                    64,
+                    core::ptr::null_mut(),
+                    DType::E4M3,
+                    &mp
+                ),
+                Err(Error::InvalidArgument)
+            );
+        }
+        let mp = MixParams::new(0.5);
+        // Partial overlap of out with x.
+        let mut xs = vec![0f32; 80];
+        let xsp = xs.as_mut_ptr() as *mut u8;
+        assert_eq!(
+            exec.residual_mix_raw(
+                xsp,
+                fp,
+                xsp.add(4),
+                DType::F32,
+                64,
+                core::ptr::null_mut(),
+                DType::E4M3,
+                &mp
+            ),
+            Err(Error::Overlap)
+        );
+        // FP8 copy overlapping the output.
+        assert_eq!(
+            exec.residual_mix_raw(xp, fp, op, DType::F32, 64, op.add(100), DType::E4M3, &mp),
+            Err(Error::Overlap)
+        );
+        // FP8 copy of a non-FP8 type; FP8 I/O.
+        assert_eq!(
+            exec.residual_mix_raw(xp, fp, op, DType::F32, 64, op.add(512), DType::BF16, &mp),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            exec.residual_mix_raw(
+                xp,
+                fp,
+                op,
+                DType::E4M3,
+                64,
+                core::ptr::null_mut(),
+                DType::E4M3,
+                &mp
+            ),
+            Err(Error::Unsupported)
+        );
+        // Null inputs.
+        assert_eq!(
+            exec.residual_mix_raw(
+                core::ptr::null(),
+                fp,
+                op,
+                DType::F32,
+                64,
+                core::ptr::null_mut(),
+                DType::E4M3,
+                &mp
+            ),
+            Err(Error::NullPointer)
+        );
+        // Backward: grad_x and grad_f overlapping.
+        assert_eq!(
+            exec.residual_mix_backward_raw(
+                xp,
+                op,
+                op.add(8),
+                DType::F32,
+                64,
+                false,
+                core::ptr::null_mut(),
+                DType::E5M2,
+                &mp
+            ),
+            Err(Error::Overlap)
+        );
+        // Casts.
+        let bad_scale = CastParams {
+            scale: f32::NAN,
+            ..CastParams::default()
+        };
+        assert_eq!(
+            exec.cast_raw(xp, DType::F32, op, DType::E4M3, 64, &bad_scale),
+            Err(Error::InvalidArgument)
+        );
+        let sr = CastParams {
+            rounding: Rounding::StochasticSaturate,
+            ..CastParams::default()
+        };
+        assert_eq!(
+            exec.cast_raw(xp, DType::F32, op, DType::BF16, 64, &sr),
+            Err(Error::Unsupported)
+        );
+        assert_eq!(
+            exec.cast_raw(
+                xsp,
+                DType::F32,
+                xsp.add(1),
+                DType::E4M3,
+                64,
+                &CastParams::default()
+            ),
+            Err(Error::Overlap)
+        );
+        assert_eq!(
+            exec.cast_raw(
+                xp,
+                DType::F32,
+                core::ptr::null_mut(),
+                DType::E4M3,
+                64,
+                &CastParams::default()
+            ),
+            Err(Error::NullPointer)
+        );
+        assert_eq!(
+            exec.cast_raw(
+                xp,
+                DType::F32,
+                op,
+                DType::E4M3,
+                usize::MAX / 2,
+                &CastParams::default()
+            ),
+            Err(Error::InvalidArgument)
+        );
+        // n = 0 is a no-op even with null pointers.
+        assert_eq!(
+            exec.cast_raw(
+                core::ptr::null(),
+                DType::F32,
+                core::ptr::null_mut(),
+                DType::E4M3,
+                0,
+                &CastParams::default()
+            ),
+            Ok(0.0)
+        );
+        // Cast-transpose: short leading dimensions, overflowing shapes, overlapping outputs.
+        let p = CastParams::default();
+        assert_eq!(
+            exec.cast_transpose_raw(
+                xp,
+                DType::F32,
+                4,
+                8,
+                7,
+                op,
+                8,
+                core::ptr::null_mut(),
+                4,
+                DType::E4M3,
+                &p
+            ),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            exec.cast_transpose_raw(
+                xp,
+                DType::F32,
+                4,
+                8,
+                8,
+                op,
+                7,
+                core::ptr::null_mut(),
+                4,
+                DType::E4M3,
+                &p
+            ),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            exec.cast_transpose_raw(
+                xp,
+                DType::F32,
+                4,
+                8,
+                8,
+                core::ptr::null_mut(),
+                8,
+                op,
+                3,
+                DType::E4M3,
+                &p
+            ),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            exec.cast_transpose_raw(
+                xp,
+                DType::F32,
+                usize::MAX / 4,
+                8,
+                8,
+                op,
+                8,
+                core::ptr::null_mut(),
+                4,
+                DType::E4M3,
+                &p
+            ),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            exec.cast_transpose_raw(
+                xp,
+                DType::F32,
+                4,
+                8,
+                8,
+                op,
+                8,
+                op.add(16),
+                4,
+                DType::E4M3,
+                &p
+            ),
+            Err(Error::Overlap)
+        );
+    }
+    assert!(untouched(&buf));
+    // Safe API: mismatched lengths.
+    let mut short = [unitfp8::E4M3::ZERO; 3];
+    assert_eq!(
+        unitfp8::cast(&x[..], &mut short[..], &CastParams::default()),
+        Err(Error::InvalidArgument)
+    );
+}
