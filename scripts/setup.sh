@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the tests and benchmarks need on a fresh Debian machine with rustup (idempotent):
+# Debian qemu-user + the aarch64 cross toolchain, the aarch64 and bare-metal Rust targets,
+# cbindgen 0.29.4, and a Python venv (.venv) with numpy and ml_dtypes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+need_apt=()
+command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v g++ >/dev/null || need_apt+=(g++)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add aarch64-unknown-linux-gnu x86_64-unknown-none aarch64-unknown-none >/dev/null
+
+if ! cbindgen --version 2>/dev/null | grep -q '0.29.4'; then
+  echo "setup: cargo install cbindgen 0.29.4"
+  cargo install cbindgen --version 0.29.4 --locked --quiet
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: python venv .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import numpy, ml_dtypes' 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check numpy ml_dtypes
+fi
+echo "setup: ok"

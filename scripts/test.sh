@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test of unitfp8: the Rust suites (release; exhaustive over all 2^32 f32 inputs on
+# x86-64), the C/C++/Python FFI suites against the static and shared libraries, the GEMM FFI
+# suite, and the aarch64 (NEON) suites under qemu. Installs what it needs first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+scripts/setup.sh
+export PYTHON="$PWD/.venv/bin/python"
+
+step() { echo; echo "=== $* ==="; }
+step "cargo test --release (workspace)"
+cargo test --release --workspace
+step "C / C++ / Python FFI tests"
+scripts/ffi-tests.sh
+step "GEMM FFI tests"
+ffi-tests/gemm/run.sh
+step "aarch64 / NEON tests under qemu"
+scripts/test-aarch64.sh
+echo; echo "all tests passed"
