@@ -458,7 +458,7 @@ unsafe fn cast_range(
 }
 
 /// Rows per cast-transpose tile.
-const TILE_ROWS: usize = 32;
+const TILE_ROWS: usize = 64;
 /// Columns per cast-transpose tile.
 const TILE_COLS: usize = 64;
 
