@@ -57,7 +57,7 @@ if [[ "${SKIP_PYTHON:-0}" != 1 ]]; then
 fi
 
 step "header up to date"
-scripts/check-header.sh || fail "header out of date"
+ffi-tests/check-header.sh || fail "header out of date"
 
 if [[ $status -ne 0 ]]; then
     echo; echo "FFI tests FAILED" >&2

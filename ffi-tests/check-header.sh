@@ -18,7 +18,7 @@ cbindgen --config cbindgen.toml --crate unitfp8 --output "$tmp/unitfp8.h" 2>"$tm
     exit 1
 }
 if ! diff -u include/unitfp8.h "$tmp/unitfp8.h"; then
-    echo "include/unitfp8.h is out of date: regenerate it (see scripts/check-header.sh)" >&2
+    echo "include/unitfp8.h is out of date: regenerate it (see ffi-tests/check-header.sh)" >&2
     exit 1
 fi
 echo "include/unitfp8.h is up to date"
