@@ -8,11 +8,11 @@ use crate::dtype::{DType, Rounding};
 use crate::error::Error;
 use crate::exec::Exec;
 
-/// Casts `n` elements: `dst[i] = round(src[i] · scale)`.
+/// Casts `n` elements: `dst[i] = round(src[i] * scale)`.
 ///
-/// - `src`: `n` elements of type `src_type` (a `UNITFP8_F32` … `UNITFP8_E5M2` code).
+/// - `src`: `n` elements of type `src_type` (a `UNITFP8_F32` ... `UNITFP8_E5M2` code).
 /// - `dst`: `n` elements of type `dst_type`.
-/// - `scale`: multiplier applied in f32 before rounding (1 for μS); must be finite. The source
+/// - `scale`: multiplier applied in f32 before rounding (1 for muS); must be finite. The source
 ///   value widens to f32 exactly, then one f32 multiply, then one rounding to `dst_type`.
 /// - `rounding`: a `UNITFP8_ROUND_*` code; applied to every destination type, including
 ///   f32 (where only saturation matters), bf16 and f16. Stochastic rounding needs an FP8
@@ -74,19 +74,19 @@ pub unsafe extern "C" fn unitfp8_cast(
     })
 }
 
-/// Casts a `rows × cols` row-major matrix into `dst` (same shape) and/or its transpose
-/// `dst_t` (`cols × rows`), in one pass: `dst[r·ld_dst + c] = dst_t[c·ld_dst_t + r] =
-/// round(src[r·ld_src + c] · scale)`.
+/// Casts a `rows x cols` row-major matrix into `dst` (same shape) and/or its transpose
+/// `dst_t` (`cols x rows`), in one pass: `dst[r*ld_dst + c] = dst_t[c*ld_dst_t + r] =
+/// round(src[r*ld_src + c] * scale)`.
 ///
 /// - Leading dimensions are in elements, the distance between the starts of consecutive rows
-///   (of `src`, `dst`, `dst_t`); `ld_src` ≥ `cols`, `ld_dst` ≥ `cols` (when `dst` is given),
-///   `ld_dst_t` ≥ `rows` (when `dst_t` is given); the leading dimension of a null output is
-///   ignored. A column-major `M × N` matrix is the row-major
-///   `N × M` matrix with the same leading dimension, so column-major callers swap `rows` and
+///   (of `src`, `dst`, `dst_t`); `ld_src` >= `cols`, `ld_dst` >= `cols` (when `dst` is given),
+///   `ld_dst_t` >= `rows` (when `dst_t` is given); the leading dimension of a null output is
+///   ignored. A column-major `M x N` matrix is the row-major
+///   `N x M` matrix with the same leading dimension, so column-major callers swap `rows` and
 ///   `cols`.
 /// - `dst` and `dst_t` are each nullable (both null computes only `amax`); they share
 ///   `dst_type`, `scale`, `rounding` and `seed` (as for `unitfp8_cast`). Stochastic rounding
-///   keys element `(r, c)` by index `r·cols + c`, so `dst_t` is exactly the transpose of `dst`
+///   keys element `(r, c)` by index `r*cols + c`, so `dst_t` is exactly the transpose of `dst`
 ///   and equals `unitfp8_cast` of the contiguous matrix with the same seed.
 /// - `amax` (nullable): `max |src|` over the matrix before scaling (NaN when any is NaN, 0 for
 ///   an empty matrix), written after the work; it must not overlap any of the buffers.

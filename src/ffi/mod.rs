@@ -4,7 +4,7 @@
 //!
 //! - The return value is an `int32_t` status: `UNITFP8_OK` (0) or one of the
 //!   `UNITFP8_ERROR_*` codes; `unitfp8_status_string` describes it.
-//! - Enum arguments (`UNITFP8_F32` … element types, `UNITFP8_ROUND_*` rounding modes) are plain
+//! - Enum arguments (`UNITFP8_F32` ... element types, `UNITFP8_ROUND_*` rounding modes) are plain
 //!   `uint32_t` values, validated here: an unknown code is `UNITFP8_ERROR_INVALID_ARGUMENT`.
 //!   Every code argument is validated on every call, even when the buffer it describes is
 //!   null or empty.
@@ -38,7 +38,7 @@ pub use gemm::*;
 pub const UNITFP8_OK: i32 = 0;
 /// A required pointer was null.
 pub const UNITFP8_ERROR_NULL_POINTER: i32 = 1;
-/// Bad dtype or rounding value, bad size or leading dimension, NaN or out-of-range τ, or a
+/// Bad dtype or rounding value, bad size or leading dimension, NaN or out-of-range tau, or a
 /// non-finite scale.
 pub const UNITFP8_ERROR_INVALID_ARGUMENT: i32 = 2;
 /// Buffers overlap in a way the call does not allow.
@@ -62,11 +62,11 @@ pub const UNITFP8_E4M3: u32 = 3;
 /// passed as `uint8_t`.
 pub const UNITFP8_E5M2: u32 = 4;
 
-/// Rounding code: round to nearest, ties to even; beyond ±max (and ±Inf) clip to ±max finite;
-/// NaN stays NaN. The μS clip-cast (CUDA `satfinite`).
+/// Rounding code: round to nearest, ties to even; beyond +-max (and +-Inf) clip to +-max finite;
+/// NaN stays NaN. The muS clip-cast (CUDA `satfinite`).
 pub const UNITFP8_ROUND_NEAREST_SATURATE: u32 = 0;
-/// Rounding code: round to nearest, ties to even, IEEE-style overflow: E4M3 overflow and ±Inf
-/// become NaN; E5M2, bf16 and f16 overflow becomes ±Inf. Equals `ml_dtypes` / PyTorch `.to()`.
+/// Rounding code: round to nearest, ties to even, IEEE-style overflow: E4M3 overflow and +-Inf
+/// become NaN; E5M2, bf16 and f16 overflow becomes +-Inf. Equals `ml_dtypes` / PyTorch `.to()`.
 pub const UNITFP8_ROUND_NEAREST: u32 = 1;
 /// Rounding code: unbiased stochastic rounding with saturation, FP8 destinations only. The
 /// random bits of element `i` are a hash of `(seed, i)`: results do not depend on the back end

@@ -1,4 +1,4 @@
-//! C entry points of the μS fixed(τ) residual mix.
+//! C entry points of the muS fixed(tau) residual mix.
 
 use core::ffi::c_void;
 
@@ -21,15 +21,15 @@ fn fp8_codes(
     ))
 }
 
-/// The μS fixed(τ) residual mix: `out[i] = sqrt(1-τ)·x[i] + sqrt(τ)·f[i]` for `n` elements,
+/// The muS fixed(tau) residual mix: `out[i] = sqrt(1-tau)*x[i] + sqrt(tau)*f[i]` for `n` elements,
 /// plus an optional FP8 copy `out_fp8[i] = round(out[i])` of the stored output.
 ///
 /// - `io_type`: the type of `x`, `f` and `out`: `UNITFP8_F32`, `UNITFP8_BF16` or `UNITFP8_F16`
 ///   (an FP8 `io_type` is `UNITFP8_ERROR_UNSUPPORTED`).
-/// - Arithmetic is f32: inputs widen exactly; `a = sqrtf(1-τ)` and `b = sqrtf(τ)` are correctly
-///   rounded; `a·x` and `b·f` are each rounded to f32, then added (no FMA); bf16/f16 outputs
-///   round to nearest even (overflow to ±Inf).
-/// - `tau`: τ in [0, 1]; NaN or out of range is `UNITFP8_ERROR_INVALID_ARGUMENT`.
+/// - Arithmetic is f32: inputs widen exactly; `a = sqrtf(1-tau)` and `b = sqrtf(tau)` are correctly
+///   rounded; `a*x` and `b*f` are each rounded to f32, then added (no FMA); bf16/f16 outputs
+///   round to nearest even (overflow to +-Inf).
+/// - `tau`: tau in [0, 1]; NaN or out of range is `UNITFP8_ERROR_INVALID_ARGUMENT`.
 /// - `out_fp8` (nullable): `n` bytes of type `fp8_type` (`UNITFP8_E4M3` or `UNITFP8_E5M2`,
 ///   else `UNITFP8_ERROR_INVALID_ARGUMENT` when `out_fp8` is not null), rounded with
 ///   `rounding` (a `UNITFP8_ROUND_*` code) and `seed` (element `i` keyed by `(seed, i)`); it
@@ -67,7 +67,7 @@ pub unsafe extern "C" fn unitfp8_residual_mix(
             rounding,
             seed,
         };
-        // SAFETY: buffer validity is the caller's contract; the raw method checks τ, types,
+        // SAFETY: buffer validity is the caller's contract; the raw method checks tau, types,
         // null pointers, sizes and overlap before touching the buffers.
         unsafe {
             Exec::global().residual_mix_raw(
@@ -85,14 +85,14 @@ pub unsafe extern "C" fn unitfp8_residual_mix(
 }
 
 /// Backward of the residual mix, for `n` elements with `g = grad_out`:
-/// `grad_x[i] = sqrt(1-τ)·g[i]` (or `grad_x[i] += sqrt(1-τ)·g[i]` when `accumulate_grad_x` is
-/// nonzero) and `grad_f[i] = sqrt(τ)·g[i]`, plus an optional FP8 copy
+/// `grad_x[i] = sqrt(1-tau)*g[i]` (or `grad_x[i] += sqrt(1-tau)*g[i]` when `accumulate_grad_x` is
+/// nonzero) and `grad_f[i] = sqrt(tau)*g[i]`, plus an optional FP8 copy
 /// `grad_f_fp8[i] = round(grad_f[i])` of the stored `grad_f` (normally E5M2).
 ///
 /// - `io_type`: the type of `grad_out`, `grad_x` and `grad_f`: `UNITFP8_F32`, `UNITFP8_BF16` or
 ///   `UNITFP8_F16` (FP8 is `UNITFP8_ERROR_UNSUPPORTED`).
 /// - Arithmetic is f32 as in `unitfp8_residual_mix`; the accumulation is
-///   `f32(grad_x) + (a·g rounded to f32)`, one rounding each, then rounded to `io_type`.
+///   `f32(grad_x) + (a*g rounded to f32)`, one rounding each, then rounded to `io_type`.
 /// - `tau`, `grad_f_fp8`, `fp8_type`, `rounding`, `seed`: as `unitfp8_residual_mix`'s `tau`,
 ///   `out_fp8`, `fp8_type`, `rounding` and `seed`.
 ///
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn unitfp8_residual_mix(
 /// overlap each other; any other overlap with `grad_out` is `UNITFP8_ERROR_OVERLAP`.
 /// `grad_f_fp8` must not overlap any buffer.
 ///
-/// Errors: `UNITFP8_ERROR_INVALID_ARGUMENT` (unknown code, bad τ, FP8 copy of a non-FP8 type,
+/// Errors: `UNITFP8_ERROR_INVALID_ARGUMENT` (unknown code, bad tau, FP8 copy of a non-FP8 type,
 /// size overflow), `UNITFP8_ERROR_UNSUPPORTED` (FP8 `io_type`), `UNITFP8_ERROR_OVERLAP`,
 /// `UNITFP8_ERROR_NULL_POINTER` when `n` > 0 and `grad_out`, `grad_x` or `grad_f` is null.
 ///
@@ -129,7 +129,7 @@ pub unsafe extern "C" fn unitfp8_residual_mix_backward(
             rounding,
             seed,
         };
-        // SAFETY: buffer validity is the caller's contract; the raw method checks τ, types,
+        // SAFETY: buffer validity is the caller's contract; the raw method checks tau, types,
         // null pointers, sizes and overlap before touching the buffers.
         unsafe {
             Exec::global().residual_mix_backward_raw(
