@@ -3,7 +3,9 @@
 # as C99 and as C++17 against each, runs every binary with the default back end and with
 # UNITFP8_BACKEND=scalar, compiles the header alone as C and C++, runs the Python tests
 # (ctypes + numpy + ml_dtypes, with ${PYTHON:-python3}) and checks the header is up to date.
-# Exits nonzero on any failure. Set SKIP_PYTHON=1 to skip the Python part.
+# Exits nonzero on any failure. Set SKIP_PYTHON=1 to skip the Python part; set FFI_AARCH64=1 to
+# also cross-build for aarch64 and run the C test under qemu-aarch64 (NEON and scalar back ends;
+# needs the aarch64-unknown-linux-gnu Rust target, aarch64-linux-gnu-gcc and qemu-aarch64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -50,6 +52,23 @@ for b in "${bins[@]}"; do
         fi
     done
 done
+
+if [[ "${FFI_AARCH64:-0}" == 1 ]]; then
+    step "aarch64 cross build, C test under qemu-aarch64"
+    if CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+        cargo build --release --target aarch64-unknown-linux-gnu &&
+        aarch64-linux-gnu-gcc "${cflags[@]}" "$src" \
+            target/aarch64-unknown-linux-gnu/release/libunitfp8.a -lpthread -ldl -lm \
+            -o "$build/test_c_aarch64"; then
+        for backend in neon scalar; do
+            step "test_c_aarch64 ($backend back end, qemu)"
+            UNITFP8_BACKEND=$backend qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/test_c_aarch64" ||
+                fail "test_c_aarch64 ($backend)"
+        done
+    else
+        fail "aarch64 build"
+    fi
+fi
 
 if [[ "${SKIP_PYTHON:-0}" != 1 ]]; then
     step "Python tests ($PYTHON)"
