@@ -504,7 +504,7 @@ unsafe fn cast_transpose_rows(
                 unsafe {
                     let s = (src as *const u8).add((row * g.ld_src + c0) * ss);
                     let f = widen_block(k, g.src_type, s, cw, &mut buf);
-                    let out = if dst_t == 0 {
+                    let out = if dst_t == 0 && dst != 0 {
                         (dst as *mut u8).add((row * g.ld_dst + c0) * ds)
                     } else {
                         tile.as_mut_ptr().add(r * TILE_COLS * ds)

@@ -1,0 +1,179 @@
+//! C entry points of the casts.
+
+use core::ffi::c_void;
+
+use super::{amax_overlaps, guard, store_amax};
+use crate::cast::{CastParams, matrix_extent};
+use crate::dtype::{DType, Rounding};
+use crate::error::Error;
+use crate::exec::Exec;
+
+/// Casts `n` elements: `dst[i] = round(src[i] * scale)`.
+///
+/// - `src`: `n` elements of type `src_type` (a `UNITFP8_F32` ... `UNITFP8_E5M2` code).
+/// - `dst`: `n` elements of type `dst_type`.
+/// - `scale`: multiplier applied in f32 before rounding (1 for muS); must be finite. The source
+///   value widens to f32 exactly, then one f32 multiply, then one rounding to `dst_type`.
+/// - `rounding`: a `UNITFP8_ROUND_*` code; applied to every destination type, including
+///   f32 (where only saturation matters), bf16 and f16. Stochastic rounding needs an FP8
+///   destination. `seed` keys it (element `i` uses `(seed, i)`); other modes ignore `seed`.
+/// - `amax` (nullable): receives `max |src[i]|` before scaling (NaN when any element is NaN,
+///   0 when `n` = 0), written after the cast. It must not overlap `src` or `dst`.
+///
+/// Aliasing: `dst` may be exactly `src` (same address) when both types have the same size
+/// (in-place); any other overlap of `src` and `dst` is `UNITFP8_ERROR_OVERLAP`.
+///
+/// Errors: `UNITFP8_ERROR_INVALID_ARGUMENT` for an unknown type or rounding code, a non-finite
+/// `scale` or a byte size that overflows; `UNITFP8_ERROR_UNSUPPORTED` for stochastic rounding
+/// to f32/bf16/f16; `UNITFP8_ERROR_NULL_POINTER` when `n` > 0 and `src` or `dst` is null;
+/// `UNITFP8_ERROR_OVERLAP` as above.
+///
+/// # Safety
+/// When `n` > 0, `src` must be readable and `dst` writable for `n` elements of their types, and
+/// `amax` null or writable for one `float`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn unitfp8_cast(
+    src: *const c_void,
+    src_type: u32,
+    dst: *mut c_void,
+    dst_type: u32,
+    n: usize,
+    scale: f32,
+    rounding: u32,
+    seed: u64,
+    amax: *mut f32,
+) -> i32 {
+    guard(|| {
+        let src_type = DType::from_code(src_type)?;
+        let dst_type = DType::from_code(dst_type)?;
+        let params = CastParams {
+            scale,
+            rounding: Rounding::from_code(rounding)?,
+            seed,
+        };
+        if !amax.is_null() && n > 0 {
+            let sb = n
+                .checked_mul(src_type.size())
+                .ok_or(Error::InvalidArgument)?;
+            let db = n
+                .checked_mul(dst_type.size())
+                .ok_or(Error::InvalidArgument)?;
+            if amax_overlaps(amax, &[(src as usize, sb), (dst as usize, db)]) {
+                return Err(Error::Overlap);
+            }
+        }
+        // SAFETY: validity of the buffers for n elements is the caller's contract; the raw
+        // method checks null pointers, sizes and overlap before touching them.
+        let value = unsafe {
+            Exec::global().cast_raw(src.cast(), src_type, dst.cast(), dst_type, n, &params)?
+        };
+        // SAFETY: amax is null or writable (contract) and overlaps no buffer (checked).
+        unsafe { store_amax(amax, value) };
+        Ok(())
+    })
+}
+
+/// Casts a `rows x cols` row-major matrix into `dst` (same shape) and/or its transpose
+/// `dst_t` (`cols x rows`), in one pass: `dst[r*ld_dst + c] = dst_t[c*ld_dst_t + r] =
+/// round(src[r*ld_src + c] * scale)`.
+///
+/// - Leading dimensions are in elements, the distance between the starts of consecutive rows
+///   (of `src`, `dst`, `dst_t`); `ld_src` >= `cols`, `ld_dst` >= `cols` (when `dst` is given),
+///   `ld_dst_t` >= `rows` (when `dst_t` is given); the leading dimension of a null output is
+///   ignored. A column-major `M x N` matrix is the row-major
+///   `N x M` matrix with the same leading dimension, so column-major callers swap `rows` and
+///   `cols`.
+/// - `dst` and `dst_t` are each nullable (both null computes only `amax`); they share
+///   `dst_type`, `scale`, `rounding` and `seed` (as for `unitfp8_cast`). Stochastic rounding
+///   keys element `(r, c)` by index `r*cols + c`, so `dst_t` is exactly the transpose of `dst`
+///   and equals `unitfp8_cast` of the contiguous matrix with the same seed.
+/// - `amax` (nullable): `max |src|` over the matrix before scaling (NaN when any is NaN, 0 for
+///   an empty matrix), written after the work; it must not overlap any of the buffers.
+///
+/// Aliasing: the byte ranges spanned by `src`, `dst` and `dst_t` (from the first element to
+/// the last, gaps between rows included) must not overlap each other
+/// (`UNITFP8_ERROR_OVERLAP`); there is no in-place mode.
+///
+/// Errors: `UNITFP8_ERROR_INVALID_ARGUMENT` for an unknown type or rounding code, a non-finite
+/// `scale`, a leading dimension below the row length it holds, or a shape whose byte size
+/// overflows; `UNITFP8_ERROR_UNSUPPORTED` for stochastic rounding to f32/bf16/f16;
+/// `UNITFP8_ERROR_NULL_POINTER` when the matrix is not empty and `src` is null;
+/// `UNITFP8_ERROR_OVERLAP` as above. `rows` = 0 or `cols` = 0 is a successful no-op.
+///
+/// # Safety
+/// Each non-null buffer must be valid (readable for `src`, writable for the outputs) for its
+/// shape and leading dimension; `amax` null or writable for one `float`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn unitfp8_cast_transpose(
+    src: *const c_void,
+    src_type: u32,
+    rows: usize,
+    cols: usize,
+    ld_src: usize,
+    dst: *mut c_void,
+    ld_dst: usize,
+    dst_t: *mut c_void,
+    ld_dst_t: usize,
+    dst_type: u32,
+    scale: f32,
+    rounding: u32,
+    seed: u64,
+    amax: *mut f32,
+) -> i32 {
+    guard(|| {
+        let src_type = DType::from_code(src_type)?;
+        let dst_type = DType::from_code(dst_type)?;
+        let params = CastParams {
+            scale,
+            rounding: Rounding::from_code(rounding)?,
+            seed,
+        };
+        // The leading dimension of an absent output is ignored.
+        let ld_dst = if dst.is_null() { cols } else { ld_dst };
+        let ld_dst_t = if dst_t.is_null() { rows } else { ld_dst_t };
+        if !amax.is_null() {
+            // The same shape checks as the raw method, needed here to size the ranges.
+            if ld_src < cols || ld_dst < cols || ld_dst_t < rows {
+                return Err(Error::InvalidArgument);
+            }
+            let bytes = |r: usize, c: usize, ld: usize, size: usize| {
+                matrix_extent(r, c, ld)
+                    .and_then(|e| e.checked_mul(size))
+                    .ok_or(Error::InvalidArgument)
+            };
+            let ranges = [
+                (src as usize, bytes(rows, cols, ld_src, src_type.size())?),
+                (dst as usize, bytes(rows, cols, ld_dst, dst_type.size())?),
+                (
+                    dst_t as usize,
+                    bytes(cols, rows, ld_dst_t, dst_type.size())?,
+                ),
+            ];
+            if amax_overlaps(amax, &ranges) {
+                return Err(Error::Overlap);
+            }
+        }
+        // SAFETY: buffer validity is the caller's contract; the raw method checks shapes,
+        // null pointers and overlap before touching them.
+        let value = unsafe {
+            Exec::global().cast_transpose_raw(
+                src.cast(),
+                src_type,
+                rows,
+                cols,
+                ld_src,
+                dst.cast(),
+                ld_dst,
+                dst_t.cast(),
+                ld_dst_t,
+                dst_type,
+                &params,
+            )?
+        };
+        // SAFETY: amax is null or writable (contract) and overlaps no buffer (checked).
+        unsafe { store_amax(amax, value) };
+        Ok(())
+    })
+}
