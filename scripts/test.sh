@@ -13,7 +13,7 @@ step() { echo; echo "=== $* ==="; }
 step "cargo test --release (workspace)"
 cargo test --release --workspace
 step "C / C++ / Python FFI tests"
-scripts/ffi-tests.sh
+FFI_AARCH64=1 scripts/ffi-tests.sh
 step "GEMM FFI tests"
 ffi-tests/gemm/run.sh
 step "aarch64 / NEON tests under qemu"

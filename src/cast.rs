@@ -3,8 +3,10 @@
 //!
 //! Semantics of one element: `dst = round(f32(src) · scale)`, where `f32(src)` is exact, the
 //! multiply is one f32 multiply (exact for power-of-two scales without over/underflow, and for
-//! 1.0), and `round` is the [`Rounding`] mode applied to the destination type. amax is
-//! `max |src|` before scaling, NaN when any element is NaN.
+//! 1.0), and `round` is the [`Rounding`] mode applied to the destination type. f32
+//! destinations are never clipped (`dst = src · scale`, IEEE), so decoding keeps ±Inf whatever the
+//! mode; stochastic rounding needs an FP8 destination. amax is `max |src|` before scaling, NaN
+//! when any element is NaN.
 
 use crate::backend::{EncodeArgs, Kernels};
 use crate::dtype::{DType, Element, Rounding};
@@ -370,7 +372,8 @@ pub(crate) unsafe fn encode_block(
     n: usize,
     index0: u64,
 ) -> u32 {
-    let saturate = params.rounding.saturates();
+    // f32 is the widest type: saturation clips only narrowing destinations.
+    let saturate = params.rounding.saturates() && dst_type != DType::F32;
     let mut amax = 0;
     let mut done = 0;
     while done < n {
@@ -440,13 +443,7 @@ unsafe fn cast_range(
                         len,
                     ),
                 }
-                amax = amax.max((k.f32_to_f32)(
-                    params.scale,
-                    params.rounding.saturates(),
-                    out,
-                    out,
-                    len,
-                ));
+                amax = amax.max((k.f32_to_f32)(params.scale, false, out, out, len));
             } else {
                 let f = widen_block(k, src_type, s, len, &mut buf);
                 amax = amax.max(encode_block(k, dst_type, params, f, d, len, i as u64));

@@ -104,7 +104,10 @@ fn read_f32(t: DType, bytes: &[u8], i: usize) -> f32 {
 fn encode_model(t: DType, x: f32, p: &CastParams, index: u64) -> Vec<u8> {
     let sat = p.rounding.saturates();
     match t {
-        DType::F32 => scale_f32(x, p.scale, sat).to_bits().to_le_bytes().to_vec(),
+        DType::F32 => scale_f32(x, p.scale, false)
+            .to_bits()
+            .to_le_bytes()
+            .to_vec(),
         DType::BF16 => f32_to_bf16_bits(x * p.scale, sat).to_le_bytes().to_vec(),
         DType::F16 => f32_to_f16_bits(x * p.scale, sat).to_le_bytes().to_vec(),
         _ => vec![
@@ -279,7 +282,7 @@ fn cast_transpose_matches_model() {
                     let ld_t = rows + (rng.next() % 3) as usize;
                     let src = random_elements(&mut rng, src_t, (rows - 1) * ld_src + cols);
                     let ds = dst_t.size();
-                    let which = rng.next() % 3; // 0 both, 1 dst only, 2 dst_t only
+                    let which = rng.next() % 4; // 0 both, 1 dst only, 2 dst_t only, 3 neither (amax only)
                     let mut dst = vec![POISON; rows * ld_dst * ds];
                     let mut dst_t_buf = vec![POISON; cols * ld_t * ds];
                     let dp = if which != 2 {
@@ -315,7 +318,7 @@ fn cast_transpose_matches_model() {
                             let x = read_f32(src_t, &src, r * ld_src + c);
                             want_amax = want_amax.max(x.to_bits() & 0x7FFF_FFFF);
                             let want = encode_model(dst_t, x, &p, (r * cols + c) as u64);
-                            if which != 2 {
+                            if which < 2 {
                                 let o = (r * ld_dst + c) * ds;
                                 assert_eq!(
                                     &dst[o..o + ds],
@@ -323,7 +326,7 @@ fn cast_transpose_matches_model() {
                                     "{exec:?} dst ({r},{c}) {rows}x{cols}"
                                 );
                             }
-                            if which != 1 {
+                            if which == 0 || which == 2 {
                                 let o = (c * ld_t + r) * ds;
                                 assert_eq!(
                                     &dst_t_buf[o..o + ds],
@@ -353,10 +356,10 @@ fn cast_transpose_matches_model() {
                             );
                         }
                     }
-                    if which == 2 {
+                    if which >= 2 {
                         assert!(dst.iter().all(|&b| b == POISON));
                     }
-                    if which == 1 {
+                    if which == 1 || which == 3 {
                         assert!(dst_t_buf.iter().all(|&b| b == POISON));
                     }
                 }

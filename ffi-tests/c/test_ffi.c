@@ -678,7 +678,8 @@ static void test_amax_inplace(void) {
     CHECK_STATUS(unitfp8_cast(x, UNITFP8_F32, x, UNITFP8_F32, 37, 2.0f,
                               UNITFP8_ROUND_NEAREST_SATURATE, 0, NULL),
                  UNITFP8_OK);
-    CHECK(x[0] == 3.4028235e38f && x[1] == -3.4028235e38f, "f32 saturate %g %g", x[0], x[1]);
+    /* f32 destinations are never clipped: 3e38 * 2 overflows to +Inf, -Inf stays -Inf. */
+    CHECK(isinf(x[0]) && x[0] > 0 && isinf(x[1]) && x[1] < 0, "f32 not clipped %g %g", x[0], x[1]);
     for (i = 2; i < 37; i++) {
         CHECK(x[i] == y[i] * 2.0f, "f32 in-place scale at %d", i);
     }
