@@ -285,12 +285,12 @@ fn cast_transpose_matches_model() {
                     let which = rng.next() % 4; // 0 both, 1 dst only, 2 dst_t only, 3 neither (amax only)
                     let mut dst = vec![POISON; rows * ld_dst * ds];
                     let mut dst_t_buf = vec![POISON; cols * ld_t * ds];
-                    let dp = if which != 2 {
+                    let dp = if which < 2 {
                         dst.as_mut_ptr()
                     } else {
                         core::ptr::null_mut()
                     };
-                    let tp = if which != 1 {
+                    let tp = if which == 0 || which == 2 {
                         dst_t_buf.as_mut_ptr()
                     } else {
                         core::ptr::null_mut()
