@@ -13,7 +13,9 @@
 use half::{bf16, f16};
 use unitfp8::backend::{EncodeArgs, Kernels, scalar};
 use unitfp8::rng::StreamKey;
-use unitfp8::{Backend, CastParams, DType, E4M3, E5M2, Element, Exec, Fp8Format, MixParams, Rounding};
+use unitfp8::{
+    Backend, CastParams, DType, E4M3, E5M2, Element, Exec, Fp8Format, MixParams, Rounding,
+};
 
 // ------------------------------------------------------------------------------------------
 // Utilities.
@@ -54,7 +56,9 @@ impl Rng {
 }
 
 fn neon() -> &'static Kernels {
-    Backend::Neon.kernels().expect("NEON is always available on aarch64")
+    Backend::Neon
+        .kernels()
+        .expect("NEON is always available on aarch64")
 }
 
 const SCALAR: &Kernels = &scalar::KERNELS;
@@ -111,7 +115,14 @@ fn boundary_patterns() -> Vec<u32> {
         let mut mants = vec![0u32, 0x7F_FFFF];
         for k in 0..23 {
             let p = 1u32 << k;
-            mants.extend([p, p - 1, p + 1, p | (p >> 1), 0x7F_FFFF ^ p, 0x7F_FFFF & !(p - 1)]);
+            mants.extend([
+                p,
+                p - 1,
+                p + 1,
+                p | (p >> 1),
+                0x7F_FFFF ^ p,
+                0x7F_FFFF & !(p - 1),
+            ]);
         }
         for m in mants {
             let b = field << 23 | (m & 0x7F_FFFF);
@@ -141,13 +152,13 @@ fn boundary_patterns() -> Vec<u32> {
 /// ≥ 2^22 f32 bit patterns: a stride through all 2^32 (random start), uniformly random
 /// patterns, random values with exponents near the FP8/f16 ranges, and all boundaries.
 fn f32_patterns(rng: &mut Rng) -> Vec<f32> {
-    let mut v: Vec<u32> = Vec::with_capacity(5 << 20);
+    let mut v: Vec<u32> = Vec::with_capacity(8 << 20);
     let mut p = rng.u32();
-    for _ in 0..(1 << 21) {
+    for _ in 0..(1 << 22) {
         v.push(p);
-        p = p.wrapping_add(2049);
+        p = p.wrapping_add(1025);
     }
-    for _ in 0..(1 << 20) {
+    for _ in 0..(1 << 21) {
         v.push(rng.u32());
     }
     for _ in 0..(1 << 20) {
@@ -186,7 +197,14 @@ fn bits(x: &[f32]) -> Vec<u32> {
 /// Block length for the sweeps: odd, so chunks and tails land everywhere.
 const SWEEP_BLOCK: usize = 4093;
 
-fn sweep_fp8(k: &Kernels, input: &[f32], fmt: Fp8Format, rounding: Rounding, scale: f32, seed: u64) {
+fn sweep_fp8(
+    k: &Kernels,
+    input: &[f32],
+    fmt: Fp8Format,
+    rounding: Rounding,
+    scale: f32,
+    seed: u64,
+) {
     let mut a = vec![0u8; SWEEP_BLOCK];
     let mut b = vec![0u8; SWEEP_BLOCK];
     let key = StreamKey::new(seed, (seed >> 40) as u32);
@@ -307,7 +325,14 @@ fn f32_to_fp8_patterns_all_modes() {
     let part = &input[..1 << 19];
     for fmt in FORMATS {
         for _ in 0..3 {
-            sweep_fp8(neon(), part, fmt, Rounding::StochasticSaturate, 1.0, rng.u64());
+            sweep_fp8(
+                neon(),
+                part,
+                fmt,
+                Rounding::StochasticSaturate,
+                1.0,
+                rng.u64(),
+            );
         }
         for scale in [0.125f32, 3.7, 1e-30, 1e30, -2.5, f32::MIN_POSITIVE] {
             for rounding in ROUNDINGS {
@@ -458,7 +483,10 @@ impl Region {
     }
 
     fn check_guards(&self, what: &str) {
-        let (pre, post) = (&self.bytes[..self.start], &self.bytes[self.start + self.len..]);
+        let (pre, post) = (
+            &self.bytes[..self.start],
+            &self.bytes[self.start + self.len..],
+        );
         assert!(
             pre.iter().chain(post).all(|&b| b == POISON),
             "{what}: wrote outside its range"
@@ -486,7 +514,10 @@ fn compare_regions(
     f: impl Fn(&Kernels, &mut [Region], &mut [Region]) -> u32,
 ) {
     let run = |k: &Kernels| {
-        let mut ins: Vec<Region> = inputs.iter().map(|d| Region::with_data(d, mis_in)).collect();
+        let mut ins: Vec<Region> = inputs
+            .iter()
+            .map(|d| Region::with_data(d, mis_in))
+            .collect();
         let mut outs: Vec<Region> = out_lens
             .iter()
             .map(|&l| Region::poisoned(l, mis_out))
@@ -497,7 +528,12 @@ fn compare_regions(
     let (ins_n, outs_n, r_n) = run(neon());
     let (ins_s, outs_s, r_s) = run(SCALAR);
     assert_eq!(r_n, r_s, "{what}: amax differs");
-    for (i, (a, b)) in ins_n.iter().zip(&ins_s).chain(outs_n.iter().zip(&outs_s)).enumerate() {
+    for (i, (a, b)) in ins_n
+        .iter()
+        .zip(&ins_s)
+        .chain(outs_n.iter().zip(&outs_s))
+        .enumerate()
+    {
         a.check_guards(what);
         b.check_guards(what);
         if let Some(j) = first_mismatch(a.data(), b.data()) {
@@ -536,7 +572,11 @@ fn lengths_alignment_poison_guards() {
                     scale: [1.0f32, 0.75, 16.0][rng.below(3)],
                     rounding,
                     key: StreamKey::new(rng.u64(), rng.u32()),
-                    index_lo: if rng.below(2) == 0 { rng.u32() } else { u32::MAX - 5 },
+                    index_lo: if rng.below(2) == 0 {
+                        rng.u32()
+                    } else {
+                        u32::MAX - 5
+                    },
                 };
                 compare_regions(
                     &ctx(&format!("f32_to_fp8 {fmt:?} {rounding:?}")),
@@ -612,7 +652,11 @@ fn lengths_alignment_poison_guards() {
                 mis_out,
                 // SAFETY: regions hold n elements.
                 |k, i, o| unsafe {
-                    let f = if which == 0 { k.bf16_to_f32 } else { k.f16_to_f32 };
+                    let f = if which == 0 {
+                        k.bf16_to_f32
+                    } else {
+                        k.f16_to_f32
+                    };
                     f(i[0].ptr(), o[0].ptr(), n);
                     0
                 },
@@ -620,19 +664,33 @@ fn lengths_alignment_poison_guards() {
         }
         let (a, b) = (0.8f32.sqrt(), 0.2f32.sqrt());
         let inputs = [xb.clone(), yb.clone()];
-        compare_regions(&ctx("mix"), &inputs, &[4 * n], mis_in, mis_out, |k, i, o| {
-            // SAFETY: regions hold n elements.
-            unsafe { (k.mix)(a, b, i[0].ptr(), i[1].ptr(), o[0].ptr(), n) };
-            0
-        });
-        for alias in 0..2 {
-            compare_regions(&ctx("mix in place"), &inputs, &[], mis_in, mis_out, |k, i, _| {
-                let (x, f) = (i[0].ptr::<f32>(), i[1].ptr::<f32>());
-                let out = if alias == 0 { x } else { f };
-                // SAFETY: regions hold n elements; out equals x or f exactly.
-                unsafe { (k.mix)(a, b, x, f, out, n) };
+        compare_regions(
+            &ctx("mix"),
+            &inputs,
+            &[4 * n],
+            mis_in,
+            mis_out,
+            |k, i, o| {
+                // SAFETY: regions hold n elements.
+                unsafe { (k.mix)(a, b, i[0].ptr(), i[1].ptr(), o[0].ptr(), n) };
                 0
-            });
+            },
+        );
+        for alias in 0..2 {
+            compare_regions(
+                &ctx("mix in place"),
+                &inputs,
+                &[],
+                mis_in,
+                mis_out,
+                |k, i, _| {
+                    let (x, f) = (i[0].ptr::<f32>(), i[1].ptr::<f32>());
+                    let out = if alias == 0 { x } else { f };
+                    // SAFETY: regions hold n elements; out equals x or f exactly.
+                    unsafe { (k.mix)(a, b, x, f, out, n) };
+                    0
+                },
+            );
         }
         for accumulate in [false, true] {
             // Buffers: g, gx (input when accumulating), gf (output).
@@ -743,7 +801,11 @@ fn results_do_not_depend_on_flush_to_zero() {
     let _fz = FlushToZero::on();
     // The mode is really on: a denormal product flushes.
     let tiny = std::hint::black_box(f32::from_bits(0x0000_1000));
-    assert_eq!((tiny * std::hint::black_box(1.0f32)).to_bits(), 0, "FPCR.FZ not in effect");
+    assert_eq!(
+        (tiny * std::hint::black_box(1.0f32)).to_bits(),
+        0,
+        "FPCR.FZ not in effect"
+    );
     for (args, want, am) in &want_fp8 {
         let mut out = vec![0xA5u8; n];
         // SAFETY: n elements.
@@ -824,7 +886,9 @@ fn poison<T: Gen>(n: usize, rng: &mut Rng) -> Vec<T> {
 
 fn cast_pair<S: Gen, D: Gen>(rng: &mut Rng, boundaries: &[u32]) {
     let execs = [
-        Exec::new(Backend::Neon).unwrap().with_threads(1 + rng.below(3)),
+        Exec::new(Backend::Neon)
+            .unwrap()
+            .with_threads(1 + rng.below(3)),
         Exec::new(Backend::Scalar).unwrap(),
     ];
     for rounding in ROUNDINGS {
@@ -849,12 +913,19 @@ fn cast_pair<S: Gen, D: Gen>(rng: &mut Rng, boundaries: &[u32]) {
         assert_eq!(amax[0], amax[1], "{what}: cast amax");
         let (a, b) = (keys(&outs[0]), keys(&outs[1]));
         if let Some(i) = first_mismatch(&a, &b) {
-            panic!("{what}: cast n={n} element {i}: neon {:#x}, scalar {:#x}", a[i], b[i]);
+            panic!(
+                "{what}: cast n={n} element {i}: neon {:#x}, scalar {:#x}",
+                a[i], b[i]
+            );
         }
 
         // Cast-transpose with padded leading dimensions.
         let (rows, cols) = [(37usize, 70usize), (3, 1001), (130, 5), (64, 64)][rng.below(4)];
-        let (ld_src, ld_dst, ld_t) = (cols + rng.below(3), cols + rng.below(3), rows + rng.below(3));
+        let (ld_src, ld_dst, ld_t) = (
+            cols + rng.below(3),
+            cols + rng.below(3),
+            rows + rng.below(3),
+        );
         let src: Vec<S> = (0..(rows - 1) * ld_src + cols)
             .map(|_| S::sample(rng, boundaries))
             .collect();
@@ -867,7 +938,17 @@ fn cast_pair<S: Gen, D: Gen>(rng: &mut Rng, boundaries: &[u32]) {
             .zip(amax.iter_mut().zip(dsts.iter_mut().zip(dts.iter_mut())))
         {
             *am = e
-                .cast_transpose(&src, rows, cols, ld_src, Some(d), ld_dst, Some(t), ld_t, &params)
+                .cast_transpose(
+                    &src,
+                    rows,
+                    cols,
+                    ld_src,
+                    Some(d),
+                    ld_dst,
+                    Some(t),
+                    ld_t,
+                    &params,
+                )
                 .unwrap()
                 .to_bits();
         }
@@ -908,7 +989,9 @@ fn drivers_cast_and_cast_transpose() {
 
 fn mix_type<T: Gen>(rng: &mut Rng, boundaries: &[u32]) {
     let execs = [
-        Exec::new(Backend::Neon).unwrap().with_threads(1 + rng.below(3)),
+        Exec::new(Backend::Neon)
+            .unwrap()
+            .with_threads(1 + rng.below(3)),
         Exec::new(Backend::Scalar).unwrap(),
     ];
     for case in 0..12 {
@@ -920,7 +1003,10 @@ fn mix_type<T: Gen>(rng: &mut Rng, boundaries: &[u32]) {
             rounding: ROUNDINGS[rng.below(3)],
             seed: rng.u64(),
         };
-        let what = format!("{} n={n} case {case} {params:?} {fp8_type:?}", T::DTYPE.name());
+        let what = format!(
+            "{} n={n} case {case} {params:?} {fp8_type:?}",
+            T::DTYPE.name()
+        );
         let x: Vec<T> = (0..n).map(|_| T::sample(rng, boundaries)).collect();
         let f: Vec<T> = (0..n).map(|_| T::sample(rng, boundaries)).collect();
         let po = poison::<T>(n, rng);
@@ -930,7 +1016,11 @@ fn mix_type<T: Gen>(rng: &mut Rng, boundaries: &[u32]) {
         let mut res: Vec<(Vec<u32>, Vec<u8>)> = Vec::new();
         for e in &execs {
             let (mut xs, mut fs, mut out, mut q) = (x.clone(), f.clone(), po.clone(), pq.clone());
-            let qp = if with_fp8 { q.as_mut_ptr() } else { core::ptr::null_mut() };
+            let qp = if with_fp8 {
+                q.as_mut_ptr()
+            } else {
+                core::ptr::null_mut()
+            };
             let out_ptr: *mut u8 = match case % 4 {
                 0 => xs.as_mut_ptr().cast(),
                 1 => fs.as_mut_ptr().cast(),
@@ -955,15 +1045,27 @@ fn mix_type<T: Gen>(rng: &mut Rng, boundaries: &[u32]) {
             all.extend(keys(&out));
             res.push((all, q));
         }
-        assert_eq!(first_mismatch(&res[0].0, &res[1].0), None, "residual_mix {what}");
-        assert_eq!(first_mismatch(&res[0].1, &res[1].1), None, "residual_mix fp8 {what}");
+        assert_eq!(
+            first_mismatch(&res[0].0, &res[1].0),
+            None,
+            "residual_mix {what}"
+        );
+        assert_eq!(
+            first_mismatch(&res[0].1, &res[1].1),
+            None,
+            "residual_mix fp8 {what}"
+        );
 
         // Backward: grad_x/grad_f separate or one of them aliasing grad_out.
         let accumulate = rng.below(2) == 1;
         let mut res: Vec<(Vec<u32>, Vec<u8>)> = Vec::new();
         for e in &execs {
             let (mut g, mut gx, mut gf, mut q) = (x.clone(), f.clone(), po.clone(), pq.clone());
-            let qp = if with_fp8 { q.as_mut_ptr() } else { core::ptr::null_mut() };
+            let qp = if with_fp8 {
+                q.as_mut_ptr()
+            } else {
+                core::ptr::null_mut()
+            };
             let (gxp, gfp): (*mut u8, *mut u8) = match case % 3 {
                 0 => (g.as_mut_ptr().cast(), gf.as_mut_ptr().cast()),
                 1 => (gx.as_mut_ptr().cast(), g.as_mut_ptr().cast()),
@@ -989,8 +1091,16 @@ fn mix_type<T: Gen>(rng: &mut Rng, boundaries: &[u32]) {
             all.extend(keys(&gf));
             res.push((all, q));
         }
-        assert_eq!(first_mismatch(&res[0].0, &res[1].0), None, "backward {what} acc {accumulate}");
-        assert_eq!(first_mismatch(&res[0].1, &res[1].1), None, "backward fp8 {what}");
+        assert_eq!(
+            first_mismatch(&res[0].0, &res[1].0),
+            None,
+            "backward {what} acc {accumulate}"
+        );
+        assert_eq!(
+            first_mismatch(&res[0].1, &res[1].1),
+            None,
+            "backward fp8 {what}"
+        );
     }
 }
 

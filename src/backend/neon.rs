@@ -6,7 +6,7 @@
 //! reference performs too (the scale multiply, the mix), in the same operand order and never
 //! fused, plus one exact int → float conversion and multiply by 2^-24 for f16 subnormals.
 //!
-//! Kernels work on chunks of [`W`] elements with unaligned vector loads and stores; the last
+//! Kernels work on chunks of 16 elements with unaligned vector loads and stores; the last
 //! partial chunk goes through zero-padded stack buffers, so nothing is read or written past
 //! `n`. Base NEON is part of every AArch64 CPU, so no runtime detection is needed.
 
@@ -167,10 +167,7 @@ fn encode_fp8<const E5: bool, const MODE: u8>(y: float32x4_t, rnd: uint32x4_t) -
     let (field, m) = split(abs);
     let field_eff = vmaxq_u32(field, vdupq_n_u32(field_min));
     // Bits of m below the FP8 ulp at the effective exponent: 23 - mbits + (e_eff - e).
-    let shift = vaddq_u32(
-        vsubq_u32(field_eff, field),
-        vdupq_n_u32(23 - mbits as u32),
-    );
+    let shift = vaddq_u32(vsubq_u32(field_eff, field), vdupq_n_u32(23 - mbits as u32));
     let q = if MODE == MODE_STOCHASTIC {
         // q = (m · 2^32 / 2^shift (truncated) + rnd) >> 32 = (m >> shift) + carry of
         // (frac32 + rnd), with frac32 the 32 bits of m just below the ulp.
@@ -352,6 +349,56 @@ fn table64(t: &[u8; 128], half: usize) -> uint8x16x4_t {
 }
 
 // ------------------------------------------------------------------------------------------
+// Chunk addressing: whole chunks are used in place; the last partial chunk goes through
+// zero-padded local buffers, so nothing outside `[0, n)` is read or written. Each kernel calls
+// its chunk body once per loop iteration (one call site, so it is always inlined).
+
+/// Where input chunk `i..` is read from: in place when a whole chunk remains, else `buf`
+/// holding a copy of the remaining `n - i` elements (zero padded).
+///
+/// # Safety
+/// `i < n` and `p` readable for `n` elements.
+#[inline(always)]
+unsafe fn chunk_in<T>(p: *const T, i: usize, n: usize, buf: &mut [T; W]) -> *const T {
+    // SAFETY: i < n; the copy is of the n - i < W remaining elements.
+    unsafe {
+        if n - i >= W {
+            p.add(i)
+        } else {
+            copy_bytes(p.add(i), buf.as_mut_ptr(), n - i);
+            buf.as_ptr()
+        }
+    }
+}
+
+/// Where output chunk `i..` is written: in place when a whole chunk remains, else `buf`
+/// (then [`chunk_flush`] copies the valid part out).
+///
+/// # Safety
+/// `i < n` and `p` writable for `n` elements.
+#[inline(always)]
+unsafe fn chunk_out<T>(p: *mut T, i: usize, n: usize, buf: &mut [T; W]) -> *mut T {
+    if n - i >= W {
+        // SAFETY: i < n.
+        unsafe { p.add(i) }
+    } else {
+        buf.as_mut_ptr()
+    }
+}
+
+/// Copies the valid part of a partial output chunk from `buf` to `p + i`.
+///
+/// # Safety
+/// `i < n` and `p` writable for `n` elements.
+#[inline(always)]
+unsafe fn chunk_flush<T>(p: *mut T, i: usize, n: usize, buf: &[T; W]) {
+    if n - i < W {
+        // SAFETY: n - i elements remain at p + i.
+        unsafe { copy_bytes(buf.as_ptr(), p.add(i), n - i) }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
 // Kernels.
 
 /// See [`Kernels::bf16_to_f32`].
@@ -360,36 +407,23 @@ fn table64(t: &[u8; 128], half: usize) -> uint8x16x4_t {
 /// As in the [`Kernels`] contract.
 #[target_feature(enable = "neon")]
 unsafe fn bf16_to_f32(src: *const u16, dst: *mut f32, n: usize) {
-    /// # Safety
-    /// `s` readable for W u16, `d` writable for W f32.
-    #[inline]
-    #[target_feature(enable = "neon")]
-    unsafe fn chunk(s: *const u16, d: *mut f32) {
-        for k in 0..W / 8 {
-            // SAFETY: k * 8 + 8 <= W elements on both sides.
-            unsafe {
-                let h = ld_u16(s.add(k * 8));
+    let (mut bs, mut bd) = ([0u16; W], [0f32; W]);
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i < n; chunk_in/chunk_out give W valid elements each.
+        unsafe {
+            let s = chunk_in(src, i, n, &mut bs);
+            let d = chunk_out(dst, i, n, &mut bd);
+            for k in 0..W / 8 {
+                let h = ld_u16(s.add(8 * k));
                 let lo = vshll_n_u16::<16>(vget_low_u16(h));
                 let hi = vshll_high_n_u16::<16>(h);
-                st_f32(d.add(k * 8), vreinterpretq_f32_u32(lo));
-                st_f32(d.add(k * 8 + 4), vreinterpretq_f32_u32(hi));
+                st_f32(d.add(8 * k), vreinterpretq_f32_u32(lo));
+                st_f32(d.add(8 * k + 4), vreinterpretq_f32_u32(hi));
             }
+            chunk_flush(dst, i, n, &bd);
         }
-    }
-    let mut i = 0;
-    while i + W <= n {
-        // SAFETY: elements [i, i + W) are within n.
-        unsafe { chunk(src.add(i), dst.add(i)) };
         i += W;
-    }
-    if i < n {
-        let (mut bs, mut bd) = ([0u16; W], [0f32; W]);
-        // SAFETY: n - i < W elements remain; the buffers are local.
-        unsafe {
-            copy_bytes(src.add(i), bs.as_mut_ptr(), n - i);
-            chunk(bs.as_ptr(), bd.as_mut_ptr());
-            copy_bytes(bd.as_ptr(), dst.add(i), n - i);
-        }
     }
 }
 
@@ -399,36 +433,21 @@ unsafe fn bf16_to_f32(src: *const u16, dst: *mut f32, n: usize) {
 /// As in the [`Kernels`] contract.
 #[target_feature(enable = "neon")]
 unsafe fn f16_to_f32(src: *const u16, dst: *mut f32, n: usize) {
-    /// # Safety
-    /// `s` readable for W u16, `d` writable for W f32.
-    #[inline]
-    #[target_feature(enable = "neon")]
-    unsafe fn chunk(s: *const u16, d: *mut f32) {
-        for k in 0..W / 8 {
-            // SAFETY: k * 8 + 8 <= W elements on both sides.
-            unsafe {
-                let h = ld_u16(s.add(k * 8));
-                let lo = decode_f16(vmovl_u16(vget_low_u16(h)));
-                let hi = decode_f16(vmovl_high_u16(h));
-                st_f32(d.add(k * 8), lo);
-                st_f32(d.add(k * 8 + 4), hi);
-            }
-        }
-    }
+    let (mut bs, mut bd) = ([0u16; W], [0f32; W]);
     let mut i = 0;
-    while i + W <= n {
-        // SAFETY: elements [i, i + W) are within n.
-        unsafe { chunk(src.add(i), dst.add(i)) };
-        i += W;
-    }
-    if i < n {
-        let (mut bs, mut bd) = ([0u16; W], [0f32; W]);
-        // SAFETY: n - i < W elements remain; the buffers are local.
+    while i < n {
+        // SAFETY: i < n; chunk_in/chunk_out give W valid elements each.
         unsafe {
-            copy_bytes(src.add(i), bs.as_mut_ptr(), n - i);
-            chunk(bs.as_ptr(), bd.as_mut_ptr());
-            copy_bytes(bd.as_ptr(), dst.add(i), n - i);
+            let s = chunk_in(src, i, n, &mut bs);
+            let d = chunk_out(dst, i, n, &mut bd);
+            for k in 0..W / 8 {
+                let h = ld_u16(s.add(8 * k));
+                st_f32(d.add(8 * k), decode_f16(vmovl_u16(vget_low_u16(h))));
+                st_f32(d.add(8 * k + 4), decode_f16(vmovl_high_u16(h)));
+            }
+            chunk_flush(dst, i, n, &bd);
         }
+        i += W;
     }
 }
 
@@ -444,9 +463,13 @@ unsafe fn fp8_to_f32(format: Fp8Format, src: *const u8, dst: *mut f32, n: usize)
     };
     let (lo0, lo1) = (table64(&t.lo, 0), table64(&t.lo, 1));
     let (hi0, hi1) = (table64(&t.hi, 0), table64(&t.hi, 1));
-    let chunk = |s: *const u8, d: *mut f32| {
-        // SAFETY: the callers below pass W readable bytes at s and W writable f32 at d.
+    let (mut bs, mut bd) = ([0u8; W], [0f32; W]);
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i < n; chunk_in/chunk_out give W valid elements each.
         unsafe {
+            let s = chunk_in(src, i, n, &mut bs);
+            let d = chunk_out(dst, i, n, &mut bd);
             let c = s.cast::<uint8x16_t>().read_unaligned();
             let mag = vandq_u8(c, vdupq_n_u8(0x7F));
             // Magnitudes 0..63 index the first table; 64..127 the second (TBX leaves lanes
@@ -455,29 +478,17 @@ unsafe fn fp8_to_f32(format: Fp8Format, src: *const u8, dst: *mut f32, n: usize)
             let lo = vqtbx4q_u8(vqtbl4q_u8(lo0, mag), lo1, idx2);
             let hi = vqtbx4q_u8(vqtbl4q_u8(hi0, mag), hi1, idx2);
             let hi = vorrq_u8(hi, vandq_u8(c, vdupq_n_u8(0x80)));
+            // Interleave to the 16-bit upper halves, then put them above 16 zero bits.
             let h0 = vreinterpretq_u16_u8(vzip1q_u8(lo, hi));
             let h1 = vreinterpretq_u16_u8(vzip2q_u8(lo, hi));
             let z = vdupq_n_u16(0);
-            let f = |v: uint16x8_t| vreinterpretq_f32_u16(v);
-            st_f32(d, f(vzip1q_u16(z, h0)));
-            st_f32(d.add(4), f(vzip2q_u16(z, h0)));
-            st_f32(d.add(8), f(vzip1q_u16(z, h1)));
-            st_f32(d.add(12), f(vzip2q_u16(z, h1)));
+            st_f32(d, vreinterpretq_f32_u16(vzip1q_u16(z, h0)));
+            st_f32(d.add(4), vreinterpretq_f32_u16(vzip2q_u16(z, h0)));
+            st_f32(d.add(8), vreinterpretq_f32_u16(vzip1q_u16(z, h1)));
+            st_f32(d.add(12), vreinterpretq_f32_u16(vzip2q_u16(z, h1)));
+            chunk_flush(dst, i, n, &bd);
         }
-    };
-    let mut i = 0;
-    while i + W <= n {
-        // SAFETY: elements [i, i + W) are within n.
-        chunk(unsafe { src.add(i) }, unsafe { dst.add(i) });
         i += W;
-    }
-    if i < n {
-        let (mut bs, mut bd) = ([0u8; W], [0f32; W]);
-        // SAFETY: n - i < W elements remain; the buffers are local.
-        unsafe { copy_bytes(src.add(i), bs.as_mut_ptr(), n - i) };
-        chunk(bs.as_ptr(), bd.as_mut_ptr());
-        // SAFETY: as above.
-        unsafe { copy_bytes(bd.as_ptr(), dst.add(i), n - i) };
     }
 }
 
@@ -525,41 +536,34 @@ unsafe fn encode_fp8_impl<const E5: bool, const MODE: u8>(
 ) -> u32 {
     let scale = vdupq_n_f32(args.scale);
     let (k1, k2) = (vdupq_n_u32(args.key.k1), vdupq_n_u32(args.key.k2));
+    // Lanes index_lo + 0, 1, 2, 3 (wrapping, as the scalar `wrapping_add`).
     let iota = vcombine_u32(vcreate_u32(1 << 32), vcreate_u32(2 | 3 << 32));
     let mut index = vaddq_u32(vdupq_n_u32(args.index_lo), iota);
     let mut amax = vdupq_n_u32(0);
-    let mut chunk = |s: *const f32, d: *mut u8, index: uint32x4_t| {
-        let mut codes = [vdupq_n_u32(0); 4];
-        for (k, code) in codes.iter_mut().enumerate() {
-            // SAFETY: the callers below pass W readable f32 at s.
-            let x = unsafe { ld_f32(s.add(4 * k)) };
-            amax = vmaxq_u32(amax, abs_bits(x));
-            let rnd = if MODE == MODE_STOCHASTIC {
-                random_bits(vaddq_u32(index, vdupq_n_u32(4 * k as u32)), k1, k2)
-            } else {
-                vdupq_n_u32(0)
-            };
-            *code = encode_fp8::<E5, MODE>(vmulq_f32(x, scale), rnd);
-        }
-        // SAFETY: the callers below pass W writable bytes at d.
-        unsafe { d.cast::<uint8x16_t>().write_unaligned(narrow_u8(codes)) };
-    };
-    let step = vdupq_n_u32(W as u32);
+    let (mut bs, mut bd) = ([0f32; W], [0u8; W]);
     let mut i = 0;
-    while i + W <= n {
-        // SAFETY: elements [i, i + W) are within n.
-        chunk(unsafe { src.add(i) }, unsafe { dst.add(i) }, index);
-        index = vaddq_u32(index, step);
+    while i < n {
+        // SAFETY: i < n; chunk_in/chunk_out give W valid elements each. Zero padding of a
+        // partial chunk leaves amax unchanged.
+        unsafe {
+            let s = chunk_in(src, i, n, &mut bs);
+            let d = chunk_out(dst, i, n, &mut bd);
+            let mut codes = [vdupq_n_u32(0); 4];
+            for (k, code) in codes.iter_mut().enumerate() {
+                let x = ld_f32(s.add(4 * k));
+                amax = vmaxq_u32(amax, abs_bits(x));
+                let rnd = if MODE == MODE_STOCHASTIC {
+                    random_bits(vaddq_u32(index, vdupq_n_u32(4 * k as u32)), k1, k2)
+                } else {
+                    vdupq_n_u32(0)
+                };
+                *code = encode_fp8::<E5, MODE>(vmulq_f32(x, scale), rnd);
+            }
+            d.cast::<uint8x16_t>().write_unaligned(narrow_u8(codes));
+            chunk_flush(dst, i, n, &bd);
+        }
+        index = vaddq_u32(index, vdupq_n_u32(W as u32));
         i += W;
-    }
-    if i < n {
-        let (mut bs, mut bd) = ([0f32; W], [0u8; W]);
-        // SAFETY: n - i < W elements remain; the buffers are local. Zero padding leaves amax
-        // unchanged.
-        unsafe { copy_bytes(src.add(i), bs.as_mut_ptr(), n - i) };
-        chunk(bs.as_ptr(), bd.as_mut_ptr(), index);
-        // SAFETY: as above.
-        unsafe { copy_bytes(bd.as_ptr(), dst.add(i), n - i) };
     }
     vmaxvq_u32(amax)
 }
@@ -579,10 +583,14 @@ unsafe fn encode16_loop(
 ) -> u32 {
     let scale = vdupq_n_f32(scale);
     let mut amax = vdupq_n_u32(0);
-    let mut chunk = |s: *const f32, d: *mut u16| {
-        for k in 0..W / 8 {
-            // SAFETY: the callers below pass W readable f32 at s and W writable u16 at d.
-            unsafe {
+    let (mut bs, mut bd) = ([0f32; W], [0u16; W]);
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i < n; chunk_in/chunk_out give W valid elements each.
+        unsafe {
+            let s = chunk_in(src, i, n, &mut bs);
+            let d = chunk_out(dst, i, n, &mut bd);
+            for k in 0..W / 8 {
                 let x0 = ld_f32(s.add(8 * k));
                 let x1 = ld_f32(s.add(8 * k + 4));
                 amax = vmaxq_u32(amax, vmaxq_u32(abs_bits(x0), abs_bits(x1)));
@@ -590,21 +598,9 @@ unsafe fn encode16_loop(
                 let r1 = encode(vmulq_f32(x1, scale));
                 st_u16(d.add(8 * k), narrow_u16(r0, r1));
             }
+            chunk_flush(dst, i, n, &bd);
         }
-    };
-    let mut i = 0;
-    while i + W <= n {
-        // SAFETY: elements [i, i + W) are within n.
-        chunk(unsafe { src.add(i) }, unsafe { dst.add(i) });
         i += W;
-    }
-    if i < n {
-        let (mut bs, mut bd) = ([0f32; W], [0u16; W]);
-        // SAFETY: n - i < W elements remain; the buffers are local.
-        unsafe { copy_bytes(src.add(i), bs.as_mut_ptr(), n - i) };
-        chunk(bs.as_ptr(), bd.as_mut_ptr());
-        // SAFETY: as above.
-        unsafe { copy_bytes(bd.as_ptr(), dst.add(i), n - i) };
     }
     vmaxvq_u32(amax)
 }
@@ -652,41 +648,34 @@ unsafe fn f32_to_f32(scale: f32, saturate: bool, src: *const f32, dst: *mut f32,
     let sign_mask = vdupq_n_u32(0x8000_0000);
     let max = vdupq_n_u32(f32::MAX.to_bits());
     let mut amax = vdupq_n_u32(0);
-    let mut chunk = |s: *const f32, d: *mut f32| {
-        let mut y = [vdupq_n_f32(0.0); 4];
-        for (k, yk) in y.iter_mut().enumerate() {
-            // SAFETY: the callers below pass W readable f32 at s.
-            let x = unsafe { ld_f32(s.add(4 * k)) };
-            amax = vmaxq_u32(amax, abs_bits(x));
-            let p = vmulq_f32(x, vscale);
-            *yk = if saturate {
-                let bits = vreinterpretq_u32_f32(p);
-                let is_inf = vceqq_u32(abs_bits(p), inf);
-                let clipped = vorrq_u32(vandq_u32(bits, sign_mask), max);
-                vreinterpretq_f32_u32(vbslq_u32(is_inf, clipped, bits))
-            } else {
-                p
-            };
-        }
-        for (k, yk) in y.into_iter().enumerate() {
-            // SAFETY: the callers below pass W writable f32 at d.
-            unsafe { st_f32(d.add(4 * k), yk) };
-        }
-    };
+    let (mut bs, mut bd) = ([0f32; W], [0f32; W]);
     let mut i = 0;
-    while i + W <= n {
-        // SAFETY: elements [i, i + W) are within n.
-        chunk(unsafe { src.add(i) }, unsafe { dst.add(i) });
+    while i < n {
+        // SAFETY: i < n; chunk_in/chunk_out give W valid elements each (a partial source
+        // chunk is copied out before anything of it is written, so src == dst is fine).
+        unsafe {
+            let s = chunk_in(src, i, n, &mut bs);
+            let d = chunk_out(dst, i, n, &mut bd);
+            let mut y = [vdupq_n_f32(0.0); 4];
+            for (k, yk) in y.iter_mut().enumerate() {
+                let x = ld_f32(s.add(4 * k));
+                amax = vmaxq_u32(amax, abs_bits(x));
+                let p = vmulq_f32(x, vscale);
+                *yk = if saturate {
+                    let bits = vreinterpretq_u32_f32(p);
+                    let is_inf = vceqq_u32(abs_bits(p), inf);
+                    let clipped = vorrq_u32(vandq_u32(bits, sign_mask), max);
+                    vreinterpretq_f32_u32(vbslq_u32(is_inf, clipped, bits))
+                } else {
+                    p
+                };
+            }
+            for (k, yk) in y.into_iter().enumerate() {
+                st_f32(d.add(4 * k), yk);
+            }
+            chunk_flush(dst, i, n, &bd);
+        }
         i += W;
-    }
-    if i < n {
-        let (mut bs, mut bd) = ([0f32; W], [0f32; W]);
-        // SAFETY: n - i < W elements remain; the buffers are local (src may equal dst, but
-        // the source tail is copied out before the destination tail is written).
-        unsafe { copy_bytes(src.add(i), bs.as_mut_ptr(), n - i) };
-        chunk(bs.as_ptr(), bd.as_mut_ptr());
-        // SAFETY: as above.
-        unsafe { copy_bytes(bd.as_ptr(), dst.add(i), n - i) };
     }
     vmaxvq_u32(amax)
 }
@@ -698,35 +687,26 @@ unsafe fn f32_to_f32(scale: f32, saturate: bool, src: *const f32, dst: *mut f32,
 #[target_feature(enable = "neon")]
 unsafe fn mix(a: f32, b: f32, x: *const f32, f: *const f32, out: *mut f32, n: usize) {
     let (va, vb) = (vdupq_n_f32(a), vdupq_n_f32(b));
-    let chunk = |xs: *const f32, fs: *const f32, os: *mut f32| {
-        let mut y = [vdupq_n_f32(0.0); 4];
-        for (k, yk) in y.iter_mut().enumerate() {
-            // SAFETY: the callers below pass W readable f32 at xs and fs.
-            let (xv, fv) = unsafe { (ld_f32(xs.add(4 * k)), ld_f32(fs.add(4 * k))) };
-            // Same operand order as the scalar `a * x + b * f`; never fused.
-            *yk = vaddq_f32(vmulq_f32(va, xv), vmulq_f32(vb, fv));
-        }
-        for (k, yk) in y.into_iter().enumerate() {
-            // SAFETY: the callers below pass W writable f32 at os.
-            unsafe { st_f32(os.add(4 * k), yk) };
-        }
-    };
+    let (mut bx, mut bf, mut bo) = ([0f32; W], [0f32; W], [0f32; W]);
     let mut i = 0;
-    while i + W <= n {
-        // SAFETY: elements [i, i + W) are within n.
-        chunk(unsafe { x.add(i) }, unsafe { f.add(i) }, unsafe { out.add(i) });
-        i += W;
-    }
-    if i < n {
-        let (mut bx, mut bf, mut bo) = ([0f32; W], [0f32; W], [0f32; W]);
-        // SAFETY: n - i < W elements remain; the buffers are local.
+    while i < n {
+        // SAFETY: i < n; chunk_in/chunk_out give W valid elements each.
         unsafe {
-            copy_bytes(x.add(i), bx.as_mut_ptr(), n - i);
-            copy_bytes(f.add(i), bf.as_mut_ptr(), n - i);
+            let xs = chunk_in(x, i, n, &mut bx);
+            let fs = chunk_in(f, i, n, &mut bf);
+            let os = chunk_out(out, i, n, &mut bo);
+            let mut y = [vdupq_n_f32(0.0); 4];
+            for (k, yk) in y.iter_mut().enumerate() {
+                let (xv, fv) = (ld_f32(xs.add(4 * k)), ld_f32(fs.add(4 * k)));
+                // Same operand order as the scalar `a * x + b * f`; never fused.
+                *yk = vaddq_f32(vmulq_f32(va, xv), vmulq_f32(vb, fv));
+            }
+            for (k, yk) in y.into_iter().enumerate() {
+                st_f32(os.add(4 * k), yk);
+            }
+            chunk_flush(out, i, n, &bo);
         }
-        chunk(bx.as_ptr(), bf.as_ptr(), bo.as_mut_ptr());
-        // SAFETY: as above.
-        unsafe { copy_bytes(bo.as_ptr(), out.add(i), n - i) };
+        i += W;
     }
 }
 
@@ -746,50 +726,38 @@ unsafe fn mix_backward(
     n: usize,
 ) {
     let (va, vb) = (vdupq_n_f32(a), vdupq_n_f32(b));
-    let chunk = |gs: *const f32, xs: *mut f32, fs: *mut f32| {
-        let mut dx = [vdupq_n_f32(0.0); 4];
-        let mut df = [vdupq_n_f32(0.0); 4];
-        for k in 0..4 {
-            // SAFETY: the callers below pass W readable f32 at gs (and xs).
-            let gv = unsafe { ld_f32(gs.add(4 * k)) };
-            let p = vmulq_f32(va, gv);
-            dx[k] = if accumulate {
-                // SAFETY: as above.
-                vaddq_f32(unsafe { ld_f32(xs.add(4 * k)) }, p)
-            } else {
-                p
-            };
-            df[k] = vmulq_f32(vb, gv);
-        }
-        for k in 0..4 {
-            // SAFETY: the callers below pass W writable f32 at xs and fs.
-            unsafe {
+    let (mut bg, mut bx, mut bf) = ([0f32; W], [0f32; W], [0f32; W]);
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i < n; chunk_in/chunk_out give W valid elements each. gx is read only when
+        // accumulating (otherwise it may hold anything).
+        unsafe {
+            let gs = chunk_in(g, i, n, &mut bg);
+            if accumulate && n - i < W {
+                copy_bytes(gx.add(i), bx.as_mut_ptr(), n - i);
+            }
+            let xs = chunk_out(gx, i, n, &mut bx);
+            let fs = chunk_out(gf, i, n, &mut bf);
+            let mut dx = [vdupq_n_f32(0.0); 4];
+            let mut df = [vdupq_n_f32(0.0); 4];
+            for k in 0..4 {
+                let gv = ld_f32(gs.add(4 * k));
+                let p = vmulq_f32(va, gv);
+                // Same operand order as the scalar `gx + a * g`; never fused.
+                dx[k] = if accumulate {
+                    vaddq_f32(ld_f32(xs.add(4 * k)), p)
+                } else {
+                    p
+                };
+                df[k] = vmulq_f32(vb, gv);
+            }
+            for k in 0..4 {
                 st_f32(xs.add(4 * k), dx[k]);
                 st_f32(fs.add(4 * k), df[k]);
             }
+            chunk_flush(gx, i, n, &bx);
+            chunk_flush(gf, i, n, &bf);
         }
-    };
-    let mut i = 0;
-    while i + W <= n {
-        // SAFETY: elements [i, i + W) are within n.
-        chunk(unsafe { g.add(i) }, unsafe { gx.add(i) }, unsafe { gf.add(i) });
         i += W;
-    }
-    if i < n {
-        let (mut bg, mut bx, mut bf) = ([0f32; W], [0f32; W], [0f32; W]);
-        // SAFETY: n - i < W elements remain; the buffers are local; gx is read only when
-        // accumulating (it may be uninitialised otherwise).
-        unsafe {
-            copy_bytes(g.add(i), bg.as_mut_ptr(), n - i);
-            if accumulate {
-                copy_bytes(gx.add(i), bx.as_mut_ptr(), n - i);
-            }
-        }
-        chunk(bg.as_ptr(), bx.as_mut_ptr(), bf.as_mut_ptr());
-        // SAFETY: as above.
-        unsafe {
-            copy_bytes(bx.as_ptr(), gx.add(i), n - i);
-            copy_bytes(bf.as_ptr(), gf.add(i), n - i);
-        }
     }
 }
