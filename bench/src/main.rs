@@ -87,6 +87,11 @@ struct Size {
     label: &'static str,
     n: usize,
     rounds: usize,
+    /// Fewest rounds: after the first round, the count drops towards this when `rounds` rounds
+    /// would take longer than `budget_s`.
+    min_rounds: usize,
+    /// Seconds one (kernel, threads) measurement should take at most (0 = no limit).
+    budget_s: f64,
     /// Seconds per timed sample; 0 = one call per sample.
     target_s: f64,
     in_cache: bool,
@@ -146,11 +151,20 @@ fn measure(
         })
         .collect();
     let mut times = vec![Vec::with_capacity(size.rounds); variants.len()];
-    for r in 0..size.rounds {
+    let mut rounds = size.rounds;
+    let started = Instant::now();
+    let mut r = 0;
+    while r < rounds {
+        if r == 1 && size.budget_s > 0.0 {
+            let per_round = started.elapsed().as_secs_f64();
+            let fit = (size.budget_s / per_round).floor() as usize;
+            rounds = fit.clamp(size.min_rounds.min(rounds), rounds);
+        }
         for k in 0..variants.len() {
             let v = (k + r) % variants.len();
             times[v].push(run(states, variants[v], iters[v]));
         }
+        r += 1;
     }
     std::hint::black_box(states.iter().map(Bufs::checksum).sum::<u64>());
     times
@@ -393,6 +407,8 @@ fn main() {
             label: "cache",
             n: 64 * 64,
             rounds: args.rounds.unwrap_or(cache_rounds),
+            min_rounds: args.rounds.unwrap_or(cache_rounds),
+            budget_s: 0.0,
             target_s: if args.quick { 0.5e-3 } else { 2e-3 },
             in_cache: true,
         },
@@ -400,6 +416,8 @@ fn main() {
             label: "dram",
             n: if args.quick { 1 << 24 } else { 1 << 26 },
             rounds: args.rounds.unwrap_or(dram_rounds),
+            min_rounds: args.rounds.unwrap_or(3),
+            budget_s: if args.quick { 2.0 } else { 5.0 },
             target_s: 0.0,
             in_cache: false,
         },
@@ -628,14 +646,17 @@ fn main() {
         clock_end.hz / 1e9,
     );
     println!(
-        "sizes: cache = {} elements per caller ({} of f32), dram = {} elements ({} of f32); \
-         rounds {} / {}",
+        "sizes: cache = {} elements per caller ({} of f32), {} rounds of ~{} ms samples; dram = {} \
+         elements ({} of f32), {} rounds (down to {} where a measurement would pass {} s)",
         sizes[0].n,
         human_bytes(sizes[0].n * 4),
+        sizes[0].rounds,
+        sizes[0].target_s * 1e3,
         sizes[1].n,
         human_bytes(sizes[1].n * 4),
-        sizes[0].rounds,
-        sizes[1].rounds
+        sizes[1].rounds,
+        sizes[1].min_rounds,
+        sizes[1].budget_s,
     );
     println!();
     println!("Copy bandwidth, GB/s counted as read + write, median (min..max):");
@@ -768,7 +789,8 @@ fn main() {
         },
         "config": {
             "sizes": sizes.iter().map(|s| json!({
-                "label": s.label, "n": s.n, "rounds": s.rounds, "target_sample_s": s.target_s,
+                "label": s.label, "n": s.n, "rounds": s.rounds, "min_rounds": s.min_rounds,
+                "budget_s_per_measurement": s.budget_s, "target_sample_s": s.target_s,
             })).collect::<Vec<_>>(),
             "threads": thread_counts,
             "tau": kernels::TAU,

@@ -44,18 +44,21 @@ pub fn run(name: &'static str, script: &str, config: &Value) -> PyPeer {
         raw: json!({"peer": name, "available": false, "note": note}),
         note,
     };
+    // The peer's progress lines go straight to our stderr.
     let out = match Command::new(&py)
         .arg(&path)
         .arg(config.to_string())
+        .stderr(std::process::Stdio::inherit())
         .output()
     {
         Ok(o) => o,
         Err(e) => return fail(format!("could not run {py}: {e}")),
     };
-    let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        let tail: String = stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
-        return fail(format!("{py} {script} failed ({}): {tail}", out.status));
+        return fail(format!(
+            "{py} {script} failed ({}); its error is printed above",
+            out.status
+        ));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     match serde_json::from_str::<Value>(stdout.trim()) {

@@ -206,3 +206,38 @@ pub fn par_for<I: Send>(parts: Vec<I>, f: &(dyn Fn(I) + Sync)) {
 pub fn chunk_len(n: usize, parts: usize) -> usize {
     n.div_ceil(parts.max(1)).max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_probe_is_plausible() {
+        let c = measure_clock(3, 2.0);
+        assert!(
+            (5e7..2e10).contains(&c.hz),
+            "clock {} Hz ({})",
+            c.hz,
+            c.method
+        );
+    }
+
+    #[test]
+    fn stats_quartiles() {
+        let s = Stats::of(&[5.0, 1.0, 3.0, 2.0, 4.0, f64::NAN]);
+        assert_eq!(
+            (s.min, s.q1, s.median, s.q3, s.max),
+            (1.0, 2.0, 3.0, 4.0, 5.0)
+        );
+        let s = Stats::of(&[1.0, 2.0]);
+        assert_eq!(s.median, 1.5);
+    }
+
+    #[test]
+    fn callers_all_run() {
+        let mut states = vec![0u32; 3];
+        let t = timed_callers(&mut states, &|s: &mut u32| *s += 1);
+        assert!(t >= 0.0);
+        assert_eq!(states, vec![1, 1, 1]);
+    }
+}
