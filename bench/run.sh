@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs unitfp8's microbenchmarks: the casts / residual-mix benchmark (bench/src/main.rs) and,
+# when present, the GEMM benchmark (bench/src/bin/gemm.rs).
+#
+#   bench/run.sh [--quick] [other options of the casts benchmark, see --help]
+#
+# All arguments go to the casts benchmark; only --quick is passed on to the GEMM benchmark.
+# Results: bench/results/casts.json (and whatever the GEMM benchmark writes).
+# Python peers (ml_dtypes, PyTorch) use $PYTHON, else .venv/bin/python when the repository has
+# that venv, else python3; a peer whose modules are missing is skipped with a note.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+    exit 1
+fi
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ]; then
+        PYTHON="$PWD/.venv/bin/python"
+    else
+        PYTHON=python3
+    fi
+fi
+export PYTHON
+
+quick=()
+for arg in "$@"; do
+    if [ "$arg" = "--quick" ]; then
+        quick=(--quick)
+    fi
+done
+
+cargo build --release -p unitfp8-bench --bins
+mkdir -p bench/results
+
+echo "== casts and residual mix =="
+cargo run --release -q -p unitfp8-bench --bin unitfp8-bench -- "$@"
+
+if [ -f bench/src/bin/gemm.rs ]; then
+    echo
+    echo "== GEMM =="
+    cargo run --release -q -p unitfp8-bench --bin gemm -- "${quick[@]}"
+fi
