@@ -15,6 +15,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install Rust (https://rustup.rs) first" >&2
     exit 1
 fi
+if [ -z "${PYTHON:-}" ] && [ ! -x .venv/bin/python ] && command -v python3 >/dev/null 2>&1; then
+    # The ml_dtypes peer needs numpy + ml_dtypes: make the same venv the tests use (best effort).
+    echo "bench: creating .venv with numpy and ml_dtypes for the Python peers"
+    python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check numpy ml_dtypes ||
+        echo "bench: could not set up .venv; Python peers will be skipped"
+fi
 if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then
         PYTHON="$PWD/.venv/bin/python"
