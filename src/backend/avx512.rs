@@ -27,11 +27,17 @@
 //!   normal numbers. So results never depend on DAZ/FTZ beyond what the scalar code does.
 //! * Tails use masked loads and stores: nothing is read or written past `n`; pointers need no
 //!   alignment.
+//!
+//! On soft-float x86-64 targets (no SSE2 in the target's baseline, e.g. `x86_64-unknown-none`)
+//! the SIMD code is not compiled: [`variants`] is empty and [`kernels`] is the scalar table.
 
 use super::Kernels;
 
+#[cfg(target_feature = "sse2")]
 mod decode;
+#[cfg(target_feature = "sse2")]
 mod encode;
+#[cfg(target_feature = "sse2")]
 mod mix;
 
 /// One implementation of the [`Kernels`] table with the CPU features it needs.
@@ -61,6 +67,7 @@ impl core::fmt::Debug for Variant {
 }
 
 /// Table for AVX-512 F/BW/VL/DQ.
+#[cfg(target_feature = "sse2")]
 static BASE: Kernels = Kernels {
     bf16_to_f32: decode::bf16_to_f32,
     f16_to_f32: decode::f16_to_f32,
@@ -74,12 +81,14 @@ static BASE: Kernels = Kernels {
 };
 
 /// Table for AVX-512 F/BW/VL/DQ + VBMI (byte-lookup FP8 decoding).
+#[cfg(target_feature = "sse2")]
 static VBMI: Kernels = Kernels {
     fp8_to_f32: decode::fp8_to_f32_vbmi,
     ..BASE
 };
 
 /// Every variant compiled into this build, the preferred one first.
+#[cfg(target_feature = "sse2")]
 static VARIANTS: [Variant; 2] = [
     Variant {
         name: "avx512vbmi",
@@ -93,6 +102,10 @@ static VARIANTS: [Variant; 2] = [
     },
 ];
 
+/// No SIMD variants on soft-float targets.
+#[cfg(not(target_feature = "sse2"))]
+static VARIANTS: [Variant; 0] = [];
+
 /// Every variant of this back end, available on this CPU or not (the preferred one first); tests
 /// and benchmarks use it to check each one against the scalar reference.
 pub fn variants() -> &'static [Variant] {
@@ -105,10 +118,10 @@ pub fn kernels() -> &'static Kernels {
     VARIANTS
         .iter()
         .find(|v| v.is_available())
-        .map_or(&BASE, |v| v.kernels)
+        .map_or(&super::scalar::KERNELS, |v| v.kernels)
 }
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", target_feature = "sse2"))]
 fn base_available() -> bool {
     std::is_x86_feature_detected!("avx512f")
         && std::is_x86_feature_detected!("avx512bw")
@@ -116,7 +129,7 @@ fn base_available() -> bool {
         && std::is_x86_feature_detected!("avx512dq")
 }
 
-#[cfg(not(feature = "std"))]
+#[cfg(all(not(feature = "std"), target_feature = "sse2"))]
 fn base_available() -> bool {
     cfg!(all(
         target_feature = "avx512f",
@@ -126,17 +139,18 @@ fn base_available() -> bool {
     ))
 }
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", target_feature = "sse2"))]
 fn vbmi_available() -> bool {
     base_available() && std::is_x86_feature_detected!("avx512vbmi")
 }
 
-#[cfg(not(feature = "std"))]
+#[cfg(all(not(feature = "std"), target_feature = "sse2"))]
 fn vbmi_available() -> bool {
     base_available() && cfg!(target_feature = "avx512vbmi")
 }
 
 /// Mask of the first `rem` lanes of 16 (`rem < 16`).
+#[cfg(target_feature = "sse2")]
 #[inline(always)]
 fn tail_mask(rem: usize) -> u16 {
     debug_assert!(rem < 16);
