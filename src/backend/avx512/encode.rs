@@ -120,7 +120,18 @@ fn encode16<const SH: u32, const BIAS: u32, const SR: bool>(
     let yabs = _mm512_and_si512(y, splat(ABS as u32));
     let a = _mm512_min_epu32(yabs, c.clamp);
     let code = if SR {
-        round_stochastic::<SH, BIAS>(a, r)
+        // Normal results (the common case) need no variable shifts: with m the significand,
+        // floor((m · 2^32 >> SH) + r) >> 32 = (m + (r >> (32 - SH))) >> SH, and the carry runs
+        // into the exponent field as it should. Vectors with any subnormal result take the
+        // general path.
+        let min_normal = (128 - BIAS) << 23;
+        if _mm512_cmplt_epu32_mask(a, splat(min_normal)) == 0 {
+            let t = _mm512_add_epi32(a, _mm512_srl_epi32(r, _mm_cvtsi32_si128(32 - SH as i32)));
+            let rebias = (127 - BIAS) << (23 - SH);
+            _mm512_sub_epi32(_mm512_srli_epi32::<SH>(t), splat(rebias))
+        } else {
+            round_stochastic::<SH, BIAS>(a, r)
+        }
     } else {
         round_nearest::<SH, BIAS>(a)
     };
