@@ -1,0 +1,391 @@
+//! Narrowing kernels: f32 (times a scale) → FP8, bf16, f16 and f32.
+
+use super::tail_mask;
+use crate::backend::EncodeArgs;
+use crate::dtype::Rounding;
+use crate::fp8::Fp8Format;
+use crate::rng::StreamKey;
+use core::arch::x86_64::*;
+
+const ABS: i32 = 0x7FFF_FFFF;
+const INF: i32 = 0x7F80_0000;
+
+/// `a | (b & c)`, the `vpternlogd` immediate.
+const A_OR_B_AND_C: i32 = 0xF8;
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn splat(v: u32) -> __m512i {
+    _mm512_set1_epi32(v as i32)
+}
+
+/// Rounds magnitudes `a` (f32 bits, sign clear, at most the format's clamp, not NaN) to the
+/// nearest even value of a binary format with `23 - SH` mantissa bits and exponent bias `BIAS`,
+/// and returns its bits (no sign). A result that rounds past the largest binade carries into the
+/// next exponent code, which is what the clamp relies on.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn round_nearest<const SH: u32, const BIAS: u32>(a: __m512i) -> __m512i {
+    let mbits = 23 - SH;
+    // Normal results: code = (a + half-ulp - 1 + odd) >> SH, minus the exponent rebias, which is
+    // folded into the added constant (a ≥ min normal > rebias, so nothing wraps for these lanes).
+    let rebias = ((127 - BIAS) << mbits) << SH;
+    let add = ((1u32 << (SH - 1)) - 1).wrapping_sub(rebias);
+    let odd = _mm512_and_si512(_mm512_srli_epi32::<SH>(a), splat(1));
+    let normal = _mm512_srli_epi32::<SH>(_mm512_add_epi32(_mm512_add_epi32(a, splat(add)), odd));
+    // Subnormal results: 2^k + |x| with ulp(2^k) = the smallest subnormal rounds |x| to nearest
+    // even in the FPU (default rounding mode); the low bits of the sum are the code, up to
+    // and including the smallest normal's code. An f32 denormal input gives 0 with or
+    // without DAZ, and the sum is ≥ 2^-1, so FTZ cannot apply.
+    let magic = (127 + 24 - BIAS - mbits) << 23;
+    let sum = _mm512_add_ps(_mm512_castsi512_ps(a), _mm512_castsi512_ps(splat(magic)));
+    let sub = _mm512_sub_epi32(_mm512_castps_si512(sum), splat(magic));
+    let min_normal = (128 - BIAS) << 23;
+    let is_sub = _mm512_cmplt_epu32_mask(a, splat(min_normal));
+    _mm512_mask_blend_epi32(is_sub, normal, sub)
+}
+
+/// Stochastic rounding of magnitudes `a` (f32 bits, sign clear, at most the largest finite
+/// value, not NaN) to FP8 with `23 - SH` mantissa bits and bias `BIAS`, with random bits `r`:
+/// exactly `floor(m · 2^-s + r · 2^-32)` plus the exponent base, as in [`Fp8Format::encode`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn round_stochastic<const SH: u32, const BIAS: u32>(a: __m512i, r: __m512i) -> __m512i {
+    let mbits = 23 - SH;
+    let min_exp = 128 - BIAS; // biased f32 exponent of the smallest normal
+    let e = _mm512_srli_epi32::<23>(a);
+    // 24-bit significand. The implicit bit is wrongly set for f32 denormals (e = 0), but their
+    // shift is ≥ 56 for both formats, so every bit of m is discarded either way.
+    let m = _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(splat(0x80_0000), a, splat(0x7F_FFFF));
+    // s = SH + (max(e, min_exp) - max(e, 1)): bits of m below the FP8 ulp.
+    // (Signed max: the difference is negative for the top binades of E5M2.)
+    let s = _mm512_max_epi32(
+        _mm512_sub_epi32(splat(SH + min_exp), _mm512_max_epu32(e, splat(1))),
+        splat(SH),
+    );
+    let int = _mm512_srlv_epi32(m, s);
+    // The 32 bits of m · 2^(32 - s) below the point: one of the two shifts is by a "negative"
+    // (huge unsigned) count and gives 0.
+    let frac = _mm512_or_si512(
+        _mm512_sllv_epi32(m, _mm512_sub_epi32(splat(32), s)),
+        _mm512_srlv_epi32(m, _mm512_sub_epi32(s, splat(32))),
+    );
+    let carry = _mm512_cmplt_epu32_mask(_mm512_add_epi32(frac, r), r);
+    let q = _mm512_mask_sub_epi32(int, carry, int, splat(u32::MAX));
+    // code = q + ((max(e, min_exp) - min_exp) << mbits)
+    let base = _mm512_sllv_epi32(_mm512_max_epu32(e, splat(min_exp)), splat(mbits));
+    _mm512_add_epi32(q, _mm512_sub_epi32(base, splat(min_exp << mbits)))
+}
+
+/// The lowbias32 hash ([`crate::rng::mix32`]) of each lane, then XORed with `post`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn mix32_xor(x: __m512i, post: __m512i) -> __m512i {
+    let x = _mm512_xor_si512(x, _mm512_srli_epi32::<16>(x));
+    let x = _mm512_mullo_epi32(x, splat(0x7FEB_352D));
+    let x = _mm512_xor_si512(x, _mm512_srli_epi32::<15>(x));
+    let x = _mm512_mullo_epi32(x, splat(0x846C_A68B));
+    // x ^ (x >> 16) ^ post
+    _mm512_ternarylogic_epi32::<0x96>(x, _mm512_srli_epi32::<16>(x), post)
+}
+
+/// `key.bits(idx)` for each lane.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn random_bits(idx: __m512i, k1: __m512i, k2: __m512i) -> __m512i {
+    let x = mix32_xor(_mm512_xor_si512(idx, k1), k2);
+    mix32_xor(x, _mm512_setzero_si512())
+}
+
+/// Per-call constants of an FP8 encode.
+#[derive(Clone, Copy)]
+struct Fp8Consts {
+    scale: __m512,
+    /// Largest magnitude bits kept before rounding.
+    clamp: __m512i,
+    /// NaN code (no sign).
+    nan: __m512i,
+}
+
+/// Encodes 16 values; returns `(codes in 32-bit lanes, |x| bits)`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn encode16<const SH: u32, const BIAS: u32, const SR: bool>(
+    x: __m512,
+    c: &Fp8Consts,
+    r: __m512i,
+) -> (__m512i, __m512i) {
+    let xabs = _mm512_and_si512(_mm512_castps_si512(x), splat(ABS as u32));
+    let y = _mm512_castps_si512(_mm512_mul_ps(x, c.scale));
+    let yabs = _mm512_and_si512(y, splat(ABS as u32));
+    let a = _mm512_min_epu32(yabs, c.clamp);
+    let code = if SR {
+        // Normal results (the common case) need no variable shifts: with m the significand,
+        // floor((m · 2^32 >> SH) + r) >> 32 = (m + (r >> (32 - SH))) >> SH, and the carry runs
+        // into the exponent field as it should. Vectors with any subnormal result take the
+        // general path.
+        let min_normal = (128 - BIAS) << 23;
+        if _mm512_cmplt_epu32_mask(a, splat(min_normal)) == 0 {
+            let t = _mm512_add_epi32(a, _mm512_srl_epi32(r, _mm_cvtsi32_si128(32 - SH as i32)));
+            let rebias = (127 - BIAS) << (23 - SH);
+            _mm512_sub_epi32(_mm512_srli_epi32::<SH>(t), splat(rebias))
+        } else {
+            round_stochastic::<SH, BIAS>(a, r)
+        }
+    } else {
+        round_nearest::<SH, BIAS>(a)
+    };
+    let code = _mm512_mask_mov_epi32(
+        code,
+        _mm512_cmpgt_epu32_mask(yabs, splat(INF as u32)),
+        c.nan,
+    );
+    // code | ((y >> 24) & 0x80)
+    let code =
+        _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(code, _mm512_srli_epi32::<24>(y), splat(0x80));
+    (code, xabs)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool>(
+    c: Fp8Consts,
+    key: StreamKey,
+    index_lo: u32,
+    src: *const f32,
+    dst: *mut u8,
+    n: usize,
+) -> u32 {
+    let (k1, k2) = (splat(key.k1), splat(key.k2));
+    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let mut idx = _mm512_add_epi32(splat(index_lo), iota);
+    let step = splat(16);
+    let mut amax = _mm512_setzero_si512();
+    let mut i = 0;
+    while i + 16 <= n {
+        let r = if SR {
+            random_bits(idx, k1, k2)
+        } else {
+            _mm512_setzero_si512()
+        };
+        // SAFETY: elements [i, i + 16) are in bounds (contract); unaligned access is allowed.
+        let x = unsafe { _mm512_loadu_ps(src.add(i)) };
+        let (code, xabs) = encode16::<SH, BIAS, SR>(x, &c, r);
+        amax = _mm512_max_epu32(amax, xabs);
+        // SAFETY: as above.
+        unsafe { _mm_storeu_si128(dst.add(i).cast(), _mm512_cvtepi32_epi8(code)) };
+        idx = _mm512_add_epi32(idx, step);
+        i += 16;
+    }
+    if i < n {
+        let k = tail_mask(n - i);
+        let r = if SR {
+            random_bits(idx, k1, k2)
+        } else {
+            _mm512_setzero_si512()
+        };
+        // SAFETY: masked lanes [i, n) are in bounds; masked-off lanes are neither read nor written.
+        let x = unsafe { _mm512_maskz_loadu_ps(k, src.add(i)) };
+        let (code, xabs) = encode16::<SH, BIAS, SR>(x, &c, r);
+        amax = _mm512_max_epu32(amax, xabs);
+        // SAFETY: as above.
+        unsafe { _mm_mask_storeu_epi8(dst.add(i).cast(), k, _mm512_cvtepi32_epi8(code)) };
+    }
+    _mm512_reduce_max_epu32(amax)
+}
+
+/// See [`crate::backend::Kernels::f32_to_fp8`].
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) unsafe fn f32_to_fp8(args: &EncodeArgs, src: *const f32, dst: *mut u8, n: usize) -> u32 {
+    // Clamps: the largest finite value when saturating; for E4M3 `Nearest`, 480 (its code is the
+    // NaN 0x7F, and everything in (464, 480] rounds there); for E5M2 `Nearest`, 65536 (code
+    // 0x7C = Inf, reached by rounding from 61440 on).
+    let (clamp, nan) = match (args.format, args.rounding) {
+        (Fp8Format::E4M3, Rounding::Nearest) => (0x43F0_0000, 0x7F),
+        (Fp8Format::E4M3, _) => (0x43E0_0000, 0x7F),
+        (Fp8Format::E5M2, Rounding::Nearest) => (0x4780_0000, 0x7E),
+        (Fp8Format::E5M2, _) => (0x4760_0000, 0x7E),
+    };
+    let c = Fp8Consts {
+        scale: _mm512_set1_ps(args.scale),
+        clamp: splat(clamp),
+        nan: splat(nan),
+    };
+    let (key, lo) = (args.key, args.index_lo);
+    let sr = args.rounding == Rounding::StochasticSaturate;
+    // SAFETY: forwarded contract.
+    unsafe {
+        match (args.format, sr) {
+            (Fp8Format::E4M3, false) => encode_fp8::<20, 7, false>(c, key, lo, src, dst, n),
+            (Fp8Format::E4M3, true) => encode_fp8::<20, 7, true>(c, key, lo, src, dst, n),
+            (Fp8Format::E5M2, false) => encode_fp8::<21, 15, false>(c, key, lo, src, dst, n),
+            (Fp8Format::E5M2, true) => encode_fp8::<21, 15, true>(c, key, lo, src, dst, n),
+        }
+    }
+}
+
+/// f32 → bf16 or f16 bits of 16 values (in 32-bit lanes); returns `(bits, |x| bits)`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn encode16_half<const BF16: bool>(x: __m512, scale: __m512, clamp: __m512i) -> (__m512i, __m512i) {
+    let xabs = _mm512_and_si512(_mm512_castps_si512(x), splat(ABS as u32));
+    let y = _mm512_castps_si512(_mm512_mul_ps(x, scale));
+    let yabs = _mm512_and_si512(y, splat(ABS as u32));
+    let (bits, nan) = if BF16 {
+        // RNE on the low 16 bits; Inf stays Inf; `clamp` is 0x7F7F when saturating.
+        let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(yabs), splat(1));
+        let r = _mm512_add_epi32(_mm512_add_epi32(yabs, splat(0x7FFF)), odd);
+        let r = _mm512_min_epu32(_mm512_srli_epi32::<16>(r), clamp);
+        (r, 0x7FC0)
+    } else {
+        // `clamp` is 65504 when saturating, else 65536 (which rounds to the Inf code).
+        (
+            round_nearest::<13, 15>(_mm512_min_epu32(yabs, clamp)),
+            0x7E00,
+        )
+    };
+    let bits = _mm512_mask_mov_epi32(
+        bits,
+        _mm512_cmpgt_epu32_mask(yabs, splat(INF as u32)),
+        splat(nan),
+    );
+    // bits | ((y >> 16) & 0x8000)
+    let bits =
+        _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(bits, _mm512_srli_epi32::<16>(y), splat(0x8000));
+    (bits, xabs)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn encode_half<const BF16: bool>(
+    scale: f32,
+    clamp: u32,
+    src: *const f32,
+    dst: *mut u16,
+    n: usize,
+) -> u32 {
+    let scale = _mm512_set1_ps(scale);
+    let clamp = splat(clamp);
+    let mut amax = _mm512_setzero_si512();
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: elements [i, i + 16) are in bounds (contract); unaligned access is allowed.
+        let x = unsafe { _mm512_loadu_ps(src.add(i)) };
+        let (bits, xabs) = encode16_half::<BF16>(x, scale, clamp);
+        amax = _mm512_max_epu32(amax, xabs);
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_si256(dst.add(i).cast(), _mm512_cvtepi32_epi16(bits)) };
+        i += 16;
+    }
+    if i < n {
+        let k = tail_mask(n - i);
+        // SAFETY: masked lanes [i, n) are in bounds; masked-off lanes are neither read nor written.
+        let x = unsafe { _mm512_maskz_loadu_ps(k, src.add(i)) };
+        let (bits, xabs) = encode16_half::<BF16>(x, scale, clamp);
+        amax = _mm512_max_epu32(amax, xabs);
+        // SAFETY: as above.
+        unsafe { _mm256_mask_storeu_epi16(dst.add(i).cast(), k, _mm512_cvtepi32_epi16(bits)) };
+    }
+    _mm512_reduce_max_epu32(amax)
+}
+
+/// See [`crate::backend::Kernels::f32_to_bf16`].
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) unsafe fn f32_to_bf16(
+    scale: f32,
+    saturate: bool,
+    src: *const f32,
+    dst: *mut u16,
+    n: usize,
+) -> u32 {
+    let clamp = if saturate { 0x7F7F } else { 0xFFFF };
+    // SAFETY: forwarded contract.
+    unsafe { encode_half::<true>(scale, clamp, src, dst, n) }
+}
+
+/// See [`crate::backend::Kernels::f32_to_f16`].
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) unsafe fn f32_to_f16(
+    scale: f32,
+    saturate: bool,
+    src: *const f32,
+    dst: *mut u16,
+    n: usize,
+) -> u32 {
+    let clamp = if saturate { 0x477F_E000 } else { 0x4780_0000 };
+    // SAFETY: forwarded contract.
+    unsafe { encode_half::<false>(scale, clamp, src, dst, n) }
+}
+
+/// `x · scale`, with ±Inf replaced by ±f32::MAX when `SAT`; returns `(y, |x| bits)`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn scale16<const SAT: bool>(x: __m512, scale: __m512) -> (__m512, __m512i) {
+    let xabs = _mm512_and_si512(_mm512_castps_si512(x), splat(ABS as u32));
+    let y = _mm512_castps_si512(_mm512_mul_ps(x, scale));
+    let y = if SAT {
+        let inf =
+            _mm512_cmpeq_epi32_mask(_mm512_and_si512(y, splat(ABS as u32)), splat(INF as u32));
+        // (±Inf bits) - 1 = ±f32::MAX bits
+        _mm512_mask_sub_epi32(y, inf, y, splat(1))
+    } else {
+        y
+    };
+    (_mm512_castsi512_ps(y), xabs)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn scale_f32<const SAT: bool>(scale: f32, src: *const f32, dst: *mut f32, n: usize) -> u32 {
+    let scale = _mm512_set1_ps(scale);
+    let mut amax = _mm512_setzero_si512();
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: elements [i, i + 16) are in bounds (contract); `dst` is `src` or disjoint, and
+        // each vector is loaded before it is stored.
+        unsafe {
+            let (y, xabs) = scale16::<SAT>(_mm512_loadu_ps(src.add(i)), scale);
+            amax = _mm512_max_epu32(amax, xabs);
+            _mm512_storeu_ps(dst.add(i), y);
+        }
+        i += 16;
+    }
+    if i < n {
+        let k = tail_mask(n - i);
+        // SAFETY: masked lanes [i, n) are in bounds; masked-off lanes are neither read nor written.
+        unsafe {
+            let (y, xabs) = scale16::<SAT>(_mm512_maskz_loadu_ps(k, src.add(i)), scale);
+            amax = _mm512_max_epu32(amax, xabs);
+            _mm512_mask_storeu_ps(dst.add(i), k, y);
+        }
+    }
+    _mm512_reduce_max_epu32(amax)
+}
+
+/// See [`crate::backend::Kernels::f32_to_f32`].
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) unsafe fn f32_to_f32(
+    scale: f32,
+    saturate: bool,
+    src: *const f32,
+    dst: *mut f32,
+    n: usize,
+) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if saturate {
+            scale_f32::<true>(scale, src, dst, n)
+        } else {
+            scale_f32::<false>(scale, src, dst, n)
+        }
+    }
+}

@@ -1,0 +1,1039 @@
+//! Conformance of every available SIMD back end (and each variant of it that this CPU supports)
+//! with the scalar reference tables, kernel by kernel, bit for bit.
+//!
+//! Inputs are random (seeded from the clock; the seed is printed, and `UNITFP8_TEST_SEED`
+//! replays it) with many special values: NaN payloads, ±Inf, ±0, f32 denormals, ties and
+//! neighbours of ties at every target precision, overflow thresholds. Every length 0..=130 and
+//! some large odd ones run with inputs and outputs misaligned by 0..3 bytes, outputs poisoned and
+//! guard bytes around every buffer checked untouched, plus the in-place aliasing the contract
+//! allows. The public drivers are also compared through [`Exec`]. Generic over back ends, so the
+//! same file checks NEON under qemu.
+
+use half::{bf16, f16};
+use unitfp8::backend::{Backend, EncodeArgs, Kernels, scalar};
+use unitfp8::rng::StreamKey;
+use unitfp8::{CastParams, DType, E4M3, E5M2, Exec, Fp8Format, MixParams, Rounding};
+
+// ---------------------------------------------------------------------------------------------
+// Test infrastructure
+
+/// splitmix64.
+struct Rng(u64);
+
+impl Rng {
+    fn u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn u32(&mut self) -> u32 {
+        (self.u64() >> 32) as u32
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.u64() % n as u64) as usize
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len())]
+    }
+}
+
+fn test_seed(name: &str) -> u64 {
+    let seed = std::env::var("UNITFP8_TEST_SEED")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    println!("{name}: UNITFP8_TEST_SEED={seed}");
+    seed
+}
+
+/// Every SIMD kernel table this machine can run: each available AVX-512 variant on x86-64, and
+/// the table of every other available non-scalar back end.
+fn simd_tables() -> Vec<(String, &'static Kernels)> {
+    let mut v: Vec<(String, &'static Kernels)> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    for var in unitfp8::backend::avx512::variants() {
+        if var.is_available() {
+            v.push((format!("avx512/{}", var.name), var.kernels));
+        }
+    }
+    for b in Backend::ALL {
+        if b == Backend::Scalar || (cfg!(target_arch = "x86_64") && b == Backend::Avx512) {
+            continue;
+        }
+        if let Ok(k) = b.kernels() {
+            v.push((b.name().to_string(), k));
+        }
+    }
+    if v.is_empty() {
+        println!("WARNING: no SIMD back end is available on this machine; nothing to compare");
+    } else {
+        let names: Vec<&str> = v.iter().map(|(n, _)| n.as_str()).collect();
+        println!("checking {names:?}");
+    }
+    v
+}
+
+/// A byte buffer holding `len` bytes at a chosen misalignment from a 64-byte boundary, with
+/// 64 guard bytes on each side, everything outside the data filled with `poison`.
+struct Buf {
+    bytes: Vec<u8>,
+    start: usize,
+    len: usize,
+    poison: u8,
+}
+
+impl Buf {
+    fn new(len: usize, misalign: usize, poison: u8) -> Buf {
+        let bytes = vec![poison; len + 256];
+        let base = bytes.as_ptr() as usize;
+        let start = (64 - base % 64) % 64 + 64 + misalign;
+        Buf {
+            bytes,
+            start,
+            len,
+            poison,
+        }
+    }
+    fn with_data(data: &[u8], misalign: usize, poison: u8) -> Buf {
+        let mut b = Buf::new(data.len(), misalign, poison);
+        let s = b.start;
+        b.bytes[s..s + data.len()].copy_from_slice(data);
+        b
+    }
+    fn ptr(&mut self) -> *mut u8 {
+        // In bounds: start + len + guards fit in the allocation.
+        self.bytes[self.start..].as_mut_ptr()
+    }
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.start..self.start + self.len]
+    }
+    fn guards_intact(&self) -> bool {
+        let p = self.poison;
+        self.bytes[..self.start].iter().all(|&b| b == p)
+            && self.bytes[self.start + self.len..].iter().all(|&b| b == p)
+    }
+}
+
+/// Values that stress every rounding path. Returned as f32 bits.
+fn interesting_bits(rng: &mut Rng) -> u32 {
+    const SPECIAL: &[u32] = &[
+        0x0000_0000,
+        0x7F80_0000, // Inf
+        0x7FC0_0000, // canonical NaN
+        0x7F80_0001, // signalling NaN, low payload
+        0x7FBF_FFFF, // signalling NaN, full payload
+        0x7FFF_FFFF,
+        0x7FA0_0000,
+        0x7FC0_1234,
+        0x0000_0001, // smallest denormal
+        0x007F_FFFF, // largest denormal
+        0x0040_0000,
+        0x0080_0000, // MIN_POSITIVE
+        0x7F7F_FFFF, // MAX
+        0x3F80_0000, // 1
+        0x43E0_0000, // 448
+        0x43E8_0000, // 464
+        0x43F0_0000, // 480
+        0x4760_0000, // 57344
+        0x4770_0000, // 61440
+        0x4780_0000, // 65536
+        0x477F_E000, // 65504
+        0x477F_F000, // 65520
+        0x3C80_0000, // 2^-6
+        0x3B00_0000, // 2^-9
+        0x3A80_0000, // 2^-10
+        0x3880_0000, // 2^-14
+        0x3780_0000, // 2^-16
+        0x3700_0000, // 2^-17
+        0x3380_0000, // 2^-24
+        0x3300_0000, // 2^-25
+        0x4380_0000, // 256
+        0x4700_0000, // 32768
+    ];
+    let sign = if rng.u32() & 1 == 1 { 0x8000_0000 } else { 0 };
+    let mag = match rng.below(12) {
+        0 => return rng.u32(),
+        1 | 2 => rng.pick(SPECIAL),
+        3 => {
+            // Near a special value.
+            let b = rng.pick(SPECIAL) as i64 + rng.below(9) as i64 - 4;
+            b.clamp(0, 0x7FFF_FFFF) as u32
+        }
+        4 | 5 => {
+            // A tie (or a neighbour) at one of the target precisions: bf16, f16, E4M3, E5M2.
+            let dropped = rng.pick(&[16u32, 13, 20, 21]);
+            let exp = 127 - 30 + rng.below(48) as u32;
+            let kept = rng.u32() & (0x7F_FFFF & !((1 << dropped) - 1));
+            let tie = (exp << 23) | kept | (1 << (dropped - 1));
+            (tie as i64 + rng.below(5) as i64 - 2) as u32 & 0x7FFF_FFFF
+        }
+        6 => {
+            // A tie among FP8 / f16 subnormals: (2j + 1) · 2^-(unit + 1), or a neighbour.
+            let unit_exp: i32 = rng.pick(&[-9, -16, -24]);
+            let j = rng.below(16) as f32;
+            let v = (2.0 * j + 1.0) * 2f32.powi(unit_exp - 1);
+            (v.to_bits() as i64 + rng.below(5) as i64 - 2) as u32
+        }
+        7 => rng.u32() & 0x007F_FFFF, // denormal
+        _ => {
+            // A moderate value around the FP8 ranges.
+            let exp = 127 - 28 + rng.below(48) as u32;
+            (exp << 23) | (rng.u32() & 0x7F_FFFF)
+        }
+    };
+    sign | mag
+}
+
+fn interesting_f32_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+    (0..n)
+        .flat_map(|_| interesting_bits(rng).to_le_bytes())
+        .collect()
+}
+
+/// 16-bit patterns: random, or the top half of an interesting f32 (bf16), or around f16 specials.
+fn u16_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+    (0..n)
+        .flat_map(|_| {
+            let h: u16 = match rng.below(4) {
+                0 => rng.u32() as u16,
+                1 => (interesting_bits(rng) >> 16) as u16,
+                2 => {
+                    rng.pick(&[
+                        0x0000u16, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0x7C01, 0x7DFF, 0x7E00,
+                        0x7FFF, 0x7F80, 0x7F81, 0x7FC0,
+                    ]) | (rng.u32() as u16 & 0x8000)
+                }
+                _ => (rng.u32() as u16) & 0x83FF, // f16 subnormals
+            };
+            h.to_le_bytes()
+        })
+        .collect()
+}
+
+fn random_scale(rng: &mut Rng) -> f32 {
+    let s = match rng.below(8) {
+        0 | 1 => 1.0,
+        2 => 2f32.powi(rng.below(81) as i32 - 40),
+        3 => rng.pick(&[
+            0.0,
+            -0.0,
+            1e30,
+            1e-30,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-40, // denormal
+            3.0,
+            0.1,
+            65504.0,
+            448.0,
+            1.0 / 448.0,
+        ]),
+        _ => f32::from_bits(((127 - 12 + rng.below(25) as u32) << 23) | (rng.u32() & 0x7F_FFFF)),
+    };
+    if rng.below(4) == 0 { -s } else { s }
+}
+
+const ROUNDINGS: [Rounding; 3] = [
+    Rounding::NearestSaturate,
+    Rounding::Nearest,
+    Rounding::StochasticSaturate,
+];
+const FORMATS: [Fp8Format; 2] = [Fp8Format::E4M3, Fp8Format::E5M2];
+
+/// Lengths every kernel runs at.
+fn lengths() -> Vec<usize> {
+    let mut v: Vec<usize> = (0..=130).collect();
+    v.extend([191, 255, 256, 257, 1023, 1025, 4097, 12345]);
+    v
+}
+
+/// A random `index_lo` for `n` elements, biased to the ends of the 32-bit range (no wrap).
+fn random_index_lo(rng: &mut Rng, n: usize) -> u32 {
+    let last = (1u64 << 32) - n as u64; // the largest start that does not wrap
+    match rng.below(4) {
+        0 => 0,
+        1 => last as u32,
+        2 => (last - rng.below(100).min(last as usize) as u64) as u32,
+        _ => (rng.u64() % (last + 1)) as u32,
+    }
+}
+
+/// A unary kernel invocation: input element size, output element size, and a caller.
+#[derive(Clone, Copy, Debug)]
+enum Unary {
+    Bf16ToF32,
+    F16ToF32,
+    Fp8ToF32(Fp8Format),
+    F32ToFp8(EncodeArgs),
+    F32ToBf16(f32, bool),
+    F32ToF16(f32, bool),
+    F32ToF32(f32, bool),
+}
+
+impl Unary {
+    fn sizes(self) -> (usize, usize) {
+        match self {
+            Unary::Bf16ToF32 | Unary::F16ToF32 => (2, 4),
+            Unary::Fp8ToF32(_) => (1, 4),
+            Unary::F32ToFp8(_) => (4, 1),
+            Unary::F32ToBf16(..) | Unary::F32ToF16(..) => (4, 2),
+            Unary::F32ToF32(..) => (4, 4),
+        }
+    }
+
+    fn input(self, rng: &mut Rng, n: usize) -> Vec<u8> {
+        match self {
+            Unary::Bf16ToF32 | Unary::F16ToF32 => u16_bytes(rng, n),
+            Unary::Fp8ToF32(_) => (0..n).map(|_| rng.u32() as u8).collect(),
+            _ => interesting_f32_bytes(rng, n),
+        }
+    }
+
+    /// Runs the kernel; returns the amax bits where the kernel has one.
+    ///
+    /// # Safety
+    /// `src`/`dst` valid for `n` elements of the input/output types (f32 outputs aligned when
+    /// `k` is the scalar table, which writes them with aligned stores); distinct or, for
+    /// `F32ToF32`, possibly equal.
+    unsafe fn run(self, k: &Kernels, src: *const u8, dst: *mut u8, n: usize) -> Option<u32> {
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            match self {
+                Unary::Bf16ToF32 => {
+                    (k.bf16_to_f32)(src.cast(), dst.cast(), n);
+                    None
+                }
+                Unary::F16ToF32 => {
+                    (k.f16_to_f32)(src.cast(), dst.cast(), n);
+                    None
+                }
+                Unary::Fp8ToF32(fmt) => {
+                    (k.fp8_to_f32)(fmt, src, dst.cast(), n);
+                    None
+                }
+                Unary::F32ToFp8(args) => Some((k.f32_to_fp8)(&args, src.cast(), dst, n)),
+                Unary::F32ToBf16(s, sat) => {
+                    Some((k.f32_to_bf16)(s, sat, src.cast(), dst.cast(), n))
+                }
+                Unary::F32ToF16(s, sat) => Some((k.f32_to_f16)(s, sat, src.cast(), dst.cast(), n)),
+                Unary::F32ToF32(s, sat) => Some((k.f32_to_f32)(s, sat, src.cast(), dst.cast(), n)),
+            }
+        }
+    }
+
+    fn random(rng: &mut Rng, which: usize) -> Unary {
+        let sat = rng.below(2) == 0;
+        match which {
+            0 => Unary::Bf16ToF32,
+            1 => Unary::F16ToF32,
+            2 => Unary::Fp8ToF32(rng.pick(&FORMATS)),
+            3 => Unary::F32ToFp8(EncodeArgs {
+                format: rng.pick(&FORMATS),
+                scale: random_scale(rng),
+                rounding: rng.pick(&ROUNDINGS),
+                key: StreamKey::new(rng.u64(), rng.u32()),
+                index_lo: 0, // set per length
+            }),
+            4 => Unary::F32ToBf16(random_scale(rng), sat),
+            5 => Unary::F32ToF16(random_scale(rng), sat),
+            _ => Unary::F32ToF32(random_scale(rng), sat),
+        }
+    }
+}
+
+/// The scalar result of `op` on `input` (computed in an 8-byte aligned buffer).
+fn scalar_result(op: Unary, input: &[u8], n: usize) -> (Vec<u8>, Option<u32>) {
+    let (si, so) = op.sizes();
+    let mut src = vec![0u64; (n * si).div_ceil(8) + 1];
+    let mut dst = vec![0u64; (n * so).div_ceil(8) + 1];
+    // SAFETY: plain bytes into a buffer of at least that many bytes.
+    unsafe { std::ptr::copy_nonoverlapping(input.as_ptr(), src.as_mut_ptr().cast(), n * si) };
+    // SAFETY: both buffers hold n elements and are 8-byte aligned.
+    let amax = unsafe {
+        op.run(
+            &scalar::KERNELS,
+            src.as_ptr().cast(),
+            dst.as_mut_ptr().cast(),
+            n,
+        )
+    };
+    // SAFETY: reading back n * so initialized bytes.
+    let out = unsafe { std::slice::from_raw_parts(dst.as_ptr().cast::<u8>(), n * so) }.to_vec();
+    (out, amax)
+}
+
+fn first_mismatch(a: &[u8], b: &[u8], size: usize) -> Option<usize> {
+    (0..a.len() / size).find(|&i| a[i * size..(i + 1) * size] != b[i * size..(i + 1) * size])
+}
+
+fn describe(bytes: &[u8], i: usize, size: usize) -> String {
+    let e = &bytes[i * size..(i + 1) * size];
+    let mut v = 0u64;
+    for (j, &b) in e.iter().enumerate() {
+        v |= (b as u64) << (8 * j);
+    }
+    format!("0x{v:0width$x}", width = 2 * size)
+}
+
+/// Checks one unary case on one table, out of place and (for f32 → f32) in place.
+fn check_unary(name: &str, k: &Kernels, op: Unary, input: &[u8], n: usize, rng: &mut Rng) {
+    let (si, so) = op.sizes();
+    let (want, want_amax) = scalar_result(op, input, n);
+    let (mi, mo) = (rng.below(4), rng.below(4));
+    let poison = rng.u32() as u8;
+    let mut src = Buf::with_data(input, mi, poison);
+    let mut dst = Buf::new(n * so, mo, poison ^ 0x5A);
+    let sp = src.ptr();
+    // SAFETY: buffers hold n elements of their types; distinct allocations.
+    let amax = unsafe { op.run(k, sp, dst.ptr(), n) };
+    let ctx = || format!("{name} {op:?} n={n} misalign=({mi},{mo})");
+    if let Some(i) = first_mismatch(dst.data(), &want, so) {
+        panic!(
+            "{}: element {i}: input {} gave {}, scalar {}",
+            ctx(),
+            describe(input, i, si),
+            describe(dst.data(), i, so),
+            describe(&want, i, so)
+        );
+    }
+    assert_eq!(amax, want_amax, "{}: amax", ctx());
+    assert!(dst.guards_intact(), "{}: wrote outside the output", ctx());
+    assert!(
+        src.guards_intact() && src.data() == input,
+        "{}: modified the input",
+        ctx()
+    );
+    if let Unary::F32ToF32(..) = op {
+        let mut buf = Buf::with_data(input, mi, poison);
+        let p = buf.ptr();
+        // SAFETY: in place, as the contract allows for this kernel.
+        let amax = unsafe { op.run(k, p, p, n) };
+        assert!(
+            buf.data() == &want[..] && amax == want_amax && buf.guards_intact(),
+            "{} in place",
+            ctx()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel tests
+
+#[test]
+fn unary_kernels_all_lengths() {
+    let mut rng = Rng(test_seed("unary_kernels_all_lengths"));
+    for (name, k) in simd_tables() {
+        for which in 0..7 {
+            for n in lengths() {
+                // Several random parameter sets per length for the encoders.
+                let reps = if which >= 3 && n <= 130 { 3 } else { 1 };
+                for _ in 0..reps {
+                    let mut op = Unary::random(&mut rng, which);
+                    if let Unary::F32ToFp8(args) = &mut op {
+                        args.index_lo = random_index_lo(&mut rng, n);
+                    }
+                    let input = op.input(&mut rng, n);
+                    check_unary(&name, k, op, &input, n, &mut rng);
+                }
+            }
+        }
+    }
+}
+
+/// Every FP8 format × rounding mode on long random inputs with many scales.
+#[test]
+fn fp8_encode_modes_and_scales() {
+    let mut rng = Rng(test_seed("fp8_encode_modes_and_scales"));
+    for (name, k) in simd_tables() {
+        for format in FORMATS {
+            for rounding in ROUNDINGS {
+                for _ in 0..40 {
+                    let n = 2000 + rng.below(3000);
+                    let op = Unary::F32ToFp8(EncodeArgs {
+                        format,
+                        scale: random_scale(&mut rng),
+                        rounding,
+                        key: StreamKey::new(rng.u64(), rng.u32()),
+                        index_lo: random_index_lo(&mut rng, n),
+                    });
+                    let input = op.input(&mut rng, n);
+                    check_unary(&name, k, op, &input, n, &mut rng);
+                }
+            }
+        }
+    }
+}
+
+/// Stochastic rounding: the result is one of the two neighbours and depends on the key and
+/// index exactly as the scalar code says (checked above); here also check that SIMD and scalar
+/// agree over a whole 2^32 index boundary's worth of keys for one value, and that the
+/// rounding really is random (a test of the test data: neither neighbour dominates).
+#[test]
+fn stochastic_rounding_statistics() {
+    let mut rng = Rng(test_seed("stochastic_rounding_statistics"));
+    for (name, k) in simd_tables() {
+        for format in FORMATS {
+            // 1 + 3/4 ulp above 1.0 (E4M3 ulp at 1 = 1/8, E5M2 = 1/4).
+            let ulp = if format == Fp8Format::E4M3 {
+                0.125
+            } else {
+                0.25
+            };
+            let x = 1.0 + 0.75 * ulp;
+            let n = 65536;
+            let input: Vec<u8> = (0..n).flat_map(|_| f32::to_le_bytes(x)).collect();
+            let op = Unary::F32ToFp8(EncodeArgs {
+                format,
+                scale: 1.0,
+                rounding: Rounding::StochasticSaturate,
+                key: StreamKey::new(rng.u64(), rng.u32()),
+                index_lo: random_index_lo(&mut rng, n),
+            });
+            check_unary(&name, k, op, &input, n, &mut rng);
+            let (out, _) = scalar_result(op, &input, n);
+            let up = out.iter().filter(|&&c| format.decode(c) > x).count();
+            let frac = up as f64 / n as f64;
+            assert!((0.73..0.77).contains(&frac), "{name} {format:?}: {frac}");
+        }
+    }
+}
+
+/// The mix kernels, out of place and with every aliasing the contract allows.
+#[test]
+fn mix_kernels() {
+    let mut rng = Rng(test_seed("mix_kernels"));
+    let tables = simd_tables();
+    for n in lengths() {
+        for (name, k) in &tables {
+            let coef = |rng: &mut Rng| match rng.below(4) {
+                0 => random_scale(rng),
+                1 => rng.pick(&[0.0f32, 1.0, 0.5f32.sqrt(), 0.9f32.sqrt(), 0.1f32.sqrt()]),
+                _ => f32::from_bits(0x3E00_0000 | (rng.u32() & 0x00FF_FFFF)),
+            };
+            let (a, b) = (coef(&mut rng), coef(&mut rng));
+            let x = interesting_f32_bytes(&mut rng, n);
+            let f = interesting_f32_bytes(&mut rng, n);
+            let g = interesting_f32_bytes(&mut rng, n);
+            let gx0 = interesting_f32_bytes(&mut rng, n);
+            let to_f32 = |v: &[u8]| -> Vec<f32> {
+                v.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect()
+            };
+            let (xs, fs, gs, gx0s) = (to_f32(&x), to_f32(&f), to_f32(&g), to_f32(&gx0));
+            let bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|y| y.to_le_bytes()).collect() };
+            let mix_nans = |i: usize| (a * xs[i]).is_nan() && (b * fs[i]).is_nan();
+            let never = |_: usize| false;
+
+            // Scalar reference.
+            let mut want = vec![0f32; n];
+            // SAFETY: all buffers hold n f32.
+            unsafe { (scalar::KERNELS.mix)(a, b, xs.as_ptr(), fs.as_ptr(), want.as_mut_ptr(), n) };
+            let want = bytes(&want);
+            let ctx = format!("{name} mix n={n} a={a:e} b={b:e}");
+            let poison = rng.u32() as u8;
+            let m = || rng_misalign(n);
+            // Out of place.
+            let (mut xb, mut fb) = (
+                Buf::with_data(&x, m(), poison),
+                Buf::with_data(&f, m(), poison),
+            );
+            let mut ob = Buf::new(4 * n, m(), poison);
+            let (xp, fp) = (xb.ptr(), fb.ptr());
+            // SAFETY: distinct buffers of n f32.
+            unsafe { (k.mix)(a, b, xp.cast(), fp.cast(), ob.ptr().cast(), n) };
+            assert_same(&ctx, ob.data(), &want, &x, &f, &mix_nans);
+            assert!(
+                ob.guards_intact() && xb.data() == &x[..] && fb.data() == &f[..],
+                "{ctx}"
+            );
+            // out == x, out == f.
+            for alias_x in [true, false] {
+                let mut xb = Buf::with_data(&x, m(), poison);
+                let mut fb = Buf::with_data(&f, m(), poison);
+                let (xp, fp) = (xb.ptr(), fb.ptr());
+                let out = if alias_x { xp } else { fp };
+                // SAFETY: out is exactly x or f, as the contract allows.
+                unsafe { (k.mix)(a, b, xp.cast(), fp.cast(), out.cast(), n) };
+                let (ob, other) = if alias_x { (&xb, &fb) } else { (&fb, &xb) };
+                assert_same(
+                    &format!("{ctx} alias_x={alias_x}"),
+                    ob.data(),
+                    &want,
+                    &x,
+                    &f,
+                    &mix_nans,
+                );
+                assert!(ob.guards_intact() && other.guards_intact(), "{ctx}");
+            }
+
+            for accumulate in [false, true] {
+                let mut wx = gx0s.clone();
+                let mut wf = vec![0f32; n];
+                // SAFETY: all buffers hold n f32.
+                unsafe {
+                    (scalar::KERNELS.mix_backward)(
+                        a,
+                        b,
+                        accumulate,
+                        gs.as_ptr(),
+                        wx.as_mut_ptr(),
+                        wf.as_mut_ptr(),
+                        n,
+                    )
+                };
+                let (wx, wf) = (bytes(&wx), bytes(&wf));
+                let ctx = format!("{ctx} backward accumulate={accumulate}");
+                let acc_nans = |i: usize| accumulate && gx0s[i].is_nan() && (a * gs[i]).is_nan();
+                // 0: separate, 1: gx == g, 2: gf == g
+                for alias in 0..3 {
+                    let mut gb = Buf::with_data(&g, m(), poison);
+                    let mut gxb = if accumulate {
+                        Buf::with_data(&gx0, m(), poison)
+                    } else {
+                        Buf::new(4 * n, m(), poison)
+                    };
+                    let mut gfb = Buf::new(4 * n, m(), poison);
+                    let gp = gb.ptr();
+                    match alias {
+                        1 => {
+                            // gx == g: compare with the scalar code under the same aliasing.
+                            let mut sx = gs.clone();
+                            let mut sf = vec![0f32; n];
+                            let sp = sx.as_mut_ptr();
+                            // SAFETY: gx == g as the contract allows; n f32 each.
+                            unsafe {
+                                (scalar::KERNELS.mix_backward)(
+                                    a,
+                                    b,
+                                    accumulate,
+                                    sp,
+                                    sp,
+                                    sf.as_mut_ptr(),
+                                    n,
+                                );
+                                (k.mix_backward)(
+                                    a,
+                                    b,
+                                    accumulate,
+                                    gp.cast(),
+                                    gp.cast(),
+                                    gfb.ptr().cast(),
+                                    n,
+                                );
+                            }
+                            assert_same(
+                                &format!("{ctx} gx==g"),
+                                gb.data(),
+                                &bytes(&sx),
+                                &g,
+                                &g,
+                                &|i| accumulate && gs[i].is_nan() && (a * gs[i]).is_nan(),
+                            );
+                            assert_same(
+                                &format!("{ctx} gx==g (gf)"),
+                                gfb.data(),
+                                &bytes(&sf),
+                                &g,
+                                &g,
+                                &never,
+                            );
+                            assert!(gb.guards_intact() && gfb.guards_intact(), "{ctx}");
+                        }
+                        2 => {
+                            // SAFETY: gf == g as the contract allows; n f32 each.
+                            unsafe {
+                                (k.mix_backward)(
+                                    a,
+                                    b,
+                                    accumulate,
+                                    gp.cast(),
+                                    gxb.ptr().cast(),
+                                    gp.cast(),
+                                    n,
+                                )
+                            };
+                            assert_same(
+                                &format!("{ctx} gf==g (gx)"),
+                                gxb.data(),
+                                &wx,
+                                &gx0,
+                                &g,
+                                &acc_nans,
+                            );
+                            assert_same(&format!("{ctx} gf==g"), gb.data(), &wf, &g, &g, &never);
+                            assert!(gb.guards_intact() && gxb.guards_intact(), "{ctx}");
+                        }
+                        _ => {
+                            // SAFETY: distinct buffers of n f32.
+                            unsafe {
+                                (k.mix_backward)(
+                                    a,
+                                    b,
+                                    accumulate,
+                                    gp.cast(),
+                                    gxb.ptr().cast(),
+                                    gfb.ptr().cast(),
+                                    n,
+                                )
+                            };
+                            assert_same(
+                                &format!("{ctx} (gx)"),
+                                gxb.data(),
+                                &wx,
+                                &gx0,
+                                &g,
+                                &acc_nans,
+                            );
+                            assert_same(&format!("{ctx} (gf)"), gfb.data(), &wf, &g, &g, &never);
+                            assert!(
+                                gb.guards_intact()
+                                    && gxb.guards_intact()
+                                    && gfb.guards_intact()
+                                    && gb.data() == &g[..],
+                                "{ctx}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn rng_misalign(n: usize) -> usize {
+        // Deterministic per length but covering 0..3.
+        (n * 7 + 3) % 4
+    }
+}
+
+/// Byte equality of f32 outputs, with the inputs in the message. Where `two_nans(i)` says both
+/// summands of an addition were NaN, any NaN is accepted: Rust leaves the payload of such a sum
+/// unspecified, so the scalar reference itself may return either operand.
+fn assert_same(
+    ctx: &str,
+    got: &[u8],
+    want: &[u8],
+    in1: &[u8],
+    in2: &[u8],
+    two_nans: &dyn Fn(usize) -> bool,
+) {
+    let f = |v: &[u8], i: usize| f32::from_le_bytes(v[4 * i..4 * i + 4].try_into().unwrap());
+    assert_eq!(got.len(), want.len());
+    for i in 0..got.len() / 4 {
+        let (g, w) = (f(got, i), f(want, i));
+        if g.to_bits() != w.to_bits() && !(two_nans(i) && g.is_nan() && w.is_nan()) {
+            panic!(
+                "{ctx}: element {i}: inputs {} {} gave {}, scalar {}",
+                describe(in1, i, 4),
+                describe(in2, i, 4),
+                describe(got, i, 4),
+                describe(want, i, 4)
+            );
+        }
+    }
+}
+
+/// With MXCSR.DAZ and FTZ set, every SIMD kernel still matches the scalar one run under the
+/// same mode, and the decoders (which the scalar code makes mode-independent) match the scalar
+/// result computed in the default mode.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn denormal_modes_do_not_matter() {
+    let mut rng = Rng(test_seed("denormal_modes_do_not_matter"));
+    let n = 4099;
+    for (name, k) in simd_tables() {
+        for which in 0..7 {
+            for _ in 0..6 {
+                let mut op = Unary::random(&mut rng, which);
+                if let Unary::F32ToFp8(args) = &mut op {
+                    args.index_lo = random_index_lo(&mut rng, n);
+                }
+                let input = op.input(&mut rng, n);
+                let (si, so) = op.sizes();
+                let (default_mode, _) = scalar_result(op, &input, n);
+                let mut src = vec![0u64; (n * si).div_ceil(8) + 1];
+                let mut want = vec![0u64; (n * so).div_ceil(8) + 1];
+                let mut got = vec![0u64; (n * so).div_ceil(8) + 1];
+                // SAFETY: plain bytes into a large enough buffer.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(input.as_ptr(), src.as_mut_ptr().cast(), n * si)
+                };
+                let (sp, wp, gp) = (
+                    src.as_ptr().cast(),
+                    want.as_mut_ptr().cast(),
+                    got.as_mut_ptr().cast(),
+                );
+                let (wa, ga) = with_daz_ftz(|| {
+                    // SAFETY: aligned buffers of n elements.
+                    unsafe { (op.run(&scalar::KERNELS, sp, wp, n), op.run(k, sp, gp, n)) }
+                });
+                let bytes = |v: &[u64]| -> Vec<u8> {
+                    v.iter()
+                        .flat_map(|w| w.to_le_bytes())
+                        .take(n * so)
+                        .collect()
+                };
+                let (want, got) = (bytes(&want), bytes(&got));
+                assert!(got == want && wa == ga, "{name} {op:?} under DAZ/FTZ");
+                if which < 3 {
+                    assert!(
+                        got == default_mode,
+                        "{name} {op:?}: decoding depends on DAZ/FTZ"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` with MXCSR.DAZ and MXCSR.FTZ set, then restores MXCSR.
+#[cfg(target_arch = "x86_64")]
+fn with_daz_ftz<R>(f: impl FnOnce() -> R) -> R {
+    let mut old: u32 = 0;
+    let new: u32;
+    // SAFETY: stmxcsr/ldmxcsr only read/write MXCSR and the given stack slot. Running float
+    // code with DAZ/FTZ set is outside the default floating-point environment that Rust assumes;
+    // only the opaque kernel calls (through function pointers) run in between, and the previous
+    // state is restored right after.
+    unsafe {
+        core::arch::asm!("stmxcsr [{}]", in(reg) &mut old, options(nostack));
+        new = old | 0x8040;
+        core::arch::asm!("ldmxcsr [{}]", in(reg) &new, options(nostack));
+    }
+    let r = f();
+    // SAFETY: as above; restores the saved state.
+    unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &old, options(nostack)) };
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driver integration: Exec with each SIMD back end against Exec with the scalar one.
+
+fn simd_backends() -> Vec<Backend> {
+    Backend::ALL
+        .into_iter()
+        .filter(|&b| b != Backend::Scalar && b.is_available())
+        .collect()
+}
+
+fn elems_from_f32<T: unitfp8::Element>(v: &[f32], rng: &mut Rng) -> Vec<T> {
+    // Build source data of any type from interesting f32 values (or random codes).
+    let bytes: Vec<u8> = match T::DTYPE {
+        DType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::BF16 => v
+            .iter()
+            .flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes())
+            .collect(),
+        DType::F16 => v
+            .iter()
+            .flat_map(|x| f16::from_f32(*x).to_bits().to_le_bytes())
+            .collect(),
+        DType::E4M3 | DType::E5M2 => v.iter().map(|_| rng.u32() as u8).collect(),
+    };
+    let n = v.len();
+    let mut out = Vec::<T>::with_capacity(n);
+    // SAFETY: every T is plain old data of DTYPE.size() bytes; n elements are initialized.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            out.as_mut_ptr().cast::<u8>(),
+            n * T::DTYPE.size(),
+        );
+        out.set_len(n);
+    }
+    out
+}
+
+fn as_bytes<T: unitfp8::Element>(v: &[T]) -> &[u8] {
+    // SAFETY: plain old data without padding.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
+}
+
+fn poisoned<T: unitfp8::Element>(n: usize, byte: u8) -> Vec<T> {
+    let bytes = vec![byte; n * T::DTYPE.size()];
+    let mut out = Vec::<T>::with_capacity(n);
+    // SAFETY: every bit pattern is a valid T (plain old data).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), bytes.len());
+        out.set_len(n);
+    }
+    out
+}
+
+fn check_cast_pair<S: unitfp8::Element, D: unitfp8::Element>(rng: &mut Rng, backend: Backend) {
+    let n = rng.pick(&[1usize, 17, 1000, 1024, 3001, 300_007]);
+    let vals: Vec<f32> = (0..n)
+        .map(|_| f32::from_bits(interesting_bits(rng)))
+        .collect();
+    let src: Vec<S> = elems_from_f32(&vals, rng);
+    let rounding = if D::DTYPE.fp8().is_some() {
+        rng.pick(&ROUNDINGS)
+    } else {
+        rng.pick(&ROUNDINGS[..2])
+    };
+    let params = CastParams {
+        scale: random_scale(rng),
+        rounding,
+        seed: rng.u64(),
+    };
+    let threads = 1 + rng.below(2);
+    let simd = Exec::new(backend).unwrap().with_threads(threads);
+    let reference = Exec::new(Backend::Scalar).unwrap();
+    let mut a: Vec<D> = poisoned(n, 0xA5);
+    let mut b: Vec<D> = poisoned(n, 0x5A);
+    let ra = simd.cast(&src, &mut a, &params).unwrap();
+    let rb = reference.cast(&src, &mut b, &params).unwrap();
+    let ctx = format!(
+        "{backend:?} cast {:?} -> {:?} n={n} threads={threads} {params:?}",
+        S::DTYPE,
+        D::DTYPE
+    );
+    assert_eq!(ra.to_bits(), rb.to_bits(), "{ctx}: amax");
+    assert!(as_bytes(&a) == as_bytes(&b), "{ctx}");
+
+    // Cast-transpose of a random shape with padded leading dimensions.
+    let rows = 1 + rng.below(70);
+    let cols = 1 + rng.below(150);
+    let (ld_src, ld_dst, ld_t) = (
+        cols + rng.below(5),
+        cols + rng.below(5),
+        rows + rng.below(5),
+    );
+    let m = (rows - 1) * ld_src + cols;
+    let vals: Vec<f32> = (0..m)
+        .map(|_| f32::from_bits(interesting_bits(rng)))
+        .collect();
+    let src: Vec<S> = elems_from_f32(&vals, rng);
+    let nd = (rows - 1) * ld_dst + cols;
+    let nt = (cols - 1) * ld_t + rows;
+    let (mut d1, mut t1): (Vec<D>, Vec<D>) = (poisoned(nd, 0xA5), poisoned(nt, 0xA5));
+    let (mut d2, mut t2): (Vec<D>, Vec<D>) = (poisoned(nd, 0xA5), poisoned(nt, 0xA5));
+    let ra = simd
+        .cast_transpose(
+            &src,
+            rows,
+            cols,
+            ld_src,
+            Some(&mut d1),
+            ld_dst,
+            Some(&mut t1),
+            ld_t,
+            &params,
+        )
+        .unwrap();
+    let rb = reference
+        .cast_transpose(
+            &src,
+            rows,
+            cols,
+            ld_src,
+            Some(&mut d2),
+            ld_dst,
+            Some(&mut t2),
+            ld_t,
+            &params,
+        )
+        .unwrap();
+    let ctx = format!("{ctx} transpose {rows}x{cols}");
+    assert_eq!(ra.to_bits(), rb.to_bits(), "{ctx}: amax");
+    assert!(
+        as_bytes(&d1) == as_bytes(&d2) && as_bytes(&t1) == as_bytes(&t2),
+        "{ctx}"
+    );
+}
+
+#[test]
+fn exec_drivers_match_scalar() {
+    let mut rng = Rng(test_seed("exec_drivers_match_scalar"));
+    let backends = simd_backends();
+    if backends.is_empty() {
+        println!("WARNING: no SIMD back end available");
+    }
+    for backend in backends {
+        for _ in 0..3 {
+            macro_rules! all_dst {
+                ($s:ty) => {
+                    check_cast_pair::<$s, f32>(&mut rng, backend);
+                    check_cast_pair::<$s, bf16>(&mut rng, backend);
+                    check_cast_pair::<$s, f16>(&mut rng, backend);
+                    check_cast_pair::<$s, E4M3>(&mut rng, backend);
+                    check_cast_pair::<$s, E5M2>(&mut rng, backend);
+                };
+            }
+            all_dst!(f32);
+            all_dst!(bf16);
+            all_dst!(f16);
+            all_dst!(E4M3);
+            all_dst!(E5M2);
+        }
+
+        // Residual mix (f32 in/out with an FP8 copy) forward and backward.
+        for _ in 0..6 {
+            let n = rng.pick(&[5usize, 1000, 5003, 300_001]);
+            let params = MixParams {
+                tau: rng.pick(&[0.1f32, 0.4, 0.25, 1.0, 0.0]),
+                rounding: rng.pick(&ROUNDINGS),
+                seed: rng.u64(),
+            };
+            let threads = 1 + rng.below(2);
+            let simd = Exec::new(backend).unwrap().with_threads(threads);
+            let reference = Exec::new(Backend::Scalar).unwrap();
+            // At most one non-finite summand per element: the NaN payload (and so the sign of
+            // the FP8 copy) of a sum of two NaNs is unspecified (see `assert_same`).
+            let x = interesting_f32_bytes(&mut rng, n);
+            let mut f = interesting_f32_bytes(&mut rng, n);
+            for (xc, fc) in x.chunks_exact(4).zip(f.chunks_exact_mut(4)) {
+                let xv = f32::from_le_bytes(xc.try_into().unwrap());
+                if !xv.is_finite() {
+                    fc.copy_from_slice(&1.5f32.to_le_bytes());
+                }
+            }
+            let run = |e: &Exec| {
+                let mut out = vec![0xA5u8; 4 * n];
+                let mut q = vec![0x5Au8; n];
+                // SAFETY: buffers of n elements of their types, no overlap.
+                unsafe {
+                    e.residual_mix_raw(
+                        x.as_ptr(),
+                        f.as_ptr(),
+                        out.as_mut_ptr(),
+                        DType::F32,
+                        n,
+                        q.as_mut_ptr(),
+                        DType::E5M2,
+                        &params,
+                    )
+                    .unwrap()
+                };
+                let mut gx = x.clone();
+                let mut gf = vec![0xA5u8; 4 * n];
+                // SAFETY: as above.
+                unsafe {
+                    e.residual_mix_backward_raw(
+                        f.as_ptr(),
+                        gx.as_mut_ptr(),
+                        gf.as_mut_ptr(),
+                        DType::F32,
+                        n,
+                        true,
+                        std::ptr::null_mut(),
+                        DType::E4M3,
+                        &params,
+                    )
+                    .unwrap()
+                };
+                (out, q, gx, gf)
+            };
+            assert!(
+                run(&simd) == run(&reference),
+                "{backend:?} residual mix n={n} {params:?}"
+            );
+        }
+    }
+}
