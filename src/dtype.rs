@@ -108,7 +108,7 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A type the kernels read and write: `f32`, [`bf16`], [`f16`], [`E4M3`] or [`E5M2`].
+/// A type the kernels read and write: `f32`, [`bf16`], [`f16`](struct@half::f16), [`E4M3`] or [`E5M2`].
 ///
 /// Sealed: all five are plain-old-data with the size of their [`DType`].
 pub trait Element: Copy + sealed::Sealed + 'static {

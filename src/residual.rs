@@ -5,7 +5,7 @@
 //! Arithmetic is f32: inputs widen exactly, the coefficients are `a = sqrtf(1-τ)` and
 //! `b = sqrtf(τ)` (correctly rounded), each product is rounded, then the sum (no FMA); bf16/f16
 //! outputs round to nearest even. The FP8 copy is the cast of the stored output, so it equals a
-//! separate [`crate::cast`] of `out` bit for bit.
+//! separate [`crate::cast()`] of `out` bit for bit.
 
 use crate::backend::Kernels;
 use crate::cast::{BLOCK, CastParams, encode_block, ranges_overlap, widen_block};

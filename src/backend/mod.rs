@@ -1,7 +1,7 @@
 //! Back ends: one table of elementwise kernels per instruction set, chosen at run time.
 //!
 //! Every table computes exactly what [`scalar`] computes, bit for bit; the drivers in
-//! [`crate::cast`] and [`crate::residual`] split work into blocks and call these kernels.
+//! [`crate::cast`](mod@crate::cast) and [`crate::residual`] split work into blocks and call these kernels.
 
 use crate::error::Error;
 use crate::fp8::Fp8Format;
@@ -127,8 +127,8 @@ pub struct EncodeArgs {
 pub struct Kernels {
     /// bf16 bits → f32, exact.
     pub bf16_to_f32: unsafe fn(src: *const u16, dst: *mut f32, n: usize),
-    /// f16 bits → f32, exact (NaN → canonical quiet NaN with sign, as [`Fp8Format::decode`]
-    /// does not apply here: NaN payloads are preserved shifted, like `half`).
+    /// f16 bits → f32, exact; a NaN keeps its sign and payload (shifted) and is made quiet, as
+    /// `vcvtph2ps` does.
     pub f16_to_f32: unsafe fn(src: *const u16, dst: *mut f32, n: usize),
     /// FP8 codes → f32, exact ([`Fp8Format::decode`]).
     pub fp8_to_f32: unsafe fn(format: Fp8Format, src: *const u8, dst: *mut f32, n: usize),
