@@ -457,7 +457,7 @@ unsafe fn cast_range(
 /// Rows per cast-transpose tile.
 const TILE_ROWS: usize = 64;
 /// Columns per cast-transpose tile.
-const TILE_COLS: usize = 64;
+const TILE_COLS: usize = crate::backend::TRANSPOSE_TILE;
 
 struct TransposeGeometry {
     cols: usize,

@@ -39,6 +39,8 @@ mod decode;
 mod encode;
 #[cfg(target_feature = "sse2")]
 mod mix;
+#[cfg(target_feature = "sse2")]
+mod transpose;
 
 /// One implementation of the [`Kernels`] table with the CPU features it needs.
 pub struct Variant {
@@ -78,6 +80,7 @@ static BASE: Kernels = Kernels {
     f32_to_f32: encode::f32_to_f32,
     mix: mix::mix,
     mix_backward: mix::mix_backward,
+    transpose_u8: transpose::transpose_u8,
 };
 
 /// Table for AVX-512 F/BW/VL/DQ + VBMI (byte-lookup FP8 decoding).

@@ -26,6 +26,8 @@ pub static KERNELS: Kernels = Kernels {
     f32_to_f32,
     mix,
     mix_backward,
+    // The byte transpose of cast-transpose is the portable one on NEON for now.
+    transpose_u8: super::scalar::transpose_u8,
 };
 
 /// Elements per chunk (four 128-bit vectors of f32).

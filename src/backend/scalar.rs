@@ -15,6 +15,7 @@ pub static KERNELS: Kernels = Kernels {
     f32_to_f32,
     mix,
     mix_backward,
+    transpose_u8,
 };
 
 #[inline(always)]
@@ -210,6 +211,19 @@ pub unsafe fn mix_backward(
             };
             gx.add(i).write_unaligned(dx);
             gf.add(i).write_unaligned(b * gi);
+        }
+    }
+}
+
+/// See [`Kernels::transpose_u8`].
+///
+/// # Safety
+/// As in the [`Kernels`] contract.
+pub unsafe fn transpose_u8(tile: *const u8, rows: usize, cols: usize, dst: *mut u8, ld: usize) {
+    for c in 0..cols {
+        for r in 0..rows {
+            // SAFETY: r < rows and c < cols are inside both blocks (contract).
+            unsafe { *dst.add(c * ld + r) = *tile.add(r * super::TRANSPOSE_TILE + c) };
         }
     }
 }

@@ -1,0 +1,91 @@
+//! Byte transpose of cast-transpose tiles: 16 rows at a time, as four 16×16 blocks side by side
+//! in the 128-bit lanes of 16 zmm registers, through four rounds of unpack (8, 16, 32, 64 bits).
+
+use crate::backend::TRANSPOSE_TILE;
+use core::arch::x86_64::*;
+
+/// One 16 × 64 byte band: `v[i]` holds row `i`; on return `v[c]` holds, in lane `l`, column
+/// `16·l + c` (16 bytes, one per row).
+#[inline(always)]
+fn transpose_band(v: &mut [__m512i; 16]) {
+    // SAFETY (all intrinsics below): register-only AVX-512 F/BW operations; the enclosing
+    // function enables those features.
+    unsafe {
+        // Round 1 (bytes): t[2p + h] pairs rows 2p, 2p+1 for columns 8h..8h+8.
+        let mut t = [_mm512_setzero_si512(); 16];
+        for p in 0..8 {
+            t[2 * p] = _mm512_unpacklo_epi8(v[2 * p], v[2 * p + 1]);
+            t[2 * p + 1] = _mm512_unpackhi_epi8(v[2 * p], v[2 * p + 1]);
+        }
+        // Round 2 (16-bit): u[4q + 2h + g] holds rows 4q..4q+4 of columns 8h + 4g + (0..4).
+        let mut u = [_mm512_setzero_si512(); 16];
+        for q in 0..4 {
+            for h in 0..2 {
+                let (a, b) = (t[2 * (2 * q) + h], t[2 * (2 * q + 1) + h]);
+                u[4 * q + 2 * h] = _mm512_unpacklo_epi16(a, b);
+                u[4 * q + 2 * h + 1] = _mm512_unpackhi_epi16(a, b);
+            }
+        }
+        // Round 3 (32-bit): w[8s + 4h + 2g + e] holds rows 8s..8s+8 of columns 8h+4g+2e+(0..2).
+        let mut w = [_mm512_setzero_si512(); 16];
+        for s in 0..2 {
+            for hg in 0..4 {
+                let (a, b) = (u[4 * (2 * s) + hg], u[4 * (2 * s + 1) + hg]);
+                w[8 * s + 2 * hg] = _mm512_unpacklo_epi32(a, b);
+                w[8 * s + 2 * hg + 1] = _mm512_unpackhi_epi32(a, b);
+            }
+        }
+        // Round 4 (64-bit): column 8h + 4g + 2e + x, all 16 rows.
+        for hge in 0..8 {
+            let (a, b) = (w[hge], w[8 + hge]);
+            v[2 * hge] = _mm512_unpacklo_epi64(a, b);
+            v[2 * hge + 1] = _mm512_unpackhi_epi64(a, b);
+        }
+    }
+}
+
+/// See [`crate::backend::Kernels::transpose_u8`].
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) unsafe fn transpose_u8(
+    tile: *const u8,
+    rows: usize,
+    cols: usize,
+    dst: *mut u8,
+    ld: usize,
+) {
+    debug_assert!(rows <= TRANSPOSE_TILE && cols <= TRANSPOSE_TILE);
+    let mut r0 = 0;
+    while r0 < rows {
+        let band = (rows - r0).min(16);
+        let mut v = [_mm512_setzero_si512(); 16];
+        for (i, row) in v.iter_mut().enumerate().take(band) {
+            // SAFETY: row r0 + i < rows is a full TRANSPOSE_TILE-byte row of the tile.
+            *row = unsafe { _mm512_loadu_si512(tile.add((r0 + i) * TRANSPOSE_TILE).cast()) };
+        }
+        transpose_band(&mut v);
+        let mask: __mmask16 = if band == 16 {
+            0xFFFF
+        } else {
+            ((1u32 << band) - 1) as __mmask16
+        };
+        for (c, col) in v.iter().enumerate() {
+            let lanes = [
+                _mm512_castsi512_si128(*col),
+                _mm512_extracti32x4_epi32::<1>(*col),
+                _mm512_extracti32x4_epi32::<2>(*col),
+                _mm512_extracti32x4_epi32::<3>(*col),
+            ];
+            for (l, lane) in lanes.into_iter().enumerate() {
+                let out_row = 16 * l + c;
+                if out_row < cols {
+                    // SAFETY: output row out_row < cols, bytes r0..r0 + band < rows (contract).
+                    unsafe { _mm_mask_storeu_epi8(dst.add(out_row * ld + r0).cast(), mask, lane) };
+                }
+            }
+        }
+        r0 += band;
+    }
+}
