@@ -518,9 +518,7 @@ unsafe fn cast_transpose_rows(
                 unsafe {
                     let t = (dst_t as *mut u8).add((c0 * g.ld_dst_t + r0) * ds);
                     match ds {
-                        1 => {
-                            transpose_tile::<u8>(tile.as_ptr().cast(), t.cast(), rh, cw, g.ld_dst_t)
-                        }
+                        1 => (k.transpose_u8)(tile.as_ptr(), rh, cw, t, g.ld_dst_t),
                         2 => transpose_tile::<u16>(
                             tile.as_ptr().cast(),
                             t.cast(),
