@@ -276,7 +276,7 @@ impl Exec {
             // SAFETY: rows [start, end) lie within the validated shapes.
             unsafe { cast_transpose_rows(k, &geometry, s, d, t, params, start, end) }
         };
-        let grain = TILE_ROWS * (PER_THREAD_MIN / (cols * TILE_ROWS)).max(1);
+        let grain = BAND_ROWS * (PER_THREAD_MIN / (cols * BAND_ROWS)).max(1);
         let amax = self.run_ranges(rows, grain, work);
         Ok(f32::from_bits(amax))
     }
@@ -454,10 +454,10 @@ unsafe fn cast_range(
     amax
 }
 
-/// Rows per cast-transpose tile.
-const TILE_ROWS: usize = 64;
-/// Columns per cast-transpose tile.
-const TILE_COLS: usize = crate::backend::TRANSPOSE_TILE;
+/// Rows per cast-transpose band.
+const BAND_ROWS: usize = 128;
+/// Bytes of one band row in the staging buffer (the band is `BAND_ROWS × BAND_BYTES`, 32 KiB).
+const BAND_BYTES: usize = 256;
 
 struct TransposeGeometry {
     cols: usize,
@@ -470,6 +470,11 @@ struct TransposeGeometry {
 
 /// Cast-transposes source rows `[r_start, r_end)`; returns their amax bits. Addresses are
 /// passed as integers (0 = absent output) so the closure that calls this can cross threads.
+///
+/// Without `dst_t` each row is cast straight into `dst`. With it, bands of `BAND_ROWS` rows are
+/// cast `BAND_BYTES / size` columns at a time into a staging buffer (copied to `dst` when
+/// present), then transposed into `dst_t`: sources are read in long contiguous runs and each
+/// transposed row receives `BAND_ROWS` contiguous elements.
 ///
 /// # Safety
 /// As [`Exec::cast_transpose_raw`], with validated geometry.
@@ -486,54 +491,94 @@ unsafe fn cast_transpose_rows(
 ) -> u32 {
     let (ss, ds) = (g.src_type.size(), g.dst_type.size());
     let mut buf = [0f32; BLOCK];
-    let mut tile = [0u8; TILE_ROWS * TILE_COLS * 4];
     let mut amax = 0;
-    let mut r0 = r_start;
-    while r0 < r_end {
-        let rh = TILE_ROWS.min(r_end - r0);
-        let mut c0 = 0;
-        while c0 < g.cols {
-            let cw = TILE_COLS.min(g.cols - c0);
-            for r in 0..rh {
-                let row = r0 + r;
-                let index = (row * g.cols + c0) as u64;
-                // SAFETY: (row, c0..c0+cw) lies inside the validated source shape.
+    if dst_t == 0 {
+        let mut scratch = [0u8; BLOCK * 4];
+        for row in r_start..r_end {
+            let mut c0 = 0;
+            while c0 < g.cols {
+                let cw = BLOCK.min(g.cols - c0);
+                // SAFETY: (row, c0..c0+cw) lies inside the validated shapes.
                 unsafe {
-                    let s = (src as *const u8).add((row * g.ld_src + c0) * ss);
-                    let f = widen_block(k, g.src_type, s, cw, &mut buf);
-                    let out = if dst_t == 0 && dst != 0 {
-                        (dst as *mut u8).add((row * g.ld_dst + c0) * ds)
+                    let f = widen_block(
+                        k,
+                        g.src_type,
+                        (src as *const u8).add((row * g.ld_src + c0) * ss),
+                        cw,
+                        &mut buf,
+                    );
+                    let index = (row * g.cols + c0) as u64;
+                    // With no output at all (amax only) the values are encoded into scratch.
+                    let out = if dst == 0 {
+                        scratch.as_mut_ptr()
                     } else {
-                        tile.as_mut_ptr().add(r * TILE_COLS * ds)
+                        (dst as *mut u8).add((row * g.ld_dst + c0) * ds)
                     };
                     amax = amax.max(encode_block(k, g.dst_type, params, f, out, cw, index));
-                    if dst_t != 0 && dst != 0 {
-                        let d = (dst as *mut u8).add((row * g.ld_dst + c0) * ds);
-                        core::ptr::copy_nonoverlapping(out, d, cw * ds);
+                }
+                c0 += cw;
+            }
+        }
+        return amax;
+    }
+    let band_cols = BAND_BYTES / ds;
+    let mut band = [0u8; BAND_ROWS * BAND_BYTES];
+    let mut r0 = r_start;
+    while r0 < r_end {
+        let rh = BAND_ROWS.min(r_end - r0);
+        let mut c0 = 0;
+        while c0 < g.cols {
+            let cw = band_cols.min(g.cols - c0);
+            for r in 0..rh {
+                let row = r0 + r;
+                // SAFETY: (row, c0..c0+cw) lies inside the validated source shape; the band row
+                // holds BAND_BYTES >= cw · ds bytes.
+                unsafe {
+                    let s_row = (src as *const u8).add((row * g.ld_src + c0) * ss);
+                    let next = g.cols.saturating_sub(c0 + cw).min(band_cols);
+                    prefetch_next(s_row.wrapping_add(cw * ss), next * ss);
+                    let f = widen_block(k, g.src_type, s_row, cw, &mut buf);
+                    let out = band.as_mut_ptr().add(r * BAND_BYTES);
+                    amax = amax.max(encode_block(
+                        k,
+                        g.dst_type,
+                        params,
+                        f,
+                        out,
+                        cw,
+                        (row * g.cols + c0) as u64,
+                    ));
+                    if dst != 0 {
+                        core::ptr::copy_nonoverlapping(
+                            out,
+                            (dst as *mut u8).add((row * g.ld_dst + c0) * ds),
+                            cw * ds,
+                        );
                     }
                 }
             }
-            if dst_t != 0 {
-                // SAFETY: the transposed block (c0..c0+cw, r0..r0+rh) lies inside dst_t's shape.
-                unsafe {
-                    let t = (dst_t as *mut u8).add((c0 * g.ld_dst_t + r0) * ds);
-                    match ds {
-                        1 => (k.transpose_u8)(tile.as_ptr(), rh, cw, t, g.ld_dst_t),
-                        2 => transpose_tile::<u16>(
-                            tile.as_ptr().cast(),
-                            t.cast(),
-                            rh,
-                            cw,
-                            g.ld_dst_t,
-                        ),
-                        _ => transpose_tile::<u32>(
-                            tile.as_ptr().cast(),
-                            t.cast(),
-                            rh,
-                            cw,
-                            g.ld_dst_t,
-                        ),
-                    }
+            // SAFETY: the transposed block (c0..c0+cw, r0..r0+rh) lies inside dst_t's shape.
+            unsafe {
+                let t = (dst_t as *mut u8).add((c0 * g.ld_dst_t + r0) * ds);
+                let b = band.as_ptr();
+                match ds {
+                    1 => (k.transpose_u8)(b, BAND_BYTES, rh, cw, t, g.ld_dst_t),
+                    2 => transpose_wide::<u16>(
+                        b.cast(),
+                        BAND_BYTES / 2,
+                        rh,
+                        cw,
+                        t.cast(),
+                        g.ld_dst_t,
+                    ),
+                    _ => transpose_wide::<u32>(
+                        b.cast(),
+                        BAND_BYTES / 4,
+                        rh,
+                        cw,
+                        t.cast(),
+                        g.ld_dst_t,
+                    ),
                 }
             }
             c0 += cw;
@@ -543,20 +588,48 @@ unsafe fn cast_transpose_rows(
     amax
 }
 
-/// Writes the transpose of the `rh × cw` block of `tile` (row stride `TILE_COLS`) to `t`
-/// (row stride `ld_t`).
+/// Transpose of a `rows × cols` matrix of 2- or 4-byte elements (row stride `ld_src`) into
+/// `dst` (row stride `ld_dst`).
 ///
 /// # Safety
-/// `tile` holds `rh` rows of `TILE_COLS` elements; `t` is valid for `cw` rows of `ld_t` elements
-/// (the last one `rh` long).
-unsafe fn transpose_tile<T: Copy>(tile: *const T, t: *mut T, rh: usize, cw: usize, ld_t: usize) {
-    for c in 0..cw {
-        for r in 0..rh {
-            // SAFETY: indices are inside both blocks per the contract.
+/// Both matrices valid for their shapes and strides.
+unsafe fn transpose_wide<T: Copy>(
+    src: *const T,
+    ld_src: usize,
+    rows: usize,
+    cols: usize,
+    dst: *mut T,
+    ld_dst: usize,
+) {
+    for c in 0..cols {
+        for r in 0..rows {
+            // SAFETY: indices are inside both matrices per the contract.
             unsafe {
-                t.add(c * ld_t + r)
-                    .write_unaligned(tile.add(r * TILE_COLS + c).read_unaligned())
+                dst.add(c * ld_dst + r)
+                    .write_unaligned(src.add(r * ld_src + c).read_unaligned())
             };
         }
     }
+}
+
+/// Hints the CPU to start loading `bytes` bytes at `p` (the next chunk of a source row, which
+/// the hardware prefetchers miss when many rows are read a little at a time). No effect on
+/// results; never faults.
+#[inline(always)]
+fn prefetch_next(p: *const u8, bytes: usize) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+    {
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: prefetch is a hint: it never faults, even on an invalid address.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    p.wrapping_add(off).cast(),
+                )
+            };
+            off += 64;
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
+    let _ = (p, bytes);
 }

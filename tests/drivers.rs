@@ -817,21 +817,26 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
 }
 
 #[test]
-fn transpose_kernel_all_tile_shapes() {
-    use unitfp8::backend::TRANSPOSE_TILE as T;
+fn transpose_kernel_all_shapes() {
     let mut rng = fresh_rng();
-    let tile: Vec<u8> = (0..T * T).map(|_| rng.next() as u8).collect();
+    let ld_src = 200;
+    let src: Vec<u8> = (0..ld_src * 140).map(|_| rng.next() as u8).collect();
     for b in Backend::ALL {
         let Ok(k) = b.kernels() else { continue };
-        for rows in 1..=T {
-            for cols in 1..=T {
+        for rows in (1..=70).chain([129, 140]) {
+            for cols in (1..=70).chain([127, 200]) {
                 let ld = rows + (rng.next() % 5) as usize;
                 let mut dst = vec![POISON; cols * ld + 64];
-                // SAFETY: tile is T×T; dst holds cols rows of ld bytes plus a guard band.
-                unsafe { (k.transpose_u8)(tile.as_ptr(), rows, cols, dst.as_mut_ptr(), ld) };
+                // SAFETY: src holds 140 rows of ld_src bytes; dst holds cols rows of ld bytes
+                // plus a guard band.
+                unsafe { (k.transpose_u8)(src.as_ptr(), ld_src, rows, cols, dst.as_mut_ptr(), ld) };
                 for c in 0..cols {
                     for r in 0..ld {
-                        let want = if r < rows { tile[r * T + c] } else { POISON };
+                        let want = if r < rows {
+                            src[r * ld_src + c]
+                        } else {
+                            POISON
+                        };
                         assert_eq!(dst[c * ld + r], want, "{b:?} {rows}x{cols} ({r},{c})");
                     }
                 }

@@ -102,10 +102,6 @@ fn avx512_available() -> bool {
     false
 }
 
-/// Row stride, in bytes, of the tiles that [`Kernels::transpose_u8`] reads; also the largest
-/// tile side it handles.
-pub const TRANSPOSE_TILE: usize = 64;
-
 /// Parameters of an f32 → FP8 encode over one block of elements.
 #[derive(Clone, Copy, Debug)]
 pub struct EncodeArgs {
@@ -152,10 +148,16 @@ pub struct Kernels {
     /// `out[i] = a·x[i] + b·f[i]`: both products rounded to f32, then the sum (no FMA).
     /// `out` may equal `x` or `f`.
     pub mix: unsafe fn(a: f32, b: f32, x: *const f32, f: *const f32, out: *mut f32, n: usize),
-    /// Transposes a `rows × cols` byte block (`rows, cols ≤ TRANSPOSE_TILE`) stored at `tile`
-    /// with row stride [`TRANSPOSE_TILE`]: `dst[c·ld + r] = tile[r·TRANSPOSE_TILE + c]`. Only
-    /// those `cols` rows of `rows` bytes are written; `tile` is readable for `rows` full rows.
-    pub transpose_u8: unsafe fn(tile: *const u8, rows: usize, cols: usize, dst: *mut u8, ld: usize),
+    /// Transposes a `rows × cols` byte matrix stored at `src` with row stride `ld_src`:
+    /// `dst[c·ld_dst + r] = src[r·ld_src + c]`. Reads and writes nothing else.
+    pub transpose_u8: unsafe fn(
+        src: *const u8,
+        ld_src: usize,
+        rows: usize,
+        cols: usize,
+        dst: *mut u8,
+        ld_dst: usize,
+    ),
     /// `gx[i] = a·g[i]` (or `gx[i] + a·g[i]` when `accumulate`, product rounded first) and
     /// `gf[i] = b·g[i]`. `gx` or `gf` may equal `g`; `gx` and `gf` never overlap.
     pub mix_backward: unsafe fn(

@@ -219,11 +219,18 @@ pub unsafe fn mix_backward(
 ///
 /// # Safety
 /// As in the [`Kernels`] contract.
-pub unsafe fn transpose_u8(tile: *const u8, rows: usize, cols: usize, dst: *mut u8, ld: usize) {
+pub unsafe fn transpose_u8(
+    src: *const u8,
+    ld_src: usize,
+    rows: usize,
+    cols: usize,
+    dst: *mut u8,
+    ld_dst: usize,
+) {
     for c in 0..cols {
         for r in 0..rows {
-            // SAFETY: r < rows and c < cols are inside both blocks (contract).
-            unsafe { *dst.add(c * ld + r) = *tile.add(r * super::TRANSPOSE_TILE + c) };
+            // SAFETY: r < rows and c < cols are inside both matrices (contract).
+            unsafe { *dst.add(c * ld_dst + r) = *src.add(r * ld_src + c) };
         }
     }
 }

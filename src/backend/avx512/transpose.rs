@@ -1,7 +1,6 @@
 //! Byte transpose of cast-transpose tiles: 16 rows at a time, as four 16×16 blocks side by side
 //! in the 128-bit lanes of 16 zmm registers, through four rounds of unpack (8, 16, 32, 64 bits).
 
-use crate::backend::TRANSPOSE_TILE;
 use core::arch::x86_64::*;
 
 /// One 16 × 64 byte band: `v[i]` holds row `i`; on return `v[c]` holds, in lane `l`, column
@@ -50,42 +49,60 @@ fn transpose_band(v: &mut [__m512i; 16]) {
 /// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 pub(super) unsafe fn transpose_u8(
-    tile: *const u8,
+    src: *const u8,
+    ld_src: usize,
     rows: usize,
     cols: usize,
     dst: *mut u8,
-    ld: usize,
+    ld_dst: usize,
 ) {
-    debug_assert!(rows <= TRANSPOSE_TILE && cols <= TRANSPOSE_TILE);
-    let mut r0 = 0;
-    while r0 < rows {
-        let band = (rows - r0).min(16);
-        let mut v = [_mm512_setzero_si512(); 16];
-        for (i, row) in v.iter_mut().enumerate().take(band) {
-            // SAFETY: row r0 + i < rows is a full TRANSPOSE_TILE-byte row of the tile.
-            *row = unsafe { _mm512_loadu_si512(tile.add((r0 + i) * TRANSPOSE_TILE).cast()) };
-        }
-        transpose_band(&mut v);
-        let mask: __mmask16 = if band == 16 {
-            0xFFFF
+    let mut c0 = 0;
+    while c0 < cols {
+        let width = (cols - c0).min(64);
+        let load_mask: __mmask64 = if width == 64 {
+            u64::MAX
         } else {
-            ((1u32 << band) - 1) as __mmask16
+            (1u64 << width) - 1
         };
-        for (c, col) in v.iter().enumerate() {
-            let lanes = [
-                _mm512_castsi512_si128(*col),
-                _mm512_extracti32x4_epi32::<1>(*col),
-                _mm512_extracti32x4_epi32::<2>(*col),
-                _mm512_extracti32x4_epi32::<3>(*col),
-            ];
-            for (l, lane) in lanes.into_iter().enumerate() {
-                let out_row = 16 * l + c;
-                if out_row < cols {
-                    // SAFETY: output row out_row < cols, bytes r0..r0 + band < rows (contract).
-                    unsafe { _mm_mask_storeu_epi8(dst.add(out_row * ld + r0).cast(), mask, lane) };
+        let mut r0 = 0;
+        while r0 < rows {
+            let band = (rows - r0).min(16);
+            let mut v = [_mm512_setzero_si512(); 16];
+            for (i, row) in v.iter_mut().enumerate().take(band) {
+                // SAFETY: row r0 + i < rows, bytes c0..c0 + width < cols (masked load).
+                *row = unsafe {
+                    _mm512_maskz_loadu_epi8(load_mask, src.add((r0 + i) * ld_src + c0).cast())
+                };
+            }
+            transpose_band(&mut v);
+            let mask: __mmask16 = if band == 16 {
+                0xFFFF
+            } else {
+                ((1u32 << band) - 1) as __mmask16
+            };
+            for (c, col) in v.iter().enumerate() {
+                let lanes = [
+                    _mm512_castsi512_si128(*col),
+                    _mm512_extracti32x4_epi32::<1>(*col),
+                    _mm512_extracti32x4_epi32::<2>(*col),
+                    _mm512_extracti32x4_epi32::<3>(*col),
+                ];
+                for (l, lane) in lanes.into_iter().enumerate() {
+                    let out_row = 16 * l + c;
+                    if out_row < width {
+                        // SAFETY: output row c0 + out_row < cols, bytes r0..r0 + band < rows.
+                        unsafe {
+                            _mm_mask_storeu_epi8(
+                                dst.add((c0 + out_row) * ld_dst + r0).cast(),
+                                mask,
+                                lane,
+                            )
+                        };
+                    }
                 }
             }
+            r0 += band;
         }
-        r0 += band;
+        c0 += width;
     }
 }
