@@ -8,7 +8,7 @@
 //! separate [`crate::cast()`] of `out` bit for bit.
 
 use crate::backend::Kernels;
-use crate::cast::{BLOCK, CastParams, encode_block, ranges_overlap, widen_block};
+use crate::cast::{BLOCK, CastParams, STREAM_MIN_BYTES, encode_block, ranges_overlap, widen_block};
 use crate::dtype::{DType, Element, Rounding};
 use crate::error::Error;
 use crate::exec::Exec;
@@ -218,6 +218,8 @@ impl Exec {
             return Err(Error::Overlap);
         }
         let k = self.backend().kernels()?;
+        // Inputs and outputs larger than the last-level cache: stream the outputs.
+        let stream = bytes.saturating_mul(3) >= STREAM_MIN_BYTES;
         let cast = CastParams {
             scale: 1.0,
             rounding: params.rounding,
@@ -225,7 +227,11 @@ impl Exec {
         };
         self.run_ranges(n, BLOCK, |start, end| {
             // SAFETY: [start, end) within the validated buffers.
-            unsafe { mix_range(k, io_type, a, b, x, f, o, q, fp8_type, &cast, start, end) };
+            unsafe {
+                mix_range(
+                    k, io_type, a, b, x, f, o, q, fp8_type, &cast, stream, start, end,
+                )
+            };
             0
         });
         Ok(())
@@ -278,6 +284,8 @@ impl Exec {
             return Err(Error::Overlap);
         }
         let k = self.backend().kernels()?;
+        // Inputs and outputs larger than the last-level cache: stream the outputs.
+        let stream = bytes.saturating_mul(3) >= STREAM_MIN_BYTES;
         let cast = CastParams {
             scale: 1.0,
             rounding: params.rounding,
@@ -287,7 +295,7 @@ impl Exec {
             // SAFETY: [start, end) within the validated buffers.
             unsafe {
                 mix_backward_range(
-                    k, io_type, a, b, accumulate, g, gx, gf, q, fp8_type, &cast, start, end,
+                    k, io_type, a, b, accumulate, g, gx, gf, q, fp8_type, &cast, stream, start, end,
                 )
             };
             0
@@ -311,7 +319,8 @@ unsafe fn narrow16(k: &Kernels, io_type: DType, src: *const f32, dst: *mut u8, n
     }
 }
 
-/// Forward mix of elements `[start, end)`.
+/// Forward mix of elements `[start, end)`. With `stream`, each block is computed into staging
+/// buffers and written out with [`Kernels::stream_copy`].
 ///
 /// # Safety
 /// Buffers (addresses; `q` = 0 when absent) valid and aliased as [`Exec::residual_mix_raw`] allows.
@@ -327,56 +336,59 @@ unsafe fn mix_range(
     q: usize,
     fp8_type: DType,
     cast: &CastParams,
+    stream: bool,
     start: usize,
     end: usize,
 ) {
     let size = io_type.size();
     let (mut bx, mut bf) = ([0f32; BLOCK], [0f32; BLOCK]);
+    let (mut so, mut sq) = ([0f32; BLOCK], [0u8; BLOCK]);
     let mut i = start;
     while i < end {
         let len = BLOCK.min(end - i);
-        // SAFETY: [i, i + len) within the buffers.
+        // SAFETY: [i, i + len) within the buffers; staging buffers hold BLOCK elements.
         unsafe {
             let xs = (x as *const u8).add(i * size);
             let fs = (f as *const u8).add(i * size);
             let os = (out as *mut u8).add(i * size);
+            let qs = (q as *mut u8).wrapping_add(i);
+            let o_blk = if stream {
+                so.as_mut_ptr().cast::<u8>()
+            } else {
+                os
+            };
+            let q_blk = if stream { sq.as_mut_ptr() } else { qs };
             if io_type == DType::F32 {
-                (k.mix)(a, b, xs.cast(), fs.cast(), os.cast(), len);
+                (k.mix)(a, b, xs.cast(), fs.cast(), o_blk.cast(), len);
                 if q != 0 {
-                    encode_block(
-                        k,
-                        fp8_type,
-                        cast,
-                        os.cast(),
-                        (q as *mut u8).add(i),
-                        len,
-                        i as u64,
-                    );
+                    encode_block(k, fp8_type, cast, o_blk.cast(), q_blk, len, i as u64);
                 }
             } else {
                 let xf = widen_block(k, io_type, xs, len, &mut bx);
                 let ff = widen_block(k, io_type, fs, len, &mut bf);
                 (k.mix)(a, b, xf, ff, bx.as_mut_ptr(), len);
-                narrow16(k, io_type, bx.as_ptr(), os, len);
+                narrow16(k, io_type, bx.as_ptr(), o_blk, len);
                 if q != 0 {
-                    let stored = widen_block(k, io_type, os, len, &mut bx);
-                    encode_block(
-                        k,
-                        fp8_type,
-                        cast,
-                        stored,
-                        (q as *mut u8).add(i),
-                        len,
-                        i as u64,
-                    );
+                    let stored = widen_block(k, io_type, o_blk, len, &mut bx);
+                    encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
+                }
+            }
+            if stream {
+                (k.stream_copy)(o_blk, os, len * size);
+                if q != 0 {
+                    (k.stream_copy)(q_blk, qs, len);
                 }
             }
         }
         i += len;
     }
+    if stream {
+        crate::backend::store_fence();
+    }
 }
 
-/// Backward mix of elements `[start, end)`.
+/// Backward mix of elements `[start, end)`. With `stream`, each block is computed into
+/// staging buffers and written out with [`Kernels::stream_copy`].
 ///
 /// # Safety
 /// As [`Exec::residual_mix_backward_raw`] allows.
@@ -393,31 +405,40 @@ unsafe fn mix_backward_range(
     q: usize,
     fp8_type: DType,
     cast: &CastParams,
+    stream: bool,
     start: usize,
     end: usize,
 ) {
     let size = io_type.size();
     let (mut bg, mut bx, mut bf) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
+    let (mut sx, mut sf, mut sq) = ([0f32; BLOCK], [0f32; BLOCK], [0u8; BLOCK]);
     let mut i = start;
     while i < end {
         let len = BLOCK.min(end - i);
-        // SAFETY: [i, i + len) within the buffers.
+        // SAFETY: [i, i + len) within the buffers; staging buffers hold BLOCK elements.
         unsafe {
             let gs = (g as *const u8).add(i * size);
             let xs = (gx as *mut u8).add(i * size);
             let fs = (gf as *mut u8).add(i * size);
+            let qs = (q as *mut u8).wrapping_add(i);
+            let x_blk = if stream {
+                sx.as_mut_ptr().cast::<u8>()
+            } else {
+                xs
+            };
+            let f_blk = if stream {
+                sf.as_mut_ptr().cast::<u8>()
+            } else {
+                fs
+            };
+            let q_blk = if stream { sq.as_mut_ptr() } else { qs };
             if io_type == DType::F32 {
-                (k.mix_backward)(a, b, accumulate, gs.cast(), xs.cast(), fs.cast(), len);
+                if stream && accumulate {
+                    core::ptr::copy_nonoverlapping(xs, x_blk, len * size);
+                }
+                (k.mix_backward)(a, b, accumulate, gs.cast(), x_blk.cast(), f_blk.cast(), len);
                 if q != 0 {
-                    encode_block(
-                        k,
-                        fp8_type,
-                        cast,
-                        fs.cast(),
-                        (q as *mut u8).add(i),
-                        len,
-                        i as u64,
-                    );
+                    encode_block(k, fp8_type, cast, f_blk.cast(), q_blk, len, i as u64);
                 }
             } else {
                 let gw = widen_block(k, io_type, gs, len, &mut bg);
@@ -425,22 +446,24 @@ unsafe fn mix_backward_range(
                     widen_block(k, io_type, xs, len, &mut bx);
                 }
                 (k.mix_backward)(a, b, accumulate, gw, bx.as_mut_ptr(), bf.as_mut_ptr(), len);
-                narrow16(k, io_type, bx.as_ptr(), xs, len);
-                narrow16(k, io_type, bf.as_ptr(), fs, len);
+                narrow16(k, io_type, bx.as_ptr(), x_blk, len);
+                narrow16(k, io_type, bf.as_ptr(), f_blk, len);
                 if q != 0 {
-                    let stored = widen_block(k, io_type, fs, len, &mut bf);
-                    encode_block(
-                        k,
-                        fp8_type,
-                        cast,
-                        stored,
-                        (q as *mut u8).add(i),
-                        len,
-                        i as u64,
-                    );
+                    let stored = widen_block(k, io_type, f_blk, len, &mut bf);
+                    encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
+                }
+            }
+            if stream {
+                (k.stream_copy)(x_blk, xs, len * size);
+                (k.stream_copy)(f_blk, fs, len * size);
+                if q != 0 {
+                    (k.stream_copy)(q_blk, qs, len);
                 }
             }
         }
         i += len;
+    }
+    if stream {
+        crate::backend::store_fence();
     }
 }

@@ -848,3 +848,123 @@ fn transpose_kernel_all_shapes() {
         }
     }
 }
+
+#[test]
+fn stream_copy_kernel_all_offsets() {
+    let mut rng = fresh_rng();
+    let src: Vec<u8> = (0..1024).map(|_| rng.next() as u8).collect();
+    for b in Backend::ALL {
+        let Ok(k) = b.kernels() else { continue };
+        for off in 0..64 {
+            for len in (0..300).chain([511, 512, 700]) {
+                let mut dst = vec![POISON; off + len + 64];
+                // SAFETY: src holds 1024 bytes; dst holds off + len bytes plus a guard band.
+                unsafe { (k.stream_copy)(src.as_ptr().add(3), dst.as_mut_ptr().add(off), len) };
+                assert!(dst[..off].iter().all(|&x| x == POISON), "{b:?} head guard");
+                assert_eq!(
+                    &dst[off..off + len],
+                    &src[3..3 + len],
+                    "{b:?} off {off} len {len}"
+                );
+                assert!(
+                    dst[off + len..].iter().all(|&x| x == POISON),
+                    "{b:?} tail guard"
+                );
+            }
+        }
+    }
+}
+
+/// Residual mixes larger than the last-level cache stream their outputs: check that path end to
+/// end; and a large cast with a misaligned destination.
+#[test]
+fn streamed_large_calls_match_model() {
+    let mut rng = fresh_rng();
+    let n = 13_000_003; // 52 MB in + 13 MB out: above the streaming threshold
+    let src: Vec<f32> = (0..n).map(|_| rng.normal() * 50.0).collect();
+    let p = CastParams {
+        scale: 1.0,
+        rounding: Rounding::StochasticSaturate,
+        seed: rng.next(),
+    };
+    for exec in [Exec::global(), Exec::global().with_threads(1)] {
+        let mut dst = vec![POISON; n + 1];
+        // SAFETY: src has n f32; dst has n bytes after the 1-byte offset.
+        let amax = unsafe {
+            exec.cast_raw(
+                src.as_ptr().cast(),
+                DType::F32,
+                dst.as_mut_ptr().add(1),
+                DType::E4M3,
+                n,
+                &p,
+            )
+        }
+        .unwrap();
+        assert_eq!(amax.to_bits(), amax_model(src.iter().copied()));
+        for i in (0..n).step_by(7).chain(n - 100..n) {
+            let want = unitfp8::Fp8Format::E4M3.encode(
+                src[i],
+                p.rounding,
+                stochastic_bits(p.seed, i as u64),
+            );
+            assert_eq!(dst[i + 1], want, "{exec:?} i {i}");
+        }
+        assert_eq!(dst[0], POISON);
+    }
+    // Residual mix forward (f32, with an E4M3 copy) and backward (accumulating, E5M2 copy).
+    let n = 4_200_001;
+    let x: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let f: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let mp = MixParams::new(0.3);
+    let (a, b) = mp.coefficients().unwrap();
+    let exec = Exec::global();
+    let mut out = vec![0f32; n];
+    let mut q = vec![POISON; n];
+    // SAFETY: all buffers hold n elements.
+    unsafe {
+        exec.residual_mix_raw(
+            x.as_ptr().cast(),
+            f.as_ptr().cast(),
+            out.as_mut_ptr().cast(),
+            DType::F32,
+            n,
+            q.as_mut_ptr(),
+            DType::E4M3,
+            &mp,
+        )
+    }
+    .unwrap();
+    let mut gx: Vec<f32> = f.clone();
+    let mut gf = vec![0f32; n];
+    let mut gq = vec![POISON; n];
+    // SAFETY: all buffers hold n elements.
+    unsafe {
+        exec.residual_mix_backward_raw(
+            x.as_ptr().cast(),
+            gx.as_mut_ptr().cast(),
+            gf.as_mut_ptr().cast(),
+            DType::F32,
+            n,
+            true,
+            gq.as_mut_ptr(),
+            DType::E5M2,
+            &mp,
+        )
+    }
+    .unwrap();
+    for i in (0..n).step_by(5).chain(n - 50..n) {
+        let y = a * x[i] + b * f[i];
+        assert_eq!(out[i].to_bits(), y.to_bits(), "mix i {i}");
+        assert_eq!(
+            q[i],
+            unitfp8::Fp8Format::E4M3.encode(y, Rounding::NearestSaturate, 0)
+        );
+        assert_eq!(gx[i].to_bits(), (f[i] + a * x[i]).to_bits(), "grad_x i {i}");
+        assert_eq!(gf[i].to_bits(), (b * x[i]).to_bits(), "grad_f i {i}");
+        assert_eq!(
+            gq[i],
+            unitfp8::Fp8Format::E5M2.encode(b * x[i], Rounding::NearestSaturate, 0)
+        );
+    }
+}

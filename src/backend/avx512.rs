@@ -81,6 +81,7 @@ static BASE: Kernels = Kernels {
     mix: mix::mix,
     mix_backward: mix::mix_backward,
     transpose_u8: transpose::transpose_u8,
+    stream_copy: transpose::stream_copy,
 };
 
 /// Table for AVX-512 F/BW/VL/DQ + VBMI (byte-lookup FP8 decoding).

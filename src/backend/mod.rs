@@ -158,6 +158,10 @@ pub struct Kernels {
         dst: *mut u8,
         ld_dst: usize,
     ),
+    /// Copies `bytes` bytes from `src` to `dst` (no overlap), with non-temporal (streaming)
+    /// stores where the back end has them: for outputs too large for the caches, which then
+    /// need no read-for-ownership. The caller ends a run of these copies with [`store_fence`].
+    pub stream_copy: unsafe fn(src: *const u8, dst: *mut u8, bytes: usize),
     /// `gx[i] = a·g[i]` (or `gx[i] + a·g[i]` when `accumulate`, product rounded first) and
     /// `gf[i] = b·g[i]`. `gx` or `gf` may equal `g`; `gx` and `gf` never overlap.
     pub mix_backward: unsafe fn(
@@ -169,4 +173,15 @@ pub struct Kernels {
         gf: *mut f32,
         n: usize,
     ),
+}
+
+/// Orders earlier non-temporal stores (from [`Kernels::stream_copy`]) before later stores, so
+/// the data is visible to other threads once the call returns. A no-op where there are none.
+#[inline(always)]
+pub fn store_fence() {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+    // SAFETY: sfence has no preconditions.
+    unsafe {
+        core::arch::x86_64::_mm_sfence()
+    };
 }

@@ -28,6 +28,7 @@ pub static KERNELS: Kernels = Kernels {
     mix_backward,
     // The byte transpose of cast-transpose is the portable one on NEON for now.
     transpose_u8: super::scalar::transpose_u8,
+    stream_copy: super::scalar::stream_copy,
 };
 
 /// Elements per chunk (four 128-bit vectors of f32).

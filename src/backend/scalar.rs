@@ -16,6 +16,7 @@ pub static KERNELS: Kernels = Kernels {
     mix,
     mix_backward,
     transpose_u8,
+    stream_copy,
 };
 
 #[inline(always)]
@@ -233,4 +234,13 @@ pub unsafe fn transpose_u8(
             unsafe { *dst.add(c * ld_dst + r) = *src.add(r * ld_src + c) };
         }
     }
+}
+
+/// See [`Kernels::stream_copy`] (a plain copy here).
+///
+/// # Safety
+/// As in the [`Kernels`] contract.
+pub unsafe fn stream_copy(src: *const u8, dst: *mut u8, bytes: usize) {
+    // SAFETY: both ranges are valid and disjoint (contract).
+    unsafe { core::ptr::copy_nonoverlapping(src, dst, bytes) };
 }

@@ -1,4 +1,5 @@
-//! Byte transpose of cast-transpose tiles: 16 rows at a time, as four 16×16 blocks side by side
+//! Data movement: the streaming copy used for outputs larger than the caches, and the byte
+//! transpose of cast-transpose tiles: 16 rows at a time, as four 16×16 blocks side by side
 //! in the 128-bit lanes of 16 zmm registers, through four rounds of unpack (8, 16, 32, 64 bits).
 
 use core::arch::x86_64::*;
@@ -104,5 +105,39 @@ pub(super) unsafe fn transpose_u8(
             r0 += band;
         }
         c0 += width;
+    }
+}
+
+/// See [`crate::backend::Kernels::stream_copy`]: plain stores up to the first 64-byte boundary
+/// of `dst`, `vmovntdq` for the whole 64-byte lines, a masked store for the rest.
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) unsafe fn stream_copy(src: *const u8, dst: *mut u8, bytes: usize) {
+    let head = (dst as usize).wrapping_neg() & 63;
+    if bytes < head + 64 {
+        // SAFETY: both ranges valid and disjoint (contract).
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, bytes) };
+        return;
+    }
+    // SAFETY: head < bytes; both ranges valid and disjoint (contract).
+    unsafe { core::ptr::copy_nonoverlapping(src, dst, head) };
+    let mut i = head;
+    while i + 64 <= bytes {
+        // SAFETY: [i, i + 64) is in bounds and dst + i is 64-byte aligned.
+        unsafe { _mm512_stream_si512(dst.add(i).cast(), _mm512_loadu_si512(src.add(i).cast())) };
+        i += 64;
+    }
+    if i < bytes {
+        let mask: __mmask64 = (1u64 << (bytes - i)) - 1;
+        // SAFETY: masked lanes [i, bytes) are in bounds.
+        unsafe {
+            _mm512_mask_storeu_epi8(
+                dst.add(i).cast(),
+                mask,
+                _mm512_maskz_loadu_epi8(mask, src.add(i).cast()),
+            )
+        };
     }
 }
