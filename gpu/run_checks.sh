@@ -24,13 +24,16 @@ if [[ ! -f "$LIB" ]]; then
     echo "run_checks: $LIB is missing: build it with scripts/cuda-check.sh and pass carry=[\"$LIB\"]"
     exit 2
 fi
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUTDIR/gpu_nvidia_smi.txt"
+# At most 8 files come back from $OUT: gpu_<section>.{json,log} for the four sections.
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUTDIR/gpu_info.log"
 
 declare -A limit=([info]=60 [elementwise]=200 [gemm]=120 [bench]=150)
 declare -A rc
 for s in info elementwise gemm bench; do
     echo "=== $s (timeout ${limit[$s]} s)"
-    timeout -k 10 "${limit[$s]}" "$PY" gpu/check.py "$s" "${args[@]}" 2>&1 | tee "$OUTDIR/gpu_${s}.log"
+    tee_args=()
+    [[ $s == info ]] && tee_args=(-a)
+    timeout -k 10 "${limit[$s]}" "$PY" gpu/check.py "$s" "${args[@]}" 2>&1 | tee "${tee_args[@]}" "$OUTDIR/gpu_${s}.log"
     rc[$s]=${PIPESTATUS[0]}
     [[ ${rc[$s]} == 124 || ${rc[$s]} == 137 ]] && echo "run_checks: $s TIMED OUT (a hung kernel?)"
 done
