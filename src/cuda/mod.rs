@@ -17,7 +17,7 @@
 //! CuPy and CUDA.jl use primary contexts, so their tensors and streams work directly.
 //!
 //! # Semantics
-//! Casts and mixes compute exactly what the CPU functions ([`crate::cast`], [`crate::residual`])
+//! Casts and mixes compute exactly what the CPU functions ([`crate::cast`](mod@crate::cast), [`crate::residual`](mod@crate::residual))
 //! compute on x86-64, bit for bit, including stochastic rounding (same `(seed, index)` bits) and
 //! NaN payloads. Argument checks are those of the CPU entry points and run before any device
 //! work; device buffers must also be aligned to their element size and `amax` to 4 bytes
