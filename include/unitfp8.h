@@ -93,6 +93,47 @@
  */
 #define UNITFP8_ROUND_STOCHASTIC_SATURATE 2
 
+/**
+ * CUDA status: the CUDA driver library (`libcuda`) could not be loaded (no NVIDIA driver).
+ */
+#define UNITFP8_CUDA_ERROR_NO_DRIVER 10
+
+/**
+ * CUDA status: the driver reports no CUDA device.
+ */
+#define UNITFP8_CUDA_ERROR_NO_DEVICE 11
+
+/**
+ * CUDA status: the device's compute capability is below 8.9 (no FP8 tensor cores).
+ */
+#define UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED 12
+
+/**
+ * CUDA status: a CUDA driver call failed (invalid stream, launch failure, or an error left by
+ * earlier asynchronous work); `unitfp8_cuda_last_error` names the call and the error.
+ */
+#define UNITFP8_CUDA_ERROR_DRIVER 13
+
+/**
+ * GEMM kernel choice for `unitfp8_cuda_set_gemm_kernel`: the fastest one that applies.
+ */
+#define UNITFP8_CUDA_GEMM_AUTO 0
+
+/**
+ * GEMM kernel choice: sm_90a `wgmma` + TMA (compute capability 9.0).
+ */
+#define UNITFP8_CUDA_GEMM_WGMMA 1
+
+/**
+ * GEMM kernel choice: `mma.sync` FP8 + `cp.async` (compute capability 8.9 and newer).
+ */
+#define UNITFP8_CUDA_GEMM_MMA_SYNC 2
+
+/**
+ * GEMM kernel choice: the portable fallback (one thread per output element).
+ */
+#define UNITFP8_CUDA_GEMM_NAIVE 3
+
 
 
 
@@ -163,6 +204,127 @@ int32_t unitfp8_cast(const void *src, uint32_t src_type, void *dst, uint32_t dst
  * shape and leading dimension; `amax` null or writable for one `float`.
  */
 int32_t unitfp8_cast_transpose(const void *src, uint32_t src_type, size_t rows, size_t cols, size_t ld_src, void *dst, size_t ld_dst, void *dst_t, size_t ld_dst_t, uint32_t dst_type, float scale, uint32_t rounding, uint64_t seed, float *amax);
+
+/**
+ * Whether the CUDA back end can run in this process: `UNITFP8_OK`, or why not:
+ * `UNITFP8_ERROR_UNSUPPORTED` (built without the `cuda` feature),
+ * `UNITFP8_CUDA_ERROR_NO_DRIVER`, `UNITFP8_CUDA_ERROR_NO_DEVICE`,
+ * `UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED` (compute capability below 8.9) or
+ * `UNITFP8_CUDA_ERROR_DRIVER` (the kernels could not be loaded). It checks the device a
+ * null-stream call from this thread would use (the current context's, else device 0).
+ */
+int32_t unitfp8_cuda_available(void);
+
+/**
+ * A static English description of any status code this library returns, the
+ * `UNITFP8_CUDA_ERROR_*` codes included. Never null; do not free it.
+ */
+const char *unitfp8_cuda_status_string(int32_t status);
+
+/**
+ * Details of the last failed `unitfp8_cuda_*` call on this thread (for example the driver
+ * call and CUDA error name), or `""`. Valid until the next failing call on this thread; do
+ * not free it.
+ */
+const char *unitfp8_cuda_last_error(void);
+
+/**
+ * Forces the GEMM kernel of later calls, process-wide (`UNITFP8_CUDA_GEMM_*`; `_AUTO`
+ * restores the default). A forced kernel the device or the operands' alignment cannot use
+ * makes GEMM calls return `UNITFP8_ERROR_UNSUPPORTED`. For tests and benchmarks. Returns
+ * `UNITFP8_ERROR_INVALID_ARGUMENT` for an unknown code.
+ */
+int32_t unitfp8_cuda_set_gemm_kernel(uint32_t kernel);
+
+/**
+ * `unitfp8_cast` on the device: `n` elements of `src` cast into `dst` with `scale`,
+ * `rounding` and `seed`; `amax` (nullable device `float*`) receives `max |src|`. Queued on
+ * `stream`.
+ *
+ * # Safety
+ * Device buffers valid for `n` elements of their types; `amax` null or a device `float`;
+ * `stream` null or a valid stream.
+ */
+int32_t unitfp8_cuda_cast(const void *src, uint32_t src_type, void *dst, uint32_t dst_type, size_t n, float scale, uint32_t rounding, uint64_t seed, float *amax, void *stream);
+
+/**
+ * `unitfp8_cast_transpose` on the device (same arguments and checks), queued on `stream`;
+ * `amax` is a nullable device `float*`.
+ *
+ * # Safety
+ * Each non-null device buffer valid for its shape and leading dimension; `stream` null or
+ * valid.
+ */
+int32_t unitfp8_cuda_cast_transpose(const void *src, uint32_t src_type, size_t rows, size_t cols, size_t ld_src, void *dst, size_t ld_dst, void *dst_t, size_t ld_dst_t, uint32_t dst_type, float scale, uint32_t rounding, uint64_t seed, float *amax, void *stream);
+
+/**
+ * `unitfp8_residual_mix` on the device (same arguments and checks), queued on `stream`.
+ *
+ * # Safety
+ * Device buffers valid for `n` elements; `stream` null or valid.
+ */
+int32_t unitfp8_cuda_residual_mix(const void *x, const void *f, void *out, uint32_t io_type, size_t n, float tau, void *out_fp8, uint32_t fp8_type, uint32_t rounding, uint64_t seed, void *stream);
+
+/**
+ * `unitfp8_residual_mix_backward` on the device (same arguments and checks), queued on
+ * `stream`.
+ *
+ * # Safety
+ * Device buffers valid for `n` elements; `stream` null or valid.
+ */
+int32_t unitfp8_cuda_residual_mix_backward(const void *grad_out, void *grad_x, void *grad_f, uint32_t io_type, size_t n, float tau, int32_t accumulate_grad_x, void *grad_f_fp8, uint32_t fp8_type, uint32_t rounding, uint64_t seed, void *stream);
+
+/**
+ * `unitfp8_gemm` on the device: `C <- alpha*A*B + beta*C` with the CPU GEMM's arguments
+ * (element `(i, j)` at `ptr + i*row_stride + j*col_stride` elements), queued on `stream`.
+ *
+ * Only K-major operands are supported: A (`m x k`) must have `a_col_stride == 1` (row-major)
+ * and B (`k x n`) must have `b_row_stride == 1`, i.e. B stored as an `n x k` row-major matrix
+ * (a linear layer's weight). C must have one unit stride (row- or column-major). Other
+ * layouts return `UNITFP8_ERROR_UNSUPPORTED`: make the K-major copy with
+ * `unitfp8_cuda_cast_transpose` (which fuses it with the FP8 cast). The fastest kernels need
+ * A and B 16-byte aligned with row strides that are multiples of 16 bytes; other operands use
+ * a slow fallback. Results match the CPU GEMM to f32 rounding, not bit for bit.
+ *
+ * # Safety
+ * Each device operand valid at every element its shape and strides address; `stream` null or
+ * valid.
+ */
+int32_t unitfp8_cuda_gemm(size_t m, size_t n, size_t k, float alpha, const void *a, uint32_t a_type, ptrdiff_t a_row_stride, ptrdiff_t a_col_stride, const void *b, uint32_t b_type, ptrdiff_t b_row_stride, ptrdiff_t b_col_stride, float beta, void *c, uint32_t c_type, ptrdiff_t c_row_stride, ptrdiff_t c_col_stride, void *stream);
+
+/**
+ * `unitfp8_linear_forward` on the device: `y[batch, fan_out] = alpha * x * W^T` with
+ * `x[batch, fan_in]` and `W[fan_out, fan_in]` dense row-major E4M3 (already K-major), `y`
+ * dense row-major of `y_type` (`UNITFP8_F32`, `_BF16`, `_E4M3`, `_E5M2`). `alpha` NaN or
+ * <= 0 means `1/sqrt(fan_in)`. Queued on `stream`.
+ *
+ * # Safety
+ * Each device buffer valid for its dense shape; `stream` null or valid.
+ */
+int32_t unitfp8_cuda_linear_forward(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *x, const void *w, void *y, uint32_t y_type, void *stream);
+
+/**
+ * Backward data on the device: `dx[batch, fan_in] = alpha * dy * W` with `dy[batch, fan_out]`
+ * E5M2 and **`w_t` = W^T, `[fan_in, fan_out]` row-major E4M3** (the K-major operand FP8 tensor
+ * cores need; `unitfp8_cuda_cast_transpose` produces W and W^T in one pass). `dx` dense
+ * row-major of `dx_type`. `alpha` NaN or <= 0 means `1/sqrt(fan_in)`. Queued on `stream`.
+ *
+ * # Safety
+ * Each device buffer valid for its dense shape; `stream` null or valid.
+ */
+int32_t unitfp8_cuda_linear_backward_data(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *dy, const void *w_t, void *dx, uint32_t dx_type, void *stream);
+
+/**
+ * Backward weight on the device: `dW[fan_out, fan_in] = alpha * dy^T * x + beta * dW` (f32,
+ * dense row-major) with **`dy_t` = dy^T, `[fan_out, batch]` row-major E5M2** and **`x_t` =
+ * x^T, `[fan_in, batch]` row-major E4M3** (K-major operands: the reduction runs over
+ * `batch`). `beta = 0` overwrites dW; `beta = 1` accumulates. `alpha` NaN or <= 0 means
+ * `1/sqrt(fan_in)`. Queued on `stream`.
+ *
+ * # Safety
+ * Each device buffer valid for its dense shape; `stream` null or valid.
+ */
+int32_t unitfp8_cuda_linear_backward_weight(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *dy_t, const void *x_t, float beta, float *dw, void *stream);
 
 /**
  * The library version (`"MAJOR.MINOR.PATCH"`), a static NUL-terminated string. Never null;

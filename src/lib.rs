@@ -20,6 +20,8 @@
 
 pub mod backend;
 pub mod cast;
+#[cfg(feature = "std")]
+pub mod cuda;
 pub mod dtype;
 pub mod error;
 pub mod exec;

@@ -23,10 +23,12 @@ use crate::dtype::{DType, Rounding};
 use crate::error::Error;
 
 mod cast;
+mod cuda;
 mod info;
 mod residual;
 
 pub use cast::*;
+pub use cuda::*;
 pub use info::*;
 pub use residual::*;
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The prepared GPU check for a session with a lent GPU (the `device` tool). Build here first
+# (scripts/cuda-check.sh builds target/release/libunitfp8.so with --features cuda), then run
+#
+#   run(command="bash gpu/run_checks.sh", carry=["target/release/libunitfp8.so"], timeout_s=540)
+#
+# No Rust is needed there: the library is loaded from Python (PyTorch 2.11 cu130 on the device
+# image) through ctypes. Each section runs in its own process under a timeout, so a hung or
+# faulting kernel loses only its section. Results: $OUT/gpu_<section>.json (else bench/results)
+# plus logs; copy them into bench/results/ afterwards. Options: QUICK=1 (small sizes),
+# SEED=<n> (reproduce a failure), LIB=<path>.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1
+OUTDIR="${OUT:-bench/results}"
+LIB="${LIB:-target/release/libunitfp8.so}"
+mkdir -p "$OUTDIR"
+PY="${PYTHON:-python3}"
+args=(--lib "$LIB" --out "$OUTDIR")
+[[ -n "${SEED:-}" ]] && args+=(--seed "$SEED")
+[[ -n "${QUICK:-}" ]] && args+=(--quick)
+
+if [[ ! -f "$LIB" ]]; then
+    echo "run_checks: $LIB is missing: build it with scripts/cuda-check.sh and pass carry=[\"$LIB\"]"
+    exit 2
+fi
+# At most 8 files come back from $OUT: gpu_<section>.{json,log} for the four sections.
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUTDIR/gpu_info.log"
+
+declare -A limit=([info]=60 [elementwise]=200 [gemm]=120 [bench]=150)
+declare -A rc
+for s in info elementwise gemm bench; do
+    echo "=== $s (timeout ${limit[$s]} s)"
+    tee_args=()
+    [[ $s == info ]] && tee_args=(-a)
+    timeout -k 10 "${limit[$s]}" "$PY" gpu/check.py "$s" "${args[@]}" 2>&1 | tee "${tee_args[@]}" "$OUTDIR/gpu_${s}.log"
+    rc[$s]=${PIPESTATUS[0]}
+    [[ ${rc[$s]} == 124 || ${rc[$s]} == 137 ]] && echo "run_checks: $s TIMED OUT (a hung kernel?)"
+done
+
+echo "=== summary (exit codes: 0 ok, 1 check failed, 2 could not run, 124 timeout)"
+status=0
+for s in info elementwise gemm bench; do
+    printf '  %-12s %s\n' "$s" "${rc[$s]}"
+    [[ ${rc[$s]} == 0 ]] || status=1
+done
+echo "=== tables"
+grep -h "^FAIL" "$OUTDIR"/gpu_*.log | head -40
+grep -h "bench " "$OUTDIR"/gpu_bench.log 2>/dev/null | cut -c1-200
+exit $status
