@@ -511,8 +511,8 @@ fn k_zero_and_empty() {
 #[test]
 fn argument_errors_leave_c_untouched() {
     let exec = Exec::new(Backend::best()).unwrap();
-    let a = vec![E4M3::ONE; 64];
-    let b = vec![E4M3::ONE; 64];
+    let a = [E4M3::ONE; 64];
+    let b = [E4M3::ONE; 64];
     let mut c = vec![f32::NAN; 64];
     let am = MatRef::row_major(&a[..], 8, 8).unwrap();
     let bm = MatRef::row_major(&b[..], 8, 8).unwrap();
@@ -535,7 +535,7 @@ fn argument_errors_leave_c_untouched() {
     assert!(MatMut::new(&mut c[..], 8, 8, 9, 1).is_err());
     assert!(MatRef::with_origin(&a[..], 0, 2, 2, -1, 1).is_err());
     // FP8 C with beta != 0.
-    let mut c8 = vec![E4M3::NAN; 64];
+    let mut c8 = [E4M3::NAN; 64];
     let c8m = MatMut::row_major(&mut c8[..], 8, 8).unwrap();
     assert_eq!(
         exec.gemm(1.0, am, bm, 1.0, c8m),

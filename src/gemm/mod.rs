@@ -546,7 +546,10 @@ unsafe fn run_serial(kernel: GemmKernel, p: &Problem, ws: &mut [u8]) {
             unsafe { x86::run(kernel == GemmKernel::Avx512Bf16, p, ws) }
         }
         // SAFETY: p validated.
-        _ => unsafe { scalar::run(p) },
+        _ => {
+            let _ = ws;
+            unsafe { scalar::run(p) }
+        }
     }
 }
 
