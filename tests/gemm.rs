@@ -733,3 +733,26 @@ fn workspace_entry_matches() {
         }
     }
 }
+
+#[test]
+fn several_row_and_column_blocks() {
+    // Large k makes the column blocks narrow (8 MiB of packed B) and the row blocks short, so
+    // n > nc and m > mc: every loop of the blocked driver runs more than once.
+    let mut rng = Rng::from_time("blocks");
+    for (m, n, k) in [(40, 600, 8200), (31, 1100, 4097)] {
+        let cs = Case {
+            m,
+            n,
+            k,
+            ta: rng.pick(&FP8),
+            tb: rng.pick(&FP8),
+            tc: DType::F32,
+            alpha: 0.5,
+            beta: 1.0,
+            la: rng.pick(&[0, 1]),
+            lb: rng.pick(&[0, 1]),
+            lc: rng.pick(&[0, 1]),
+        };
+        check_case(&mut rng, &cs, false, &[1, 2]);
+    }
+}

@@ -56,9 +56,9 @@ pub(crate) const NR: usize = 32;
 /// Bytes of packed A kept per row block (aimed at half of a 1 MiB L2).
 const A_BLOCK_BYTES: usize = 448 * 1024;
 /// Most row panels per block.
-const MC_MAX_PANELS: usize = 24;
+pub(crate) const MC_MAX_PANELS: usize = 24;
 /// Bytes of packed B per column block.
-const B_BLOCK_BYTES: usize = 4 << 20;
+const B_BLOCK_BYTES: usize = 8 << 20;
 /// Most column panels per block.
 const NC_MAX_PANELS: usize = 128;
 /// Multiply-adds per thread below which extra threads are not worth starting.
@@ -517,11 +517,12 @@ pub fn gemm_workspace_size(kernel: GemmKernel, m: usize, n: usize, k: usize) -> 
         return 0;
     }
     let (mc, nc) = blocking(m.max(n), m.max(n), k);
-    let kp = k.div_ceil(2);
+    // A is packed in whole K blocks of KB pairs; B contiguously.
+    let kp = k.div_ceil(2).div_ceil(KB) * KB;
     (mc + nc)
         .saturating_mul(kp)
         .saturating_mul(4)
-        .saturating_add(128)
+        .saturating_add(MC_MAX_PANELS * MR * NR * 4 + 128)
 }
 
 /// Row and column block sizes `(mc, nc)` for a problem (multiples of MR and NR).
@@ -571,14 +572,36 @@ fn partition(m: usize, n: usize, parts: usize) -> Vec<(usize, usize, usize, usiz
         .collect()
 }
 
-/// A 64-byte-aligned workspace of at least `bytes` bytes.
+/// Packing buffers kept for reuse between calls (fresh zeroed pages would cost page faults).
+#[cfg(feature = "std")]
+static POOL: std::sync::Mutex<Vec<Vec<u64>>> = std::sync::Mutex::new(Vec::new());
+/// Most buffers [`POOL`] keeps.
+#[cfg(feature = "std")]
+const POOL_MAX: usize = 8;
+
+/// Runs `f` on a workspace of at least `bytes` bytes (8-byte aligned; the kernels align
+/// further), taken from and returned to [`POOL`]. Its contents are arbitrary: packing writes
+/// every word the micro-kernels read.
 #[cfg(feature = "std")]
 fn with_workspace<R>(bytes: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-    let mut v: Vec<u64> = vec![0; bytes.div_ceil(8)];
+    let words = bytes.div_ceil(8);
+    let mut v = POOL
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .unwrap_or_default();
+    if v.len() < words {
+        v = vec![0; words];
+    }
     // SAFETY: a u64 buffer viewed as bytes, same allocation and length in bytes.
-    let bytes_view =
-        unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 8) };
-    f(bytes_view)
+    let view = unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 8) };
+    let r = f(view);
+    if let Ok(mut pool) = POOL.lock()
+        && pool.len() < POOL_MAX
+    {
+        pool.push(v);
+    }
+    r
 }
 
 /// Runs a validated problem on up to `threads` threads.

@@ -7,7 +7,7 @@
 //! element past an odd `k`) is bf16 `+0`.
 
 use super::scalar;
-use super::{KB, MR, NR, Problem, blocking};
+use super::{KB, MC_MAX_PANELS, MR, NR, Problem, blocking};
 use crate::dtype::DType;
 use crate::fp8::Fp8Format;
 use core::arch::x86_64::*;
@@ -97,8 +97,8 @@ fn low_mask32(n: usize) -> u32 {
 }
 
 /// Packs `wn ≤ width` rows (A: rows of A; B: columns of B) of `k` FP8 codes into a `[p][width]`
-/// panel at `dst` (`k.div_ceil(2) · width` words). Element `(w, t)` is at `src + w·ws + t·ks`.
-/// `width` is `MR` or `NR`.
+/// panel at `dst`, whose K blocks of [`KB`] pairs lie `bstride` words apart (`KB · width` for a
+/// contiguous panel). Element `(w, t)` is at `src + w·ws + t·ks`. `width` is `MR` or `NR`.
 ///
 /// # Safety
 /// Every `(w, t)` with `w < wn`, `t < k` is readable; `dst` is writable for the panel.
@@ -114,8 +114,11 @@ unsafe fn pack_panel(
     l: &Lut,
     table: &[u16; 256],
     dst: *mut u32,
+    bstride: usize,
 ) {
     let kp = k.div_ceil(2);
+    // Word offset of pair p's row in the panel: K blocks of KB pairs, `bstride` words apart.
+    let at = |p: usize| (p / KB) * bstride + (p % KB) * width;
     let narrow: u16 = if width >= 16 {
         u16::MAX
     } else {
@@ -140,7 +143,7 @@ unsafe fn pack_panel(
                     _mm512_setzero_si512()
                 };
                 let lo = _mm512_permutex2var_epi16(e, idx0, o);
-                let d = dst.add(p * width);
+                let d = dst.add(at(p));
                 if width == NR {
                     _mm512_storeu_si512(d.cast(), lo);
                     let hi = _mm512_permutex2var_epi16(e, idx1, o);
@@ -162,7 +165,7 @@ unsafe fn pack_panel(
                     }
                     let t = transpose16(v);
                     for (q, tq) in t.iter().enumerate().take(qn) {
-                        let d = dst.add((p0 + q) * width + wb);
+                        let d = dst.add(at(p0 + q) + wb);
                         if width == NR {
                             _mm512_storeu_si512(d.cast(), *tq);
                         } else {
@@ -183,15 +186,16 @@ unsafe fn pack_panel(
                     } else {
                         0
                     };
-                    *dst.add(p * width + w) = word;
+                    *dst.add(at(p) + w) = word;
                 }
             }
         }
     }
 }
 
-/// The `vdpbf16ps` micro-kernel: `tile[i·NR + j] = Σ_p` over `kp` pairs, for `R` rows and
-/// `16·V` columns, in blocks of [`KB`] pairs summed from zero and added into the tile.
+/// The `vdpbf16ps` micro-kernel over `kp` pairs, for `R` rows and `16·V` columns, in blocks of
+/// [`KB`] pairs each summed from zero: the first block's sums are stored into the tile
+/// (`tile[i·NR + j]`), or added to it when `add`; later blocks are added.
 ///
 /// # Safety
 /// `a` holds `kp·MR` words, `b` `kp·NR` words; `tile` is writable for `R·NR` floats.
@@ -201,6 +205,7 @@ unsafe fn kernel_bf16<const R: usize, const V: usize>(
     a: *const u32,
     b: *const u32,
     tile: *mut f32,
+    add: bool,
 ) {
     // SAFETY: reads within the panels, writes within the tile (caller's contract).
     unsafe {
@@ -209,7 +214,7 @@ unsafe fn kernel_bf16<const R: usize, const V: usize>(
         while done < kp {
             let block = KB.min(kp - done);
             let mut acc = [[_mm512_setzero_ps(); V]; R];
-            for _ in 0..block {
+            let step = |a: *const u32, b: *const u32, acc: &mut [[__m512; V]; R]| {
                 let mut bv = [_mm512_setzero_si512(); V];
                 for (v, x) in bv.iter_mut().enumerate() {
                     *x = _mm512_loadu_si512(b.add(16 * v).cast());
@@ -221,13 +226,22 @@ unsafe fn kernel_bf16<const R: usize, const V: usize>(
                             _mm512_dpbf16_ps(*x, ai, core::mem::transmute::<__m512i, __m512bh>(*y));
                     }
                 }
+            };
+            for _ in 0..block / 2 {
+                step(a, b, &mut acc);
+                step(a.add(MR), b.add(NR), &mut acc);
+                a = a.add(2 * MR);
+                b = b.add(2 * NR);
+            }
+            if block % 2 == 1 {
+                step(a, b, &mut acc);
                 a = a.add(MR);
                 b = b.add(NR);
             }
             for (i, row) in acc.iter().enumerate() {
                 for (v, x) in row.iter().enumerate() {
                     let t = tile.add(i * NR + 16 * v);
-                    let total = if done == 0 {
+                    let total = if done == 0 && !add {
                         *x
                     } else {
                         _mm512_add_ps(_mm512_loadu_ps(t), *x)
@@ -252,6 +266,7 @@ unsafe fn kernel_fma<const R: usize, const V: usize>(
     a: *const u32,
     b: *const u32,
     tile: *mut f32,
+    add: bool,
 ) {
     let high = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
     // SAFETY: as kernel_bf16.
@@ -284,7 +299,7 @@ unsafe fn kernel_fma<const R: usize, const V: usize>(
             for (i, row) in acc.iter().enumerate() {
                 for (v, x) in row.iter().enumerate() {
                     let t = tile.add(i * NR + 16 * v);
-                    let total = if done == 0 {
+                    let total = if done == 0 && !add {
                         *x
                     } else {
                         _mm512_add_ps(_mm512_loadu_ps(t), *x)
@@ -310,6 +325,7 @@ unsafe fn micro(
     a: *const u32,
     b: *const u32,
     tile: *mut f32,
+    add: bool,
 ) {
     macro_rules! go {
         ($($r:literal)*) => {
@@ -317,10 +333,10 @@ unsafe fn micro(
             unsafe {
                 match (rows, cols > 16, bf16) {
                     $(
-                        ($r, true, true) => kernel_bf16::<$r, 2>(kp, a, b, tile),
-                        ($r, false, true) => kernel_bf16::<$r, 1>(kp, a, b, tile),
-                        ($r, true, false) => kernel_fma::<$r, 2>(kp, a, b, tile),
-                        ($r, false, false) => kernel_fma::<$r, 1>(kp, a, b, tile),
+                        ($r, true, true) => kernel_bf16::<$r, 2>(kp, a, b, tile, add),
+                        ($r, false, true) => kernel_bf16::<$r, 1>(kp, a, b, tile, add),
+                        ($r, true, false) => kernel_fma::<$r, 2>(kp, a, b, tile, add),
+                        ($r, false, false) => kernel_fma::<$r, 1>(kp, a, b, tile, add),
                     )*
                     _ => unreachable!("micro-tile rows out of range"),
                 }
@@ -443,11 +459,15 @@ unsafe fn write_unit(
     }
 }
 
-/// A micro-tile of accumulators.
-#[repr(C, align(64))]
-struct Tile([f32; MR * NR]);
+/// Floats of the per-block accumulator tiles (one `MR × NR` tile per row panel of a block).
+pub(crate) const TILE_FLOATS: usize = MC_MAX_PANELS * MR * NR;
 
 /// The blocked GEMM of a validated problem with `k > 0` on the calling thread.
+///
+/// Loops: column blocks of B (`nc`, packed once per block over the whole K), row blocks of A
+/// (`mc`, packed over the whole K), then for each 32-column micro-panel of B and each K block of
+/// [`KB`] pairs (16 KiB of B, which stays in L1), every 12-row micro-panel of A; the block sums
+/// accumulate in one f32 tile per row panel, written back once K is done.
 ///
 /// # Safety
 /// `p` validated; AVX-512 F/BW/VL (and BF16 when `bf16`) available; `ws` holds at least
@@ -456,19 +476,23 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
     let (m, n, k) = (p.m, p.n, p.k);
     let kp = k.div_ceil(2);
     let (mc, nc) = blocking(m, n, k);
+    debug_assert!(mc <= MC_MAX_PANELS * MR);
     let base = ws.as_mut_ptr();
-    let a_words = (mc * kp).div_ceil(16) * 16;
-    // SAFETY: the workspace holds 64 alignment bytes plus both panels (caller's contract).
-    let (apack, bpack) = unsafe {
-        let apack = base.add(base.align_offset(64)).cast::<u32>();
-        debug_assert!(ws.len() >= base.align_offset(64) + (a_words + nc * kp) * 4);
-        (apack, apack.add(a_words))
+    // A block: [K block][row panel][pair][MR], every K block KB pairs long (the last padded),
+    // so that one sweep over the row panels of a K block reads one contiguous stream.
+    let a_bstride = mc.div_ceil(MR) * MR * KB;
+    let a_words = kp.div_ceil(KB) * a_bstride;
+    // SAFETY: the workspace holds 64 alignment bytes, the tiles and both panels (caller's
+    // contract; see gemm_workspace_size).
+    let (tiles, apack, bpack) = unsafe {
+        let tiles = base.add(base.align_offset(64)).cast::<f32>();
+        let apack = tiles.add(TILE_FLOATS).cast::<u32>();
+        (tiles, apack, apack.add(a_words))
     };
+    debug_assert!(ws.len() >= base.align_offset(64) + TILE_FLOATS * 4 + (a_words + nc * kp) * 4);
     // SAFETY: the AVX-512 features are available (caller's contract).
     let (la, lb) = unsafe { (lut(p.a_fmt), lut(p.b_fmt)) };
     let (ta, tb) = (scalar::bf16_lut(p.a_fmt), scalar::bf16_lut(p.b_fmt));
-    let mut tile = Tile([0.0; MR * NR]);
-    let tp = tile.0.as_mut_ptr();
     for jc in (0..n).step_by(nc) {
         let ncur = nc.min(n - jc);
         for jr in (0..ncur).step_by(NR) {
@@ -484,6 +508,7 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                     &lb,
                     tb,
                     bpack.add(jr * kp),
+                    KB * NR,
                 );
             }
         }
@@ -501,26 +526,38 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                         k,
                         &la,
                         ta,
-                        apack.add(ir * kp),
+                        apack.add(ir * KB),
+                        a_bstride,
                     );
                 }
             }
             for jr in (0..ncur).step_by(NR) {
                 let cols = NR.min(ncur - jr);
+                for kc in (0..kp).step_by(KB) {
+                    let kb = KB.min(kp - kc);
+                    for ir in (0..mcur).step_by(MR) {
+                        let rows = MR.min(mcur - ir);
+                        // SAFETY: the K block [kc, kc + kb) of both packed panels; tile ir/MR
+                        // of the tile area.
+                        unsafe {
+                            micro(
+                                bf16,
+                                rows,
+                                cols,
+                                kb,
+                                apack.add(kc * a_bstride / KB + ir * KB),
+                                bpack.add(jr * kp + kc * NR),
+                                tiles.add(ir * NR),
+                                kc > 0,
+                            );
+                        }
+                    }
+                }
                 for ir in (0..mcur).step_by(MR) {
                     let rows = MR.min(mcur - ir);
-                    // SAFETY: packed panels as documented; the tile holds MR × NR floats; the
-                    // tile's block of C is inside the validated C.
+                    // SAFETY: the tile's block of C is inside the validated C.
                     unsafe {
-                        micro(
-                            bf16,
-                            rows,
-                            cols,
-                            kp,
-                            apack.add(ir * kp),
-                            bpack.add(jr * kp),
-                            tp,
-                        );
+                        let tp = tiles.add(ir * NR);
                         if p.csc == 1 {
                             write_unit(p, tp, ic + ir, jc + jr, rows, cols);
                         } else {

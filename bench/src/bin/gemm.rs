@@ -378,10 +378,18 @@ fn main() {
     let mut peaks = Vec::new();
     let mut fma_peaks = Vec::new();
     let mut numpy = Vec::new();
-    let squares: Vec<usize> = [256, 512, 1024, 2048, 3072, 4096]
+    let mut squares: Vec<usize> = [256, 512, 1024, 2048, 3072, 4096]
         .into_iter()
         .filter(|&s| s <= max)
         .collect();
+    if let Some(list) = args
+        .iter()
+        .position(|a| a == "--squares")
+        .and_then(|i| args.get(i + 1))
+    {
+        squares = list.split(',').filter_map(|s| s.parse().ok()).collect();
+    }
+    let squares_only = args.iter().any(|a| a == "--squares-only");
     for &t in &thread_counts {
         let exec = Exec::new(Backend::best()).unwrap().with_threads(t);
         #[cfg(target_arch = "x86_64")]
@@ -423,6 +431,9 @@ fn main() {
         for &s in &squares {
             let g = bench_gemm(&exec, kernel, s, s, s, true, true, false);
             push("square", s, s, s, g);
+        }
+        if squares_only {
+            continue;
         }
         // μS 1B: tokens 4096, d 2048, MLP 4d. Forward y = x·Wᵀ (NT), backward data dx = dy·W
         // (NN, dy E5M2), backward weight dW = dyᵀ·x (TN, dy E5M2).
