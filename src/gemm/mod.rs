@@ -53,7 +53,7 @@ pub const KB: usize = 128;
 pub(crate) const MR: usize = 12;
 /// Columns of B per micro-panel (the vector side: two zmm of 16 f32 accumulators).
 pub(crate) const NR: usize = 32;
-/// Bytes of packed A kept per row block (aimed at half of a 1 MiB L2).
+/// Bytes of packed A kept per row block (aimed at most of a 1 MiB L2).
 const A_BLOCK_BYTES: usize = 448 * 1024;
 /// Most row panels per block.
 pub(crate) const MC_MAX_PANELS: usize = 24;

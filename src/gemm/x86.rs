@@ -12,6 +12,9 @@ use crate::dtype::DType;
 use crate::fp8::Fp8Format;
 use core::arch::x86_64::*;
 
+/// How many 64-byte lines ahead the transposing packer prefetches each row.
+const PACK_PREFETCH_LINES: usize = 4;
+
 /// The FP8 magnitude → bf16 table as four zmm of 32 words (entries 0..128).
 #[derive(Clone, Copy)]
 struct Lut([__m512i; 4]);
@@ -153,23 +156,41 @@ unsafe fn pack_panel(
                 }
             }
         } else if ks == 1 {
-            for p0 in (0..kp).step_by(16) {
-                let kmask = low_mask32(k - 2 * p0);
-                let qn = (kp - p0).min(16);
+            // One 64-byte line (32 pairs) per row and step, two 16×16 word transposes; the
+            // rows are separate streams, so prefetch each a few lines ahead.
+            for p0 in (0..kp).step_by(32) {
+                let left = k - 2 * p0;
+                let kmask = if left >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << left) - 1
+                };
                 for wb in (0..width).step_by(16) {
                     let rows = wn.saturating_sub(wb).min(16).min(width - wb);
-                    let mut v = [_mm512_setzero_si512(); 16];
-                    for (r, slot) in v.iter_mut().enumerate().take(rows) {
+                    let mut v0 = [_mm512_setzero_si512(); 16];
+                    let mut v1 = [_mm512_setzero_si512(); 16];
+                    for r in 0..rows {
                         let s = src.wrapping_offset((wb + r) as isize * ws + 2 * p0 as isize);
-                        *slot = cvt32(_mm256_maskz_loadu_epi8(kmask, s.cast()), l);
+                        _mm_prefetch::<_MM_HINT_T0>(
+                            s.wrapping_add(64 * PACK_PREFETCH_LINES).cast(),
+                        );
+                        let line = _mm512_maskz_loadu_epi8(kmask, s.cast());
+                        v0[r] = cvt32(_mm512_castsi512_si256(line), l);
+                        v1[r] = cvt32(_mm512_extracti64x4_epi64::<1>(line), l);
                     }
-                    let t = transpose16(v);
-                    for (q, tq) in t.iter().enumerate().take(qn) {
-                        let d = dst.add(at(p0 + q) + wb);
-                        if width == NR {
-                            _mm512_storeu_si512(d.cast(), *tq);
-                        } else {
-                            _mm512_mask_storeu_epi32(d.cast(), narrow, *tq);
+                    for (h, v) in [v0, v1].into_iter().enumerate() {
+                        let ph = p0 + 16 * h;
+                        if ph >= kp {
+                            break;
+                        }
+                        let t = transpose16(v);
+                        for (q, tq) in t.iter().enumerate().take((kp - ph).min(16)) {
+                            let d = dst.add(at(ph + q) + wb);
+                            if width == NR {
+                                _mm512_storeu_si512(d.cast(), *tq);
+                            } else {
+                                _mm512_mask_storeu_epi32(d.cast(), narrow, *tq);
+                            }
                         }
                     }
                 }
@@ -198,7 +219,8 @@ unsafe fn pack_panel(
 /// (`tile[i·NR + j]`), or added to it when `add`; later blocks are added.
 ///
 /// # Safety
-/// `a` holds `kp·MR` words, `b` `kp·NR` words; `tile` is writable for `R·NR` floats.
+/// `a` holds `kp·R` words (a panel of height `R`), `b` `kp·NR` words; `tile` is writable for
+/// `R·NR` floats.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 unsafe fn kernel_bf16<const R: usize, const V: usize>(
     kp: usize,
@@ -229,13 +251,13 @@ unsafe fn kernel_bf16<const R: usize, const V: usize>(
             };
             for _ in 0..block / 2 {
                 step(a, b, &mut acc);
-                step(a.add(MR), b.add(NR), &mut acc);
-                a = a.add(2 * MR);
+                step(a.add(R), b.add(NR), &mut acc);
+                a = a.add(2 * R);
                 b = b.add(2 * NR);
             }
             if block % 2 == 1 {
                 step(a, b, &mut acc);
-                a = a.add(MR);
+                a = a.add(R);
                 b = b.add(NR);
             }
             for (i, row) in acc.iter().enumerate() {
@@ -293,7 +315,7 @@ unsafe fn kernel_fma<const R: usize, const V: usize>(
                         row[v] = _mm512_fmadd_ps(ae, be[v], row[v]);
                     }
                 }
-                a = a.add(MR);
+                a = a.add(R);
                 b = b.add(NR);
             }
             for (i, row) in acc.iter().enumerate() {
@@ -459,6 +481,42 @@ unsafe fn write_unit(
     }
 }
 
+/// The row panels of a row block: `(first row, height)`, heights `MR` except that a remainder
+/// below `MR / 2` rows is merged with the previous panel and the two split evenly (16 rows →
+/// 8 + 8, not 12 + 4), so that every micro-kernel has at least 12 accumulators when it can.
+/// A panel at row `ir` occupies `ir·KB` … words of each K block of the packed A block.
+#[derive(Clone, Copy)]
+struct RowPanels {
+    next: usize,
+    rows: usize,
+}
+
+impl RowPanels {
+    fn new(rows: usize) -> RowPanels {
+        RowPanels { next: 0, rows }
+    }
+}
+
+impl Iterator for RowPanels {
+    type Item = (usize, usize);
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let left = self.rows - self.next;
+        if left == 0 {
+            return None;
+        }
+        let h = if left <= MR {
+            left
+        } else if left < MR + MR / 2 {
+            left.div_ceil(2)
+        } else {
+            MR
+        };
+        let ir = self.next;
+        self.next += h;
+        Some((ir, h))
+    }
+}
+
 /// Floats of the per-block accumulator tiles (one `MR × NR` tile per row panel of a block).
 pub(crate) const TILE_FLOATS: usize = MC_MAX_PANELS * MR * NR;
 
@@ -514,15 +572,16 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
         }
         for ic in (0..m).step_by(mc) {
             let mcur = mc.min(m - ic);
-            for ir in (0..mcur).step_by(MR) {
+            let panels = RowPanels::new(mcur);
+            for (ir, rows) in panels {
                 // SAFETY: as for B.
                 unsafe {
                     pack_panel(
                         p.a.wrapping_offset((ic + ir) as isize * p.rsa),
                         p.rsa,
                         p.csa,
-                        MR.min(mcur - ir),
-                        MR,
+                        rows,
+                        rows,
                         k,
                         &la,
                         ta,
@@ -535,8 +594,7 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                 let cols = NR.min(ncur - jr);
                 for kc in (0..kp).step_by(KB) {
                     let kb = KB.min(kp - kc);
-                    for ir in (0..mcur).step_by(MR) {
-                        let rows = MR.min(mcur - ir);
+                    for (ir, rows) in panels {
                         // SAFETY: the K block [kc, kc + kb) of both packed panels; tile ir/MR
                         // of the tile area.
                         unsafe {
@@ -553,8 +611,7 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                         }
                     }
                 }
-                for ir in (0..mcur).step_by(MR) {
-                    let rows = MR.min(mcur - ir);
+                for (ir, rows) in panels {
                     // SAFETY: the tile's block of C is inside the validated C.
                     unsafe {
                         let tp = tiles.add(ir * NR);

@@ -374,6 +374,24 @@ fn main() {
         thread_counts = vec![t];
     }
 
+    // --shape m,n,k: one forward-layout (A row-major, B = Wᵀ) product, then exit.
+    if let Some(shape) = args
+        .iter()
+        .position(|a| a == "--shape")
+        .and_then(|i| args.get(i + 1))
+    {
+        let d: Vec<usize> = shape.split(',').filter_map(|s| s.parse().ok()).collect();
+        let t = thread_counts[0];
+        let exec = Exec::new(Backend::best()).unwrap().with_threads(t);
+        for _ in 0..3 {
+            let g = bench_gemm(&exec, kernel, d[0], d[1], d[2], true, false, false);
+            println!(
+                "shape {shape} threads {t}: {:.1} GFLOP/s (CPU time {:.1})",
+                g.0, g.1
+            );
+        }
+        return;
+    }
     let mut rows = Vec::new();
     let mut peaks = Vec::new();
     let mut fma_peaks = Vec::new();
