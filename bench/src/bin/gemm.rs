@@ -197,41 +197,106 @@ fn bench_gemm(
     t.gflops(flops, exec.threads())
 }
 
-fn numpy_sgemm(sizes: &[usize], threads: usize) -> Vec<(usize, f64)> {
-    let script = format!(
-        "import numpy as np, time, sys\n\
-         for n in {sizes:?}:\n\
-         \x20   a=np.random.rand(n,n).astype(np.float32); b=np.random.rand(n,n).astype(np.float32)\n\
-         \x20   a@b; ts=[]\n\
-         \x20   for _ in range(5 if n<=2048 else 2):\n\
-         \x20       t=time.perf_counter(); a@b; ts.append(time.perf_counter()-t)\n\
-         \x20   ts.sort(); print(n, 2*n**3/ts[len(ts)//2]/1e9); sys.stdout.flush()\n"
-    );
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "/work/venv/bin/python".into());
-    let out = std::process::Command::new(&python)
+/// Python helper shared by the peers: `med(f, n)` returns the (wall-clock, CPU-time) GFLOP/s
+/// medians of an n³ product; CPU time is the process's, divided by the thread count.
+fn py_timer(threads: usize) -> String {
+    format!(
+        "import time, sys\n\
+         def med(f, n):\n\
+         \x20   f(); w = []; c = []\n\
+         \x20   for _ in range(5 if n <= 2048 else 3):\n\
+         \x20       t = time.perf_counter(); p = time.process_time(); f()\n\
+         \x20       c.append(time.process_time() - p); w.append(time.perf_counter() - t)\n\
+         \x20   w.sort(); c.sort(); fl = 2 * n**3\n\
+         \x20   return fl / w[len(w) // 2] / 1e9, fl / (c[len(c) // 2] / {threads}) / 1e9\n"
+    )
+}
+
+/// One peer measurement.
+struct Peer {
+    threads: usize,
+    op: String,
+    n: usize,
+    wall: f64,
+    cpu: f64,
+}
+
+/// Runs a Python script printing `op n wall_gflops cpu_gflops` lines.
+fn run_python(python: &str, script: &str, threads: usize) -> Option<Vec<Peer>> {
+    let out = std::process::Command::new(python)
         .arg("-c")
         .arg(script)
         .env("OPENBLAS_NUM_THREADS", threads.to_string())
         .env("OMP_NUM_THREADS", threads.to_string())
         .env_remove("OPENBLAS_CORETYPE")
         .env_remove("OPENBLAS_L2_SIZE")
-        .output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| {
                 let mut it = l.split_whitespace();
-                Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+                Some(Peer {
+                    threads,
+                    op: it.next()?.to_string(),
+                    n: it.next()?.parse().ok()?,
+                    wall: it.next()?.parse().ok()?,
+                    cpu: it.next()?.parse().ok()?,
+                })
             })
             .collect(),
-        _ => {
-            eprintln!("numpy not available ({python}); skipping the OpenBLAS baseline");
-            Vec::new()
-        }
-    }
+    )
 }
 
-fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], numpy: &[(usize, usize, f64)]) -> String {
+/// numpy/OpenBLAS f32 sgemm (`PYTHON`, default /work/venv/bin/python).
+fn numpy_sgemm(sizes: &[usize], threads: usize) -> Vec<Peer> {
+    let script = py_timer(threads)
+        + &format!(
+            "import numpy as np\n\
+             for n in {sizes:?}:\n\
+             \x20   a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)\n\
+             \x20   print('numpy_sgemm', n, *med(lambda: a @ b, n)); sys.stdout.flush()\n"
+        );
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "/work/venv/bin/python".into());
+    run_python(&python, &script, threads).unwrap_or_else(|| {
+        eprintln!("numpy not available ({python}); skipping the OpenBLAS baseline");
+        Vec::new()
+    })
+}
+
+/// PyTorch CPU peers (`UNITFP8_BENCH_TORCH_PYTHON`, else `PYTHON`): bf16 matmul and
+/// `torch._scaled_mm` on E4M3 with f32 output.
+fn torch_peers(sizes: &[usize], threads: usize) -> Vec<Peer> {
+    let script = py_timer(threads)
+        + &format!(
+            "import torch\n\
+             torch.set_num_threads({threads})\n\
+             one = torch.tensor(1.0)\n\
+             for n in {sizes:?}:\n\
+             \x20   a = torch.randn(n, n).to(torch.bfloat16); b = torch.randn(n, n).to(torch.bfloat16)\n\
+             \x20   print('torch_bf16', n, *med(lambda: a @ b, n)); sys.stdout.flush()\n\
+             \x20   a8 = torch.randn(n, n).to(torch.float8_e4m3fn)\n\
+             \x20   b8 = torch.randn(n, n).to(torch.float8_e4m3fn).t().contiguous().t()\n\
+             \x20   try:\n\
+             \x20       print('torch_scaled_mm', n, *med(lambda: torch._scaled_mm(a8, b8, one, one, out_dtype=torch.float32), n))\n\
+             \x20   except Exception:\n\
+             \x20       pass\n\
+             \x20   sys.stdout.flush()\n"
+        );
+    let python = std::env::var("UNITFP8_BENCH_TORCH_PYTHON")
+        .or_else(|_| std::env::var("PYTHON"))
+        .unwrap_or_else(|_| "/work/venv/bin/python".into());
+    run_python(&python, &script, threads).unwrap_or_else(|| {
+        eprintln!("PyTorch not available ({python}; set UNITFP8_BENCH_TORCH_PYTHON); skipping it");
+        Vec::new()
+    })
+}
+
+fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], peers: &[Peer]) -> String {
     let (w, h, l, b) = (720.0, 420.0, 60.0, 40.0);
     let max_y = peaks
         .iter()
@@ -282,7 +347,9 @@ fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], numpy: &[(usize, usize, f64)])
             g
         );
     }
-    let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+    let colors = [
+        "#1f77b4", "#2ca02c", "#ff7f0e", "#7f7f7f", "#d62728", "#9467bd", "#8c564b", "#17becf",
+    ];
     let mut legend = 0;
     let mut line =
         |pts: Vec<(f64, f64)>, color: &str, dash: bool, label: String, s: &mut String| {
@@ -306,7 +373,7 @@ fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], numpy: &[(usize, usize, f64)])
             legend += 1;
         };
     for (ci, &(threads, peak, _)) in peaks.iter().enumerate() {
-        let c = colors[ci % colors.len()];
+        let c = colors[(4 * ci) % colors.len()];
         line(
             vec![(lo, peak), (hi, peak)],
             c,
@@ -326,18 +393,23 @@ fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], numpy: &[(usize, usize, f64)])
             format!("unitfp8 FP8 GEMM, {threads} thread(s)"),
             &mut s,
         );
-        let np: Vec<(f64, f64)> = numpy
-            .iter()
-            .filter(|r| r.0 == threads)
-            .map(|r| (r.1 as f64, r.2))
-            .collect();
-        line(
-            np,
-            colors[(ci + 2) % colors.len()],
-            false,
-            format!("numpy/OpenBLAS sgemm, {threads} thread(s)"),
-            &mut s,
-        );
+        for (off, op, label) in [
+            (1, "numpy_sgemm", "numpy/OpenBLAS sgemm"),
+            (2, "torch_bf16", "PyTorch bf16 matmul"),
+        ] {
+            let pts: Vec<(f64, f64)> = peers
+                .iter()
+                .filter(|p| p.threads == threads && p.op == op)
+                .map(|p| (p.n as f64, p.wall))
+                .collect();
+            line(
+                pts,
+                colors[(4 * ci + off) % colors.len()],
+                false,
+                format!("{label}, {threads} thread(s)"),
+                &mut s,
+            );
+        }
     }
     s += "</svg>\n";
     s
@@ -395,7 +467,7 @@ fn main() {
     let mut rows = Vec::new();
     let mut peaks = Vec::new();
     let mut fma_peaks = Vec::new();
-    let mut numpy = Vec::new();
+    let mut peers: Vec<Peer> = Vec::new();
     let mut squares: Vec<usize> = [256, 512, 1024, 2048, 3072, 4096]
         .into_iter()
         .filter(|&s| s <= max)
@@ -473,31 +545,41 @@ fn main() {
         }
         let g = bench_gemm(&exec, kernel, 16, 4 * d, d, true, false, false);
         push("skinny m=16", 16, 4 * d, d, g);
-        for (n, gf) in numpy_sgemm(&squares, t) {
-            println!("  numpy sgemm            n={n:<5} {gf:7.1} GFLOP/s (wall)");
-            numpy.push((t, n, gf));
+        for p in numpy_sgemm(&squares, t)
+            .into_iter()
+            .chain(torch_peers(&squares, t))
+        {
+            println!(
+                "  {:<22} n={:<5} {:7.1} GFLOP/s                | CPU time {:7.1}",
+                p.op, p.n, p.wall, p.cpu
+            );
+            peers.push(p);
         }
     }
 
-    // Summary ratios.
+    // Summary ratios, wall-clock and CPU-time based.
     for &(t, pk, pkc) in &peaks {
-        let at = |s: usize| {
-            rows.iter()
+        for s in [512, 2048, 4096] {
+            let Some(r) = rows
+                .iter()
                 .find(|r| r.name == "square" && r.threads == t && r.m == s)
-        };
-        let np = |s: usize| numpy.iter().find(|r| r.0 == t && r.1 == s).map(|r| r.2);
-        for s in [512, 2048] {
-            if let Some(r) = at(s) {
+            else {
+                continue;
+            };
+            print!(
+                "threads {t}, {s}³: {:.1}% of vdpbf16ps peak (CPU time: {:.1}%)",
+                100.0 * r.gflops / pk,
+                100.0 * r.gflops_cpu / pkc
+            );
+            for p in peers.iter().filter(|p| p.threads == t && p.n == s) {
                 print!(
-                    "threads {t}, {s}³: {:.1}% of vdpbf16ps peak (CPU time: {:.1}%)",
-                    100.0 * r.gflops / pk,
-                    100.0 * r.gflops_cpu / pkc
+                    "; {:.2}× {} (CPU time: {:.2}×)",
+                    r.gflops / p.wall,
+                    p.op,
+                    r.gflops_cpu / p.cpu
                 );
-                if let Some(n) = np(s) {
-                    print!(", {:.2}× numpy sgemm (wall)", r.gflops / n);
-                }
-                println!();
             }
+            println!();
         }
     }
 
@@ -526,13 +608,13 @@ fn main() {
         })
         .collect::<Vec<_>>()
         .join(",\n");
-    json += "\n  ],\n  \"numpy_sgemm\": [";
-    json += &numpy
+    json += "\n  ],\n  \"peers\": [";
+    json += &peers
         .iter()
-        .map(|r| {
+        .map(|p| {
             format!(
-                "{{\"threads\": {}, \"n\": {}, \"gflops\": {:.2}}}",
-                r.0, r.1, r.2
+                "{{\"threads\": {}, \"op\": \"{}\", \"n\": {}, \"gflops\": {:.2}, \"gflops_cpu\": {:.2}}}",
+                p.threads, p.op, p.n, p.wall, p.cpu
             )
         })
         .collect::<Vec<_>>()
@@ -542,6 +624,6 @@ fn main() {
     let jp = format!("{out_dir}/gemm.json");
     let sp = format!("{out_dir}/gemm.svg");
     std::fs::write(&jp, json).expect("write json");
-    std::fs::write(&sp, svg(&rows, &peaks, &numpy)).expect("write svg");
+    std::fs::write(&sp, svg(&rows, &peaks, &peers)).expect("write svg");
     println!("wrote {jp} and {sp}");
 }
