@@ -28,12 +28,24 @@
 //!   intersect the ranges A and B span ([`Error::Overlap`]).
 //!
 //! # Implementation
-//! BLIS-style: the problem is oriented so that C's unit stride (if any) runs along the SIMD
-//! vector; B is packed into panels of 32 columns and A into panels of 12 rows, both converted
-//! FP8 → bf16 while packing into the VNNI-2 layout (each 32-bit word holds the bf16 pair
-//! `(k = 2p, 2p+1)`); a 12×32 register-tiled micro-kernel (24 zmm accumulators) runs
-//! `vdpbf16ps` (or two f32 FMAs per pair without AVX512-BF16) over the whole K, and the write-back
-//! applies α, β and the output conversion. Threads split C into disjoint blocks.
+//! BLIS-style. The problem is oriented so that C's unit stride (if any) runs along the SIMD
+//! vector (computing `Cᵀ = Bᵀ·Aᵀ` when C is column-major; negative C strides are flipped), which
+//! changes no element's arithmetic. B is packed per column block into micro-panels of 32
+//! columns and A per row block into micro-panels of up to 12 rows, both converted FP8 → bf16
+//! while packing (a 128-entry `vpermi2w` lookup) into the VNNI-2 layout: each 32-bit word holds
+//! the bf16 pair `(k = 2p, 2p+1)`, the even element in the low half. K-contiguous sources are
+//! transposed in registers (16×16 words). For each B micro-panel and each K block of [`KB`]
+//! pairs (16 KiB of B, resident in L1), the 12×32 micro-kernel (24 zmm accumulators, one
+//! `vdpbf16ps` per pair and 16 columns, or two f32 FMAs per pair without AVX512-BF16) sweeps
+//! the row panels of the A block (one contiguous stream) and adds its block sums into one f32
+//! tile per row panel; once K is done the write-back applies α, β and the output rounding
+//! (vectorised when C's column stride is 1). Threads split C into disjoint blocks of whole
+//! panels, each with its own packing buffers; with `std` up to 8 packing buffers are kept in a
+//! pool for reuse between calls. Without `std`, [`Exec::gemm_raw_with_workspace`] runs on the
+//! caller's workspace and allocates nothing.
+//!
+//! MXCSR must be in its default state (round to nearest, no flush-to-zero or
+//! denormals-are-zero) for the f32 FMA kernel and the FP8 write-back, as for any IEEE code.
 
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -517,12 +529,24 @@ pub fn gemm_workspace_size(kernel: GemmKernel, m: usize, n: usize, k: usize) -> 
         return 0;
     }
     let (mc, nc) = blocking(m.max(n), m.max(n), k);
-    // A is packed in whole K blocks of KB pairs; B contiguously.
-    let kp = k.div_ceil(2).div_ceil(KB) * KB;
+    // A is packed in whole K chunks of KC pairs; B contiguously.
+    let kp = k.div_ceil(2).div_ceil(x86_kc()) * x86_kc();
     (mc + nc)
         .saturating_mul(kp)
         .saturating_mul(4)
         .saturating_add(MC_MAX_PANELS * MR * NR * 4 + 128)
+}
+
+/// K pairs per micro-kernel call of the x86 kernels (1 elsewhere).
+fn x86_kc() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::KC
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        1
+    }
 }
 
 /// Row and column block sizes `(mc, nc)` for a problem (multiples of MR and NR).

@@ -12,6 +12,10 @@ use crate::dtype::DType;
 use crate::fp8::Fp8Format;
 use core::arch::x86_64::*;
 
+/// K pairs per micro-kernel call (a multiple of [`KB`]): the packed A block is laid out in K
+/// chunks of this many pairs, and a chunk of a B micro-panel (`KC · 128` bytes) should stay in L1.
+pub(crate) const KC: usize = KB;
+
 /// How many 64-byte lines ahead the transposing packer prefetches each row.
 const PACK_PREFETCH_LINES: usize = 4;
 
@@ -121,7 +125,7 @@ unsafe fn pack_panel(
 ) {
     let kp = k.div_ceil(2);
     // Word offset of pair p's row in the panel: K blocks of KB pairs, `bstride` words apart.
-    let at = |p: usize| (p / KB) * bstride + (p % KB) * width;
+    let at = |p: usize| (p / KC) * bstride + (p % KC) * width;
     let narrow: u16 = if width >= 16 {
         u16::MAX
     } else {
@@ -538,8 +542,8 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
     let base = ws.as_mut_ptr();
     // A block: [K block][row panel][pair][MR], every K block KB pairs long (the last padded),
     // so that one sweep over the row panels of a K block reads one contiguous stream.
-    let a_bstride = mc.div_ceil(MR) * MR * KB;
-    let a_words = kp.div_ceil(KB) * a_bstride;
+    let a_bstride = mc.div_ceil(MR) * MR * KC;
+    let a_words = kp.div_ceil(KC) * a_bstride;
     // SAFETY: the workspace holds 64 alignment bytes, the tiles and both panels (caller's
     // contract; see gemm_workspace_size).
     let (tiles, apack, bpack) = unsafe {
@@ -566,7 +570,7 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                     &lb,
                     tb,
                     bpack.add(jr * kp),
-                    KB * NR,
+                    KC * NR,
                 );
             }
         }
@@ -585,15 +589,15 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                         k,
                         &la,
                         ta,
-                        apack.add(ir * KB),
+                        apack.add(ir * KC),
                         a_bstride,
                     );
                 }
             }
             for jr in (0..ncur).step_by(NR) {
                 let cols = NR.min(ncur - jr);
-                for kc in (0..kp).step_by(KB) {
-                    let kb = KB.min(kp - kc);
+                for kc in (0..kp).step_by(KC) {
+                    let kb = KC.min(kp - kc);
                     for (ir, rows) in panels {
                         // SAFETY: the K block [kc, kc + kb) of both packed panels; tile ir/MR
                         // of the tile area.
@@ -603,7 +607,7 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                                 rows,
                                 cols,
                                 kb,
-                                apack.add(kc * a_bstride / KB + ir * KB),
+                                apack.add(kc * a_bstride / KC + ir * KC),
                                 bpack.add(jr * kp + kc * NR),
                                 tiles.add(ir * NR),
                                 kc > 0,
