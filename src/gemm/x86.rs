@@ -16,6 +16,9 @@ use core::arch::x86_64::*;
 /// chunks of this many pairs, and a chunk of a B micro-panel (`KC · 128` bytes) should stay in L1.
 pub(crate) const KC: usize = KB;
 
+/// How many K pairs ahead the row-block packer prefetches its (strided) source rows.
+const ROW_PREFETCH_PAIRS: usize = 8;
+
 /// How many 64-byte lines ahead the transposing packer prefetches each row.
 const PACK_PREFETCH_LINES: usize = 4;
 
@@ -213,6 +216,66 @@ unsafe fn pack_panel(
                     };
                     *dst.add(at(p) + w) = word;
                 }
+            }
+        }
+    }
+}
+
+/// Packs a whole A row block whose rows are adjacent in memory (row stride 1, K stride `ks`):
+/// per K pair, the block's codes of `k = 2p` and `2p + 1` are converted and interleaved 32 rows
+/// at a time into a staging row, then copied into each row panel (`RowPanels` layout, panel
+/// `ir` at `dst + ir·KC`, K chunks `bstride` words apart). Reads every source line once.
+///
+/// # Safety
+/// Rows `< rows` and K `< k` readable; `rows ≤ MC_MAX_PANELS·MR`; `dst` holds the block.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_a_block_unit_rows(
+    src: *const u8,
+    ks: isize,
+    rows: usize,
+    k: usize,
+    l: &Lut,
+    dst: *mut u32,
+    bstride: usize,
+) {
+    debug_assert!(rows <= MC_MAX_PANELS * MR);
+    let kp = k.div_ceil(2);
+    let mut stage = [0u32; MC_MAX_PANELS * MR + 32];
+    let sp = stage.as_mut_ptr();
+    // SAFETY: masked loads touch only rows < rows of pairs < k; the staging row holds rows + 32
+    // words; panel stores stay inside each panel's h words of the pair's row.
+    unsafe {
+        let idx0 = _mm512_loadu_si512(INTERLEAVE[0].as_ptr().cast());
+        let idx1 = _mm512_loadu_si512(INTERLEAVE[1].as_ptr().cast());
+        for p in 0..kp {
+            let r0 = src.wrapping_offset(2 * p as isize * ks);
+            // Strided rows (often a page apart): prefetch the rows of a later pair.
+            let ahead = r0.wrapping_offset(2 * ROW_PREFETCH_PAIRS as isize * ks);
+            for c in (0..rows).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(c).cast());
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_offset(ks).wrapping_add(c).cast());
+            }
+            for c in (0..rows).step_by(32) {
+                let mask = low_mask32(rows - c);
+                let e = cvt32(_mm256_maskz_loadu_epi8(mask, r0.add(c).cast()), l);
+                let o = if 2 * p + 1 < k {
+                    cvt32(
+                        _mm256_maskz_loadu_epi8(mask, r0.wrapping_offset(ks).add(c).cast()),
+                        l,
+                    )
+                } else {
+                    _mm512_setzero_si512()
+                };
+                _mm512_storeu_si512(sp.add(c).cast(), _mm512_permutex2var_epi16(e, idx0, o));
+                _mm512_storeu_si512(sp.add(c + 16).cast(), _mm512_permutex2var_epi16(e, idx1, o));
+            }
+            let chunk = (p / KC) * bstride;
+            for (ir, h) in RowPanels::new(rows) {
+                let m = (1u16 << h) - 1;
+                let v = _mm512_maskz_loadu_epi32(m, sp.add(ir).cast());
+                let d = dst.add(ir * KC + chunk + (p % KC) * h);
+                _mm512_mask_storeu_epi32(d.cast(), m, v);
             }
         }
     }
@@ -577,21 +640,36 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
         for ic in (0..m).step_by(mc) {
             let mcur = mc.min(m - ic);
             let panels = RowPanels::new(mcur);
-            for (ir, rows) in panels {
-                // SAFETY: as for B.
+            if p.rsa == 1 {
+                // SAFETY: rows ic .. ic + mcur of A are inside the validated A.
                 unsafe {
-                    pack_panel(
-                        p.a.wrapping_offset((ic + ir) as isize * p.rsa),
-                        p.rsa,
+                    pack_a_block_unit_rows(
+                        p.a.wrapping_offset(ic as isize),
                         p.csa,
-                        rows,
-                        rows,
+                        mcur,
                         k,
                         &la,
-                        ta,
-                        apack.add(ir * KC),
+                        apack,
                         a_bstride,
                     );
+                }
+            } else {
+                for (ir, rows) in panels {
+                    // SAFETY: as for B.
+                    unsafe {
+                        pack_panel(
+                            p.a.wrapping_offset((ic + ir) as isize * p.rsa),
+                            p.rsa,
+                            p.csa,
+                            rows,
+                            rows,
+                            k,
+                            &la,
+                            ta,
+                            apack.add(ir * KC),
+                            a_bstride,
+                        );
+                    }
                 }
             }
             for jr in (0..ncur).step_by(NR) {

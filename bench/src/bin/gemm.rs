@@ -446,17 +446,25 @@ fn main() {
         thread_counts = vec![t];
     }
 
-    // --shape m,n,k: one forward-layout (A row-major, B = Wᵀ) product, then exit.
+    // --shape m,n,k[,nt|nn|tn]: one product in the forward (nt), backward-data (nn) or
+    // backward-weight (tn) layout, then exit.
     if let Some(shape) = args
         .iter()
         .position(|a| a == "--shape")
         .and_then(|i| args.get(i + 1))
     {
         let d: Vec<usize> = shape.split(',').filter_map(|s| s.parse().ok()).collect();
+        // Optional fourth field: nt (forward, default), nn (backward data), tn (backward weight).
+        let layout = shape.split(',').nth(3).unwrap_or("nt");
+        let (a_rows, b_rows, e5) = match layout {
+            "nn" => (true, true, true),
+            "tn" => (false, true, true),
+            _ => (true, false, false),
+        };
         let t = thread_counts[0];
         let exec = Exec::new(Backend::best()).unwrap().with_threads(t);
         for _ in 0..3 {
-            let g = bench_gemm(&exec, kernel, d[0], d[1], d[2], true, false, false);
+            let g = bench_gemm(&exec, kernel, d[0], d[1], d[2], a_rows, b_rows, e5);
             println!(
                 "shape {shape} threads {t}: {:.1} GFLOP/s (CPU time {:.1})",
                 g.0, g.1
