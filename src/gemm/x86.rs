@@ -644,7 +644,7 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                 // SAFETY: rows ic .. ic + mcur of A are inside the validated A.
                 unsafe {
                     pack_a_block_unit_rows(
-                        p.a.wrapping_offset(ic as isize),
+                        p.a.wrapping_add(ic),
                         p.csa,
                         mcur,
                         k,
