@@ -120,8 +120,14 @@ mod peak {
 /// GFLOP/s (wall, CPU time) of a peak loop on `threads` threads (each running the loop), timed
 /// in short bursts so that a busy machine preempts few of them.
 fn peak_gflops(threads: usize, flop_per_iter: f64, f: fn(usize) -> f32) -> (f64, f64) {
-    let iters = 100_000;
-    let t = measure(41, 2.0, || {
+    // Short bursts on one thread (a busy machine preempts few of them); longer ones with
+    // several threads, so that starting the threads is negligible.
+    let (iters, reps) = if threads == 1 {
+        (100_000, 41)
+    } else {
+        (1_000_000, 11)
+    };
+    let t = measure(reps, 2.0, || {
         if threads == 1 {
             black_box(f(black_box(iters)));
         } else {
@@ -143,6 +149,8 @@ struct Row {
     threads: usize,
     gflops: f64,
     gflops_cpu: f64,
+    /// The `vdpbf16ps` peak measured right before this row (wall, CPU time).
+    peak: (f64, f64),
 }
 
 /// GFLOP/s of `C(m×n) = A·B` with A row-major m×k E4M3, B given by `b_layout` ("nn": B row-major
@@ -301,14 +309,16 @@ fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], peers: &[Peer]) -> String {
     let max_y = peaks
         .iter()
         .map(|p| p.1)
-        .chain(rows.iter().map(|r| r.gflops))
+        .chain(rows.iter().map(|r| r.gflops.max(r.peak.0)))
         .fold(1.0, f64::max)
         * 1.1;
-    let sizes: Vec<usize> = rows
+    let mut sizes: Vec<usize> = rows
         .iter()
         .filter(|r| r.name == "square")
         .map(|r| r.m)
         .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
     let (lo, hi) = (
         *sizes.iter().min().unwrap_or(&256) as f64,
         *sizes.iter().max().unwrap_or(&4096) as f64,
@@ -372,7 +382,15 @@ fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], peers: &[Peer]) -> String {
             );
             legend += 1;
         };
-    for (ci, &(threads, peak, _)) in peaks.iter().enumerate() {
+    for (ci, &(threads, first_peak, _)) in peaks.iter().enumerate() {
+        // The median of the peaks measured next to each row (the load varies during a run).
+        let mut near: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.threads == threads && r.peak.0.is_finite())
+            .map(|r| r.peak.0)
+            .collect();
+        near.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let peak = near.get(near.len() / 2).copied().unwrap_or(first_peak);
         let c = colors[(4 * ci) % colors.len()];
         line(
             vec![(lo, peak), (hi, peak)],
@@ -508,7 +526,17 @@ fn main() {
         );
         peaks.push((t, pk.0, pk.1));
         fma_peaks.push((t, fk.0, fk.1));
-        let mut push = |name: &str, m: usize, n: usize, k: usize, g: (f64, f64)| {
+        // The machine is shared: re-measure the peak next to every row, so that the wall-clock
+        // ratio compares runs under the same load.
+        let peak_now = || {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512bf16") {
+                // SAFETY (via the target_feature fn): the feature was detected.
+                return peak_gflops(t, 24.0 * 64.0, |n| unsafe { peak::dpbf16(n) });
+            }
+            (f64::NAN, f64::NAN)
+        };
+        let mut push = |name: &str, m: usize, n: usize, k: usize, g: (f64, f64), pk: (f64, f64)| {
             println!(
                 "  {name:<22} m={m:<5} n={n:<5} k={k:<5} {:7.1} GFLOP/s {:5.1}% of peak | CPU time {:7.1} {:5.1}%",
                 g.0,
@@ -524,11 +552,13 @@ fn main() {
                 threads: t,
                 gflops: g.0,
                 gflops_cpu: g.1,
+                peak: pk,
             });
         };
         for &s in &squares {
+            let pk = peak_now();
             let g = bench_gemm(&exec, kernel, s, s, s, true, true, false);
-            push("square", s, s, s, g);
+            push("square", s, s, s, g, pk);
         }
         if squares_only {
             continue;
@@ -538,21 +568,27 @@ fn main() {
         let tokens = if quick { 1024 } else { 4096 };
         let d = 2048;
         for (name, fan_out, fan_in) in [("up", 4 * d, d), ("down", d, 4 * d)] {
+            let pk = peak_now();
             let g = bench_gemm(&exec, kernel, tokens, fan_out, fan_in, true, false, false);
-            push(&format!("muS fwd {name}"), tokens, fan_out, fan_in, g);
+            push(&format!("muS fwd {name}"), tokens, fan_out, fan_in, g, pk);
+            let pk = peak_now();
             let g = bench_gemm(&exec, kernel, tokens, fan_in, fan_out, true, true, true);
-            push(&format!("muS bwd-data {name}"), tokens, fan_in, fan_out, g);
-            let g = bench_gemm(&exec, kernel, fan_out, fan_in, tokens, false, true, true);
             push(
-                &format!("muS bwd-weight {name}"),
-                fan_out,
-                fan_in,
+                &format!("muS bwd-data {name}"),
                 tokens,
+                fan_in,
+                fan_out,
                 g,
+                pk,
             );
+            let pk = peak_now();
+            let g = bench_gemm(&exec, kernel, fan_out, fan_in, tokens, false, true, true);
+            let label = format!("muS bwd-weight {name}");
+            push(&label, fan_out, fan_in, tokens, g, pk);
         }
+        let pk = peak_now();
         let g = bench_gemm(&exec, kernel, 16, 4 * d, d, true, false, false);
-        push("skinny m=16", 16, 4 * d, d, g);
+        push("skinny m=16", 16, 4 * d, d, g, pk);
         for p in numpy_sgemm(&squares, t)
             .into_iter()
             .chain(torch_peers(&squares, t))
@@ -566,7 +602,7 @@ fn main() {
     }
 
     // Summary ratios, wall-clock and CPU-time based.
-    for &(t, pk, pkc) in &peaks {
+    for &(t, _, _) in &peaks {
         for s in [512, 2048, 4096] {
             let Some(r) = rows
                 .iter()
@@ -576,8 +612,8 @@ fn main() {
             };
             print!(
                 "threads {t}, {s}³: {:.1}% of vdpbf16ps peak (CPU time: {:.1}%)",
-                100.0 * r.gflops / pk,
-                100.0 * r.gflops_cpu / pkc
+                100.0 * r.gflops / r.peak.0,
+                100.0 * r.gflops_cpu / r.peak.1
             );
             for p in peers.iter().filter(|p| p.threads == t && p.n == s) {
                 print!(
@@ -610,8 +646,8 @@ fn main() {
         .iter()
         .map(|r| {
             format!(
-                "    {{\"name\": \"{}\", \"m\": {}, \"n\": {}, \"k\": {}, \"threads\": {}, \"gflops\": {:.2}, \"gflops_cpu\": {:.2}}}",
-                r.name, r.m, r.n, r.k, r.threads, r.gflops, r.gflops_cpu
+                "    {{\"name\": \"{}\", \"m\": {}, \"n\": {}, \"k\": {}, \"threads\": {}, \"gflops\": {:.2}, \"gflops_cpu\": {:.2}, \"peak_gflops\": {:.2}, \"peak_gflops_cpu\": {:.2}}}",
+                r.name, r.m, r.n, r.k, r.threads, r.gflops, r.gflops_cpu, r.peak.0, r.peak.1
             )
         })
         .collect::<Vec<_>>()
