@@ -709,3 +709,111 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
         }
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::dtype::Rounding;
+
+    /// f32 bit patterns that stress rounding: every sign, exponent and top-3 mantissa bits,
+    /// combined with low bits at every boundary (2^b − 1, 2^b, 2^b + 1), plus random patterns.
+    fn patterns(seed: u64) -> Vec<u32> {
+        let mut v = Vec::new();
+        for sign in [0u32, 1] {
+            for exp in 0..256u32 {
+                for top in 0..8u32 {
+                    for b in 0..20u32 {
+                        for low in [(1u32 << b) - 1, 1 << b, (1 << b) + 1] {
+                            let m = (top << 20) | (low & 0xF_FFFF);
+                            v.push(sign << 31 | exp << 23 | m);
+                        }
+                    }
+                }
+            }
+        }
+        let mut s = seed;
+        for _ in 0..4_000_000 {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            v.push((s >> 32) as u32);
+        }
+        v
+    }
+
+    #[test]
+    fn simd_encoders_match_scalar() {
+        if !crate::gemm::GemmKernel::Avx512Fma.is_available() {
+            return;
+        }
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        println!("seed {seed}");
+        let xs = patterns(seed);
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        fn run(xs: &[u32]) {
+            for chunk in xs.chunks_exact(16) {
+                // SAFETY: 16 readable words.
+                let x = unsafe { _mm512_loadu_ps(chunk.as_ptr().cast()) };
+                let mut e4 = [0u32; 16];
+                let mut e5 = [0u32; 16];
+                let mut h = [0u32; 16];
+                // SAFETY: 16 writable words each.
+                unsafe {
+                    _mm512_storeu_si512(e4.as_mut_ptr().cast(), to_fp8(x, Fp8Format::E4M3));
+                    _mm512_storeu_si512(e5.as_mut_ptr().cast(), to_fp8(x, Fp8Format::E5M2));
+                    _mm512_storeu_si512(h.as_mut_ptr().cast(), to_bf16(x));
+                }
+                for (i, &bits) in chunk.iter().enumerate() {
+                    let f = f32::from_bits(bits);
+                    let r = Rounding::NearestSaturate;
+                    assert_eq!(
+                        e4[i],
+                        Fp8Format::E4M3.encode(f, r, 0) as u32,
+                        "e4m3 {bits:#x}"
+                    );
+                    assert_eq!(
+                        e5[i],
+                        Fp8Format::E5M2.encode(f, r, 0) as u32,
+                        "e5m2 {bits:#x}"
+                    );
+                    let want = crate::fp8::f32_to_bf16_bits(f, false) as u32;
+                    assert_eq!(h[i] & 0xFFFF, want, "bf16 {bits:#x}");
+                    assert_eq!(h[i] >> 16, 0, "bf16 high bits {bits:#x}");
+                }
+            }
+        }
+        // SAFETY: the features were checked above.
+        unsafe { run(&xs) };
+    }
+
+    #[test]
+    fn fp8_to_bf16_lookup_matches_table() {
+        if !crate::gemm::GemmKernel::Avx512Fma.is_available() {
+            return;
+        }
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        fn run(fmt: Fp8Format) {
+            let l = lut(fmt);
+            let t = scalar::bf16_lut(fmt);
+            for base in (0..256).step_by(32) {
+                let codes: [u8; 32] = core::array::from_fn(|i| (base + i) as u8);
+                let mut out = [0u16; 32];
+                // SAFETY: 32 readable bytes, 32 writable words.
+                unsafe {
+                    let v = cvt32(_mm256_loadu_si256(codes.as_ptr().cast()), &l);
+                    _mm512_storeu_si512(out.as_mut_ptr().cast(), v);
+                }
+                for i in 0..32 {
+                    assert_eq!(out[i], t[base + i], "{fmt:?} {:#x}", base + i);
+                }
+            }
+        }
+        for fmt in [Fp8Format::E4M3, Fp8Format::E5M2] {
+            // SAFETY: the features were checked above.
+            unsafe { run(fmt) };
+        }
+    }
+}
