@@ -1,7 +1,9 @@
 //! GEMM benchmark: GFLOP/s of the FP8 GEMM next to the `vdpbf16ps` and f32 FMA peaks measured in
 //! the same run (same thread count), and numpy/OpenBLAS sgemm through a Python subprocess.
 //!
-//! `cargo run --release -p unitfp8-bench --bin gemm -- [--quick] [--max N] [--out DIR]`
+//! `cargo run --release -p unitfp8-bench --bin gemm -- [--quick] [--max N] [--out DIR]
+//! [--threads T] [--squares 512,2048] [--squares-only] [--shape m,n,k[,nt|nn|tn]]
+//! [--kernel avx512-bf16|avx512-fma|scalar]`
 //! writes `DIR/gemm.json` and `DIR/gemm.svg` (default `bench/results`).
 
 use std::hint::black_box;
@@ -449,7 +451,17 @@ fn main() {
         .cloned()
         .unwrap_or_else(|| "bench/results".into());
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let kernel = GemmKernel::for_backend(Backend::best());
+    let kernel = args
+        .iter()
+        .position(|a| a == "--kernel")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|name| {
+            GemmKernel::ALL
+                .into_iter()
+                .find(|k| k.name() == name.as_str())
+        })
+        .filter(|k| k.is_available())
+        .unwrap_or_else(|| GemmKernel::for_backend(Backend::best()));
     println!("kernel: {}, threads: 1 and {all}", kernel.name());
     let mut thread_counts = vec![1];
     if all > 1 {
