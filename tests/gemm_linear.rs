@@ -1,0 +1,104 @@
+//! The μS linear layer equals the GEMM with PyTorch's layouts and the default α.
+
+use unitfp8::gemm::{MatMut, MatRef};
+use unitfp8::linear::{LinearShape, effective_alpha};
+use unitfp8::{E4M3, E5M2, Error, Exec, bf16, linear};
+
+fn codes(n: usize, seed: &mut u64, e5: bool) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            loop {
+                *seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let c = (*seed >> 40) as u8;
+                let ok = if e5 {
+                    c & 0x7F < 0x7C
+                } else {
+                    c & 0x7F != 0x7F
+                };
+                if ok {
+                    break c;
+                }
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn linear_matches_gemm() {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("seed {seed}");
+    let s = LinearShape {
+        batch: 33,
+        fan_in: 300,
+        fan_out: 47,
+    };
+    let x: Vec<E4M3> = codes(33 * 300, &mut seed, false)
+        .into_iter()
+        .map(E4M3)
+        .collect();
+    let w: Vec<E4M3> = codes(47 * 300, &mut seed, false)
+        .into_iter()
+        .map(E4M3)
+        .collect();
+    let dy: Vec<E5M2> = codes(33 * 47, &mut seed, true)
+        .into_iter()
+        .map(E5M2)
+        .collect();
+    let exec = Exec::global();
+    let alpha = effective_alpha(f32::NAN, 300);
+    assert_eq!(alpha, 1.0 / 300f32.sqrt());
+    assert_eq!(effective_alpha(-1.0, 300), alpha);
+    assert_eq!(effective_alpha(0.0, 300), alpha);
+    assert_eq!(effective_alpha(0.5, 300), 0.5);
+
+    let mut y = vec![bf16::ZERO; 33 * 47];
+    let mut y2 = vec![bf16::ZERO; 33 * 47];
+    linear::linear_forward(s, f32::NAN, &x, &w, &mut y).unwrap();
+    exec.gemm(
+        alpha,
+        MatRef::row_major(&x[..], 33, 300).unwrap(),
+        MatRef::row_major(&w[..], 47, 300).unwrap().t(),
+        0.0,
+        MatMut::row_major(&mut y2[..], 33, 47).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(y, y2);
+
+    let mut dx = vec![0f32; 33 * 300];
+    let mut dx2 = vec![0f32; 33 * 300];
+    linear::linear_backward_data(s, 0.0, &dy, &w, &mut dx).unwrap();
+    exec.gemm(
+        alpha,
+        MatRef::row_major(&dy[..], 33, 47).unwrap(),
+        MatRef::row_major(&w[..], 47, 300).unwrap(),
+        0.0,
+        MatMut::row_major(&mut dx2[..], 33, 300).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dx, dx2);
+
+    let mut dw: Vec<f32> = (0..47 * 300).map(|i| (i % 13) as f32).collect();
+    let mut dw2 = dw.clone();
+    linear::linear_backward_weight(s, 2.0, &dy, &x, 1.0, &mut dw).unwrap();
+    exec.gemm(
+        2.0,
+        MatRef::row_major(&dy[..], 33, 47).unwrap().t(),
+        MatRef::row_major(&x[..], 33, 300).unwrap(),
+        1.0,
+        MatMut::row_major(&mut dw2[..], 47, 300).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dw, dw2);
+    // Wrong lengths are rejected and leave outputs untouched.
+    let before = dw.clone();
+    assert_eq!(
+        linear::linear_backward_weight(s, 1.0, &dy[1..], &x, 1.0, &mut dw),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(dw, before);
+}
