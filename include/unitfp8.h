@@ -16,6 +16,13 @@
 #include <stddef.h>
 
 /**
+ * K pairs per accumulation block (256 elements): each block is summed from zero and then
+ * added into the running total, which keeps the f32 rounding error of long dot products near
+ * `2^-24·(sqrt(256) + sqrt(k/256))` instead of `2^-24·sqrt(k)`.
+ */
+#define KB 128
+
+/**
  * Success.
  */
 #define UNITFP8_OK 0
@@ -134,11 +141,51 @@
  */
 #define UNITFP8_CUDA_GEMM_NAIVE 3
 
+/**
+ * Which GEMM kernel [`gemm_raw`] uses.
+ */
+enum GemmKernel
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The fastest kernel the device and the operands' alignment allow.
+   */
+  Auto = 0,
+  /**
+   * sm_90a `wgmma` + TMA (compute capability 9.0; A, B 16-byte aligned with row strides
+   * multiple of 16 bytes).
+   */
+  Wgmma = 1,
+  /**
+   * `mma.sync` FP8 with a `cp.async` pipeline (compute capability 8.9 or newer; the same
+   * alignment).
+   */
+  MmaSync = 2,
+  /**
+   * The portable fallback (one thread per output element; any alignment).
+   */
+  Naive = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum GemmKernel GemmKernel;
+#else
+typedef uint32_t GemmKernel;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 
 
 
 
+
+
+/**
+ * All kernels, fastest first.
+ */
+#define GemmKernel_ALL { GemmKernel_Avx512Bf16, GemmKernel_Avx512Fma, GemmKernel_Scalar, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -414,6 +461,58 @@ int32_t unitfp8_residual_mix(const void *x, const void *f, void *out, uint32_t i
  * elements of `io_type`; `grad_f_fp8` null or writable for `n` bytes.
  */
 int32_t unitfp8_residual_mix_backward(const void *grad_out, void *grad_x, void *grad_f, uint32_t io_type, size_t n, float tau, int32_t accumulate_grad_x, void *grad_f_fp8, uint32_t fp8_type, uint32_t rounding, uint64_t seed);
+
+/**
+ * `C ← α·A·B + β·C` with FP8 A (m×k) and B (k×n) and C in f32, bf16, E4M3 or E5M2.
+ *
+ * Element `(i, j)` of each operand is at `ptr + i·row_stride + j·col_stride` elements (any
+ * sign), so row-major, column-major and transposed views need no copies. `a_type`/`b_type`:
+ * `UNITFP8_E4M3` or `UNITFP8_E5M2`; `c_type`: `UNITFP8_F32`, `UNITFP8_BF16`, `UNITFP8_E4M3` or
+ * `UNITFP8_E5M2` (FP8 C needs `beta == 0`). `beta == 0` overwrites C without reading it;
+ * `k == 0` gives `C ← β·C`; `m == 0` or `n == 0` does nothing (null pointers allowed); A and B
+ * may be null when `k == 0`. Results are bit-identical for any thread count and back end.
+ *
+ * Returns `UNITFP8_OK`, or `UNITFP8_ERROR_NULL_POINTER`, `_INVALID_ARGUMENT` (bad type code,
+ * FP8 C with β ≠ 0, strides whose extent overflows), `_OVERLAP` (C maps two elements to one,
+ * or C's byte range meets A's or B's), `_UNSUPPORTED` (non-FP8 A/B, f16 C). C is untouched
+ * on error.
+ *
+ * # Safety
+ * Each operand must be valid at every element its shape and strides address.
+ */
+int32_t unitfp8_gemm(size_t m, size_t n, size_t k, float alpha, const void *a, uint32_t a_type, ptrdiff_t a_row_stride, ptrdiff_t a_col_stride, const void *b, uint32_t b_type, ptrdiff_t b_row_stride, ptrdiff_t b_col_stride, float beta, void *c, uint32_t c_type, ptrdiff_t c_row_stride, ptrdiff_t c_col_stride);
+
+/**
+ * μS linear forward, PyTorch layout: `y[batch, fan_out] = α·x·Wᵀ` with `x[batch, fan_in]` and
+ * `W[fan_out, fan_in]` dense row-major E4M3, `y` dense row-major of `y_type` (`UNITFP8_F32`,
+ * `_BF16`, `_E4M3`, `_E5M2`). `alpha` NaN or ≤ 0 means `1/sqrt(fan_in)`. Errors as
+ * [`unitfp8_gemm`].
+ *
+ * # Safety
+ * Each buffer must be valid for its dense shape.
+ */
+int32_t unitfp8_linear_forward(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *x, const void *w, void *y, uint32_t y_type);
+
+/**
+ * μS linear backward data: `dx[batch, fan_in] = α·dy·W` with `dy[batch, fan_out]` dense
+ * row-major E5M2 and `W[fan_out, fan_in]` E4M3; `dx` of `dx_type`. `alpha` NaN or ≤ 0 means
+ * `1/sqrt(fan_in)`. Errors as [`unitfp8_gemm`].
+ *
+ * # Safety
+ * Each buffer must be valid for its dense shape.
+ */
+int32_t unitfp8_linear_backward_data(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *dy, const void *w, void *dx, uint32_t dx_type);
+
+/**
+ * μS linear backward weight: `dW[fan_out, fan_in] = α·dyᵀ·x + β·dW` (f32, dense row-major)
+ * with `dy[batch, fan_out]` E5M2 and `x[batch, fan_in]` E4M3. `beta = 0` overwrites dW
+ * without reading it; `beta = 1` accumulates. `alpha` NaN or ≤ 0 means `1/sqrt(fan_in)`.
+ * Errors as [`unitfp8_gemm`].
+ *
+ * # Safety
+ * Each buffer must be valid for its dense shape.
+ */
+int32_t unitfp8_linear_backward_weight(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *dy, const void *x, float beta, float *dw);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -48,7 +48,7 @@
 //! denormals-are-zero) for the f32 FMA kernel and the FP8 write-back, as for any IEEE code.
 
 mod scalar;
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod x86;
 
 use crate::backend::Backend;
@@ -125,17 +125,17 @@ impl GemmKernel {
     }
 }
 
-#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2", feature = "std"))]
 fn bf16_available() -> bool {
     std::is_x86_feature_detected!("avx512bf16")
 }
 
-#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(feature = "std")))]
 fn bf16_available() -> bool {
     cfg!(target_feature = "avx512bf16")
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 fn bf16_available() -> bool {
     false
 }
@@ -322,6 +322,7 @@ unsafe impl Sync for Problem {}
 
 impl Problem {
     /// The sub-problem of rows `[m0, m1)` and columns `[n0, n1)` of C.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     fn sub(&self, m0: usize, m1: usize, n0: usize, n1: usize) -> Problem {
         let size = self.c_type.size() as isize;
         // wrapping_offset: the results are addresses inside the validated ranges (or one
@@ -539,11 +540,11 @@ pub fn gemm_workspace_size(kernel: GemmKernel, m: usize, n: usize, k: usize) -> 
 
 /// K pairs per micro-kernel call of the x86 kernels (1 elsewhere).
 fn x86_kc() -> usize {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         x86::KC
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
         1
     }
@@ -565,7 +566,7 @@ pub(crate) fn blocking(m: usize, n: usize, k: usize) -> (usize, usize) {
 /// `p` was validated; `ws` holds at least `gemm_workspace_size(kernel, p.m, p.n, p.k)` bytes.
 unsafe fn run_serial(kernel: GemmKernel, p: &Problem, ws: &mut [u8]) {
     match kernel {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         GemmKernel::Avx512Bf16 | GemmKernel::Avx512Fma => {
             // SAFETY: the kernel is available (checked by the caller); p and ws as required.
             unsafe { x86::run(kernel == GemmKernel::Avx512Bf16, p, ws) }

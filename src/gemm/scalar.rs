@@ -40,7 +40,10 @@ pub(crate) const fn fp8_to_bf16_bits(format: Fp8Format, code: u8) -> u16 {
     sign | (field << 7) | (man << (7 - mbits))
 }
 
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
 const fn bf16_table(format: Fp8Format) -> [u16; 256] {
     let mut t = [0u16; 256];
     let mut i = 0;
@@ -62,16 +65,25 @@ const fn f32_table(format: Fp8Format) -> [f32; 256] {
 }
 
 /// FP8 code → bf16 bits, E4M3.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
 pub(crate) static BF16_E4M3: [u16; 256] = bf16_table(Fp8Format::E4M3);
 /// FP8 code → bf16 bits, E5M2.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
 pub(crate) static BF16_E5M2: [u16; 256] = bf16_table(Fp8Format::E5M2);
 static F32_E4M3: [f32; 256] = f32_table(Fp8Format::E4M3);
 static F32_E5M2: [f32; 256] = f32_table(Fp8Format::E5M2);
 
 /// The FP8 code → bf16 bits table of `format`.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
 pub(crate) fn bf16_lut(format: Fp8Format) -> &'static [u16; 256] {
     match format {
         Fp8Format::E4M3 => &BF16_E4M3,
@@ -188,7 +200,10 @@ pub(crate) unsafe fn store_c(c: *mut u8, c_type: DType, idx: isize, x: f32) {
 /// # Safety
 /// The tile's target elements lie inside the problem's validated C.
 #[allow(clippy::too_many_arguments)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
 pub(crate) unsafe fn write_tile(
     p: &Problem,
     tile: &[f32],
