@@ -8,7 +8,10 @@
 //! separate [`crate::cast()`] of `out` bit for bit.
 
 use crate::backend::Kernels;
-use crate::cast::{BLOCK, CastParams, STREAM_MIN_BYTES, encode_block, ranges_overlap, widen_block};
+use crate::cast::{
+    BLOCK, CastParams, STREAM_MIN_BYTES, encode_block, prefetch_next, prefetch_window,
+    ranges_overlap, widen_block,
+};
 use crate::dtype::{DType, Element, Rounding};
 use crate::error::Error;
 use crate::exec::Exec;
@@ -351,6 +354,15 @@ unsafe fn mix_range(
             let xs = (x as *const u8).add(i * size);
             let fs = (f as *const u8).add(i * size);
             let os = (out as *mut u8).add(i * size);
+            let (ahead, ahead_len) = prefetch_window(i, end);
+            prefetch_next(
+                (x as *const u8).wrapping_add(ahead * size),
+                ahead_len * size,
+            );
+            prefetch_next(
+                (f as *const u8).wrapping_add(ahead * size),
+                ahead_len * size,
+            );
             let qs = (q as *mut u8).wrapping_add(i);
             let o_blk = if stream {
                 so.as_mut_ptr().cast::<u8>()
@@ -420,6 +432,17 @@ unsafe fn mix_backward_range(
             let gs = (g as *const u8).add(i * size);
             let xs = (gx as *mut u8).add(i * size);
             let fs = (gf as *mut u8).add(i * size);
+            let (ahead, ahead_len) = prefetch_window(i, end);
+            prefetch_next(
+                (g as *const u8).wrapping_add(ahead * size),
+                ahead_len * size,
+            );
+            if accumulate {
+                prefetch_next(
+                    (gx as *const u8).wrapping_add(ahead * size),
+                    ahead_len * size,
+                );
+            }
             let qs = (q as *mut u8).wrapping_add(i);
             let x_blk = if stream {
                 sx.as_mut_ptr().cast::<u8>()
