@@ -598,6 +598,7 @@ unsafe fn cast_transpose_rows(
         }
         r0 += rh;
     }
+    crate::backend::store_fence();
     amax
 }
 

@@ -968,3 +968,53 @@ fn streamed_large_calls_match_model() {
         );
     }
 }
+
+/// Whole 64-row tiles into 64-byte-aligned output rows take the streaming-store path.
+#[test]
+fn transpose_kernel_aligned_full_tiles() {
+    let mut rng = fresh_rng();
+    for b in Backend::ALL {
+        let Ok(k) = b.kernels() else { continue };
+        for (rows, cols, ld) in [
+            (64usize, 64usize, 64usize),
+            (128, 70, 128),
+            (192, 129, 256),
+            (64, 200, 192),
+        ] {
+            let src: Vec<u8> = (0..rows * cols).map(|_| rng.next() as u8).collect();
+            let mut buf = vec![POISON; cols * ld + 192];
+            let off = buf.as_ptr().align_offset(64);
+            // SAFETY: src is rows×cols; dst (aligned to 64) holds cols rows of ld bytes before
+            // the guard band.
+            unsafe {
+                (k.transpose_u8)(
+                    src.as_ptr(),
+                    cols,
+                    rows,
+                    cols,
+                    buf.as_mut_ptr().add(off),
+                    ld,
+                )
+            };
+            unitfp8::backend::store_fence();
+            let dst = &buf[off..];
+            for c in 0..cols {
+                for r in 0..ld {
+                    let want = if r < rows { src[r * cols + c] } else { POISON };
+                    assert_eq!(
+                        dst[c * ld + r],
+                        want,
+                        "{b:?} {rows}x{cols} ld {ld} ({r},{c})"
+                    );
+                }
+            }
+            assert!(
+                buf[..off]
+                    .iter()
+                    .chain(&dst[cols * ld..])
+                    .all(|&x| x == POISON),
+                "{b:?} guards"
+            );
+        }
+    }
+}

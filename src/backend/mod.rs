@@ -149,7 +149,8 @@ pub struct Kernels {
     /// `out` may equal `x` or `f`.
     pub mix: unsafe fn(a: f32, b: f32, x: *const f32, f: *const f32, out: *mut f32, n: usize),
     /// Transposes a `rows × cols` byte matrix stored at `src` with row stride `ld_src`:
-    /// `dst[c·ld_dst + r] = src[r·ld_src + c]`. Reads and writes nothing else.
+    /// `dst[c·ld_dst + r] = src[r·ld_src + c]`. Reads and writes nothing else; may use
+    /// streaming stores, so the caller ends a run of calls with [`store_fence`].
     pub transpose_u8: unsafe fn(
         src: *const u8,
         ld_src: usize,

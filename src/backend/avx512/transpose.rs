@@ -1,6 +1,7 @@
 //! Data movement: the streaming copy used for outputs larger than the caches, and the byte
 //! transpose of cast-transpose tiles: 16 rows at a time, as four 16×16 blocks side by side
-//! in the 128-bit lanes of 16 zmm registers, through four rounds of unpack (8, 16, 32, 64 bits).
+//! in the 128-bit lanes of 16 zmm registers, through four rounds of unpack (8, 16, 32, 64 bits),
+//! staged through an aligned 64 × 64 tile so that output rows leave as whole lines.
 
 use core::arch::x86_64::*;
 
@@ -44,7 +45,14 @@ fn transpose_band(v: &mut [__m512i; 16]) {
     }
 }
 
-/// See [`crate::backend::Kernels::transpose_u8`].
+/// A 64 × 64 byte staging tile, aligned so its rows are whole cache lines.
+#[repr(align(64))]
+struct Tile([u8; 64 * 64]);
+
+/// See [`crate::backend::Kernels::transpose_u8`]. Works on 64 × 64 tiles: four 16-row bands
+/// are transposed in registers into an aligned staging tile, then each output row segment is
+/// written with one 64-byte store (a streaming store when it is a whole aligned line, so the
+/// scattered output lines need no read-for-ownership).
 ///
 /// # Safety
 /// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
@@ -57,54 +65,64 @@ pub(super) unsafe fn transpose_u8(
     dst: *mut u8,
     ld_dst: usize,
 ) {
-    let mut c0 = 0;
-    while c0 < cols {
-        let width = (cols - c0).min(64);
-        let load_mask: __mmask64 = if width == 64 {
-            u64::MAX
-        } else {
-            (1u64 << width) - 1
-        };
-        let mut r0 = 0;
-        while r0 < rows {
-            let band = (rows - r0).min(16);
-            let mut v = [_mm512_setzero_si512(); 16];
-            for (i, row) in v.iter_mut().enumerate().take(band) {
-                // SAFETY: row r0 + i < rows, bytes c0..c0 + width < cols (masked load).
-                *row = unsafe {
-                    _mm512_maskz_loadu_epi8(load_mask, src.add((r0 + i) * ld_src + c0).cast())
-                };
-            }
-            transpose_band(&mut v);
-            let mask: __mmask16 = if band == 16 {
-                0xFFFF
+    let mut tile = Tile([0; 64 * 64]);
+    let t = tile.0.as_mut_ptr();
+    let mut r0 = 0;
+    while r0 < rows {
+        let rh = (rows - r0).min(64);
+        let row_mask: __mmask64 = if rh == 64 { u64::MAX } else { (1u64 << rh) - 1 };
+        let mut c0 = 0;
+        while c0 < cols {
+            let width = (cols - c0).min(64);
+            let load_mask: __mmask64 = if width == 64 {
+                u64::MAX
             } else {
-                ((1u32 << band) - 1) as __mmask16
+                (1u64 << width) - 1
             };
-            for (c, col) in v.iter().enumerate() {
-                let lanes = [
-                    _mm512_castsi512_si128(*col),
-                    _mm512_extracti32x4_epi32::<1>(*col),
-                    _mm512_extracti32x4_epi32::<2>(*col),
-                    _mm512_extracti32x4_epi32::<3>(*col),
-                ];
-                for (l, lane) in lanes.into_iter().enumerate() {
-                    let out_row = 16 * l + c;
-                    if out_row < width {
-                        // SAFETY: output row c0 + out_row < cols, bytes r0..r0 + band < rows.
-                        unsafe {
-                            _mm_mask_storeu_epi8(
-                                dst.add((c0 + out_row) * ld_dst + r0).cast(),
-                                mask,
-                                lane,
-                            )
-                        };
+            let mut rb = 0;
+            while rb < rh {
+                let band = (rh - rb).min(16);
+                let mut v = [_mm512_setzero_si512(); 16];
+                for (i, row) in v.iter_mut().enumerate().take(band) {
+                    // SAFETY: row r0 + rb + i < rows, bytes c0..c0 + width < cols (masked load).
+                    *row = unsafe {
+                        _mm512_maskz_loadu_epi8(
+                            load_mask,
+                            src.add((r0 + rb + i) * ld_src + c0).cast(),
+                        )
+                    };
+                }
+                transpose_band(&mut v);
+                for (c, col) in v.iter().enumerate() {
+                    let lanes = [
+                        _mm512_castsi512_si128(*col),
+                        _mm512_extracti32x4_epi32::<1>(*col),
+                        _mm512_extracti32x4_epi32::<2>(*col),
+                        _mm512_extracti32x4_epi32::<3>(*col),
+                    ];
+                    for (l, lane) in lanes.into_iter().enumerate() {
+                        // SAFETY: staging row 16·l + c < 64, bytes rb..rb + 16 <= 64 (aligned).
+                        unsafe { _mm_store_si128(t.add((16 * l + c) * 64 + rb).cast(), lane) };
+                    }
+                }
+                rb += band;
+            }
+            for out_row in 0..width {
+                // SAFETY: staging row out_row is 64-byte aligned; the output row c0 + out_row <
+                // cols receives bytes r0..r0 + rh < rows.
+                unsafe {
+                    let line = _mm512_load_si512(t.add(out_row * 64).cast());
+                    let d = dst.add((c0 + out_row) * ld_dst + r0);
+                    if rh == 64 && (d as usize).is_multiple_of(64) {
+                        _mm512_stream_si512(d.cast(), line);
+                    } else {
+                        _mm512_mask_storeu_epi8(d.cast(), row_mask, line);
                     }
                 }
             }
-            r0 += band;
+            c0 += width;
         }
-        c0 += width;
+        r0 += rh;
     }
 }
 
