@@ -145,3 +145,18 @@ fn fp8_training_matches_f32() {
         100.0 * rel
     );
 }
+
+/// The example's vectorisable `exp` against f64 over its whole range, in steps of 2^-12.
+#[test]
+fn exp_accuracy() {
+    let mut worst = 0.0f64;
+    let mut x = -87.0f32;
+    while x <= 88.0 {
+        let rel = (f64::from(ops::exp(x)) / f64::from(x).exp() - 1.0).abs();
+        worst = worst.max(rel);
+        x += 1.0 / 4096.0;
+    }
+    println!("exp: worst relative error {worst:.2e}");
+    assert!(worst < 1e-6, "exp relative error {worst:.2e}");
+    assert!(ops::exp(f32::NAN).is_nan());
+}

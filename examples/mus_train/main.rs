@@ -194,7 +194,7 @@ fn main() {
                             warmup: a.get("warmup", base.steps / 10),
                             ..base.clone()
                         };
-                        let r = train(&cfg, &data, 0, 0);
+                        let r = train(&cfg, &data, cfg.steps, a.get("eval-batches", 4usize));
                         let line = summary_line(&cfg, &r);
                         println!("{line}");
                         writeln!(f, "{line}").unwrap();

@@ -424,7 +424,7 @@ impl Model {
                     let mx = row[..=i].iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
                     let mut z = 0.0;
                     for x in &mut row[..=i] {
-                        *x = (*x - mx).exp();
+                        *x = crate::ops::exp(*x - mx);
                         z += *x;
                     }
                     row[..=i].iter_mut().for_each(|x| *x /= z);

@@ -53,15 +53,41 @@ pub fn mm_tn(
     mm_nn(m, k, n, &at, b, c, alpha, acc);
 }
 
-/// The transpose `[cols×rows]` of a dense `[rows×cols]` matrix.
+/// The transpose `[cols×rows]` of a dense `[rows×cols]` matrix (16×16 tiles).
 pub fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0; rows * cols];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = a[r * cols + c];
+    for r0 in (0..rows).step_by(16) {
+        for c0 in (0..cols).step_by(16) {
+            for r in r0..(r0 + 16).min(rows) {
+                for c in c0..(c0 + 16).min(cols) {
+                    t[c * rows + r] = a[r * cols + c];
+                }
+            }
         }
     }
     t
+}
+
+/// `e^x` to about 2 ulp, in straight-line arithmetic that vectorises (libm's `expf` does not).
+/// Arguments are clamped to [-87, 88]; NaN stays NaN.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5·2^23: adding and subtracting it rounds to an integer
+    let x = x.clamp(-87.0, 88.0);
+    let r = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    // Cody–Waite: f = x − r·ln2 in two parts, |f| ≤ 0.35.
+    let f = (x - r * 0.693_145_75) - r * 1.428_606_8e-6;
+    let p = 1.0
+        + f * (1.0
+            + f * (0.5
+                + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
+    f32::from_bits((p.to_bits() as i32).wrapping_add((r as i32) << 23) as u32)
+}
+
+/// `tanh(z)` from [`exp`].
+#[inline(always)]
+fn tanh(z: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * z) + 1.0)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -197,12 +223,12 @@ const GELU_C: f32 = 0.797_884_6; // sqrt(2/pi)
 
 /// GELU, tanh form.
 pub fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + (GELU_C * (x + 0.044715 * x * x * x)).tanh())
+    0.5 * x * (1.0 + tanh(GELU_C * (x + 0.044715 * x * x * x)))
 }
 
 /// d gelu / dx.
 pub fn gelu_grad(x: f32) -> f32 {
-    let t = (GELU_C * (x + 0.044715 * x * x * x)).tanh();
+    let t = tanh(GELU_C * (x + 0.044715 * x * x * x));
     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * 0.044715 * x * x)
 }
 
@@ -213,11 +239,14 @@ pub fn softmax_xent(logits: &[f32], v: usize, targets: &[u8], dlogits: &mut [f32
     for (r, &t) in targets.iter().enumerate() {
         let l = &logits[r * v..(r + 1) * v];
         let mx = l.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let z: f32 = l.iter().map(|x| (x - mx).exp()).sum();
-        total += f64::from(z.ln() + mx - l[t as usize]);
+        let d = &mut dlogits[r * v..(r + 1) * v];
         for j in 0..v {
-            dlogits[r * v + j] = (l[j] - mx).exp() / z - if j == t as usize { 1.0 } else { 0.0 };
+            d[j] = exp(l[j] - mx);
         }
+        let z: f32 = d.iter().sum();
+        total += f64::from(z.ln() + mx - l[t as usize]);
+        d.iter_mut().for_each(|x| *x /= z);
+        d[t as usize] -= 1.0;
     }
     total
 }
