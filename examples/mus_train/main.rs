@@ -8,7 +8,8 @@
 //! `compare` trains μS-FP8, μS-f32, SP-f32 and SP-FP8 (same seed, same data order) and writes
 //! `loss.csv`, `eval.csv` and `summary.csv`; `sweep` trains μS-FP8 and SP-f32 over widths ×
 //! learning rates and writes `sweep.csv`. Options: `--layers --heads --ctx --batch --tau --lr
-//! --sp-lr --d-base --wd --warmup --seed --threads --corpus-kb --eval-every --eval-batches`.
+//! --sp-lr --d-base --wd --warmup --seed --threads --corpus-kb --eval-every --eval-batches --runs`
+//! (`compare`: comma-separated subset of the four labels).
 //! The model is in `model.rs`, the f32 building blocks in `ops.rs`, the corpus in `corpus.rs`.
 
 mod corpus;
@@ -155,16 +156,17 @@ fn main() {
                     (r.final_train(20), r.val.last().map_or(f64::NAN, |v| v.1)),
                 );
             }
-            let (f8, f32_) = (finals["muS-fp8"], finals["muS-f32"]);
-            println!(
-                "muS fp8 vs f32: train {:.4} vs {:.4} ({:+.2}%), val {:.4} vs {:.4} ({:+.2}%)",
-                f8.0,
-                f32_.0,
-                100.0 * (f8.0 / f32_.0 - 1.0),
-                f8.1,
-                f32_.1,
-                100.0 * (f8.1 / f32_.1 - 1.0)
-            );
+            if let (Some(f8), Some(f32_)) = (finals.get("muS-fp8"), finals.get("muS-f32")) {
+                println!(
+                    "muS fp8 vs f32: train {:.4} vs {:.4} ({:+.2}%), val {:.4} vs {:.4} ({:+.2}%)",
+                    f8.0,
+                    f32_.0,
+                    100.0 * (f8.0 / f32_.0 - 1.0),
+                    f8.1,
+                    f32_.1,
+                    100.0 * (f8.1 / f32_.1 - 1.0)
+                );
+            }
         }
         "sweep" => {
             let widths: Vec<usize> = a

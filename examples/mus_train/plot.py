@@ -31,7 +31,7 @@ for r in rows("loss.csv"):
     train[r["run"]].append((int(r["step"]), float(r["train_loss"])))
 for r in rows("eval.csv"):
     val[r["run"]].append((int(r["step"]), float(r["val_loss"])))
-fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
+fig, ax = plt.subplots(1, 3, figsize=(17, 4.5))
 for run, pts in train.items():
     xs, ys = zip(*pts)
     ax[0].plot(xs, smooth(list(ys)), label=f"{run} (train, 15-step mean)", color=COLORS.get(run), lw=1.2)
@@ -44,6 +44,13 @@ ax[0].set_ylim(top=3.6)
 ax[0].legend(fontsize=8)
 ax[1].set(xlabel="step", ylabel="validation loss", title="validation loss (zoom)")
 ax[1].legend(fontsize=8)
+for p, color in (("muS", "tab:red"), ("SP", "tab:orange")):
+    a8, a32 = dict(val.get(f"{p}-fp8", [])), dict(val.get(f"{p}-f32", []))
+    steps = sorted(set(a8) & set(a32))
+    ax[2].plot(steps, [100 * (a8[s] / a32[s] - 1) for s in steps], "o-", ms=3, color=color, label=f"{p}: FP8 vs f32")
+ax[2].axhline(0, color="gray", lw=0.8)
+ax[2].set(xlabel="step", ylabel="validation loss, FP8 / f32 − 1 (%)", title="FP8 − f32 gap (same seed, same data)")
+ax[2].legend(fontsize=8)
 fig.tight_layout()
 fig.savefig(os.path.join(out, "loss.png"), dpi=110)
 
