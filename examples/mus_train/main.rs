@@ -120,6 +120,7 @@ fn main() {
             writeln!(summ, "{SUMMARY_HEADER}").unwrap();
             println!("{SUMMARY_HEADER}");
             let mut finals = HashMap::new();
+            let runs = a.get("runs", "muS-fp8,muS-f32,SP-f32,SP-fp8".to_string());
             for (param, prec) in [
                 (Param::MuS, Prec::Fp8),
                 (Param::MuS, Prec::F32),
@@ -134,6 +135,9 @@ fn main() {
                     warmup: a.get("warmup", base.steps / 10),
                     ..base.clone()
                 };
+                if !runs.split(',').any(|r| r == cfg.label()) {
+                    continue;
+                }
                 let m = model::Model::new(cfg.clone());
                 eprintln!(
                     "{}: {} parameters, {} steps",
