@@ -3,11 +3,11 @@
 # bench/results/mus_train/: loss.csv, eval.csv, summary.csv (the four-run comparison),
 # sweep.csv (width × learning-rate sweep), and PNG plots (matplotlib from $PYTHON, if present).
 # Single-threaded (--threads 1) on purpose: the f32 parts of the example are single-threaded.
-# Takes ~20 minutes on one Zen 4 core. Extra arguments go to both runs (e.g. --steps 100).
+# Takes ~20 minutes on one core of the development machine. Extra arguments go to both runs (e.g. --steps 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=bench/results/mus_train
-PYTHON=${PYTHON:-/work/venv/bin/python}
+if [ -z "${PYTHON:-}" ]; then if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi; fi
 mkdir -p "$OUT"
 cargo build --release --example mus_train
 BIN=target/release/examples/mus_train
