@@ -16,6 +16,9 @@ use core::arch::x86_64::*;
 /// chunks of this many pairs, and a chunk of a B micro-panel (`KC · 128` bytes) should stay in L1.
 pub(crate) const KC: usize = KB;
 
+/// How far ahead (bytes) the micro-kernel prefetches its A stream.
+const A_PREFETCH_BYTES: usize = 3072;
+
 /// How many K pairs ahead the row-block packer prefetches its (strided) source rows.
 const ROW_PREFETCH_PAIRS: usize = 8;
 
@@ -326,6 +329,10 @@ unsafe fn kernel_bf16<const R: usize, const V: usize>(
                     pf_at = pf_at.wrapping_add(128);
                     pf_left = pf_left.saturating_sub(2);
                 }
+                _mm_prefetch::<_MM_HINT_T0>(a.cast::<u8>().wrapping_add(A_PREFETCH_BYTES).cast());
+                _mm_prefetch::<_MM_HINT_T0>(
+                    a.cast::<u8>().wrapping_add(A_PREFETCH_BYTES + 64).cast(),
+                );
                 step(a, b, &mut acc);
                 step(a.add(R), b.add(NR), &mut acc);
                 a = a.add(2 * R);
