@@ -768,9 +768,8 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
 unsafe fn prefetch_c(p: &Problem, i0: usize, j0: usize, rows: usize, cols: usize) {
     let size = p.c_type.size();
     for i in 0..rows {
-        let row = p
-            .c
-            .wrapping_offset(((i0 + i) as isize * p.rsc + j0 as isize) * size as isize);
+        let row =
+            p.c.wrapping_offset(((i0 + i) as isize * p.rsc + j0 as isize) * size as isize);
         let bytes = cols * size;
         let mut off = 0;
         while off < bytes {
@@ -887,82 +886,6 @@ mod tests {
         for fmt in [Fp8Format::E4M3, Fp8Format::E5M2] {
             // SAFETY: the features were checked above.
             unsafe { run(fmt) };
-        }
-    }
-}
-
-#[cfg(all(test, feature = "std"))]
-mod microbench {
-    use super::*;
-    fn thread_cpu() -> f64 {
-        let mut ts = [0i64; 2];
-        unsafe extern "C" {
-            fn clock_gettime(id: i32, ts: *mut i64) -> i32;
-        }
-        unsafe { clock_gettime(3, ts.as_mut_ptr()) };
-        ts[0] as f64 + ts[1] as f64 * 1e-9
-    }
-    #[target_feature(enable = "avx512f,avx512bf16")]
-    fn peak(iters: usize) -> f32 {
-        let a: __m512bh = unsafe { core::mem::transmute(_mm512_set1_epi32(0x3F80_3F80)) };
-        let b: __m512bh = unsafe { core::mem::transmute(_mm512_set1_epi32(0x3580_3580)) };
-        let mut acc = [_mm512_setzero_ps(); 24];
-        for _ in 0..iters {
-            for x in acc.iter_mut() {
-                *x = _mm512_dpbf16_ps(*x, a, b);
-            }
-        }
-        let mut s = _mm512_setzero_ps();
-        for x in acc {
-            s = _mm512_add_ps(s, x);
-        }
-        _mm512_reduce_add_ps(s)
-    }
-    #[test]
-    #[ignore]
-    fn kernel_speed() {
-        if !crate::gemm::GemmKernel::Avx512Bf16.is_available() {
-            return;
-        }
-        let panels = 9;
-        let a: Vec<u32> = (0..panels * KC * MR * 8).map(|i| 0x3F80_3F80 ^ ((i as u32 & 7) << 4)).collect();
-        let b: Vec<u32> = (0..KC * NR * 8).map(|i| 0x3F80_3F80 ^ ((i as u32 & 3) << 3)).collect();
-        let mut tile = vec![0f32; panels * MR * NR];
-        let tp = tile.as_mut_ptr() as usize;
-        let variants: Vec<(&str, Box<dyn Fn() -> usize>)> = vec![
-            ("peak", Box::new(|| { std::hint::black_box(unsafe { peak(20000) }); 20000 })),
-            ("9 panels x kp=128", Box::new(|| {
-                let mut n = 0;
-                for _ in 0..20 {
-                    for ir in 0..panels {
-                        unsafe { kernel_bf16::<12, 2>(KC, a.as_ptr().add(ir * KC * MR), b.as_ptr(), (tp as *mut f32).add(ir * MR * NR), true, Prefetch { at: core::ptr::null(), lines: 0 }) };
-                        n += KC;
-                    }
-                }
-                n
-            })),
-            ("1 panel x kp=1024", Box::new(|| {
-                let mut n = 0;
-                for _ in 0..20 {
-                    unsafe { kernel_bf16::<12, 2>(1024, a.as_ptr(), b.as_ptr(), tp as *mut f32, true, Prefetch { at: core::ptr::null(), lines: 0 }) };
-                    n += 1024;
-                }
-                n
-            })),
-        ];
-        let mut best = vec![f64::MAX; variants.len()];
-        let mut pairs = vec![0; variants.len()];
-        for _ in 0..300 {
-            for (v, (_, f)) in variants.iter().enumerate() {
-                let t = thread_cpu();
-                pairs[v] = f();
-                best[v] = best[v].min(thread_cpu() - t);
-            }
-        }
-        let pk = pairs[0] as f64 / best[0];
-        for (v, (name, _)) in variants.iter().enumerate() {
-            let r = pairs[v] as f64 / best[v];
-            println!("{name}: {:.1} GFLOP/s {:.1}%", r * 24.0 * 64.0 / 1e9, 100.0 * r / pk);
         }
     }
 }
