@@ -177,21 +177,25 @@ unsafe fn pack_panel(
                 };
                 for wb in (0..width).step_by(16) {
                     let rows = wn.saturating_sub(wb).min(16).min(width - wb);
-                    let mut v0 = [_mm512_setzero_si512(); 16];
-                    let mut v1 = [_mm512_setzero_si512(); 16];
-                    for r in 0..rows {
-                        let s = src.wrapping_offset((wb + r) as isize * ws + 2 * p0 as isize);
-                        _mm_prefetch::<_MM_HINT_T0>(
-                            s.wrapping_add(64 * PACK_PREFETCH_LINES).cast(),
-                        );
-                        let line = _mm512_maskz_loadu_epi8(kmask, s.cast());
-                        v0[r] = cvt32(_mm512_castsi512_si256(line), l);
-                        v1[r] = cvt32(_mm512_extracti64x4_epi64::<1>(line), l);
-                    }
-                    for (h, v) in [v0, v1].into_iter().enumerate() {
+                    // One half line (16 pairs) of each row at a time: 16 zmm of data, so
+                    // that the transpose works in registers.
+                    for h in 0..2 {
                         let ph = p0 + 16 * h;
                         if ph >= kp {
                             break;
+                        }
+                        let hmask = (kmask >> (32 * h)) as u32;
+                        let mut v = [_mm512_setzero_si512(); 16];
+                        for (r, vr) in v.iter_mut().enumerate().take(rows) {
+                            let s = src.wrapping_offset(
+                                (wb + r) as isize * ws + 2 * p0 as isize + 32 * h as isize,
+                            );
+                            if h == 0 {
+                                _mm_prefetch::<_MM_HINT_T0>(
+                                    s.wrapping_add(64 * PACK_PREFETCH_LINES).cast(),
+                                );
+                            }
+                            *vr = cvt32(_mm256_maskz_loadu_epi8(hmask, s.cast()), l);
                         }
                         let t = transpose16(v);
                         for (q, tq) in t.iter().enumerate().take((kp - ph).min(16)) {
@@ -647,7 +651,9 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
     let (ta, tb) = (scalar::bf16_lut(p.a_fmt), scalar::bf16_lut(p.b_fmt));
     for jc in (0..n).step_by(nc) {
         let ncur = nc.min(n - jc);
-        for jr in (0..ncur).step_by(NR) {
+        // B micro-panels are packed just before the first row block uses them (hot in cache
+        // then; a single row block, e.g. a decode shape, never reads them from memory).
+        let pack_b = |jr: usize| {
             // SAFETY: columns jc + jr .. + NR of B are inside the validated B; the panel fits.
             unsafe {
                 pack_panel(
@@ -663,7 +669,7 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                     KC * NR,
                 );
             }
-        }
+        };
         for ic in (0..m).step_by(mc) {
             let mcur = mc.min(m - ic);
             let panels = RowPanels::new(mcur);
@@ -701,8 +707,17 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
             }
             let npanels = panels.count();
             let bend = bpack.wrapping_add(ncur.div_ceil(NR) * NR * kp);
+            // With K-contiguous B columns and a single row block, the micro-kernel calls of one
+            // micro-panel prefetch the source of the next (which is packed right before use).
+            let src_pf = p.rsb == 1 && mcur == m;
+            let row_lines = k.div_ceil(64);
+            let src_lines = NR * row_lines;
+            let src_per = src_lines.div_ceil(kp.div_ceil(KC) * npanels);
             for jr in (0..ncur).step_by(NR) {
                 let cols = NR.min(ncur - jr);
+                if ic == 0 {
+                    pack_b(jr);
+                }
                 for kc in (0..kp).step_by(KC) {
                     let kb = KC.min(kp - kc);
                     let last = kc + kb == kp;
@@ -724,6 +739,21 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                         if last && p.csc == 1 {
                             // SAFETY: prefetches never fault.
                             unsafe { prefetch_c(p, ic + ir, jc + jr, rows, cols) };
+                        }
+                        if src_pf && jr + NR < ncur {
+                            // Bring a slice of the next B micro-panel's source lines closer, so
+                            // that packing it does not wait on memory.
+                            let call = (kc / KC) * npanels + q;
+                            let first = call * src_per;
+                            let last_line = (first + src_per).min(src_lines);
+                            for line in first..last_line {
+                                let (w, t) = (line / row_lines, (line % row_lines) * 64);
+                                let at = p.b.wrapping_offset(
+                                    (jc + jr + NR + w) as isize * p.csb + t as isize,
+                                );
+                                // SAFETY: prefetches never fault.
+                                unsafe { _mm_prefetch::<_MM_HINT_T0>(at.cast()) };
+                            }
                         }
                         // SAFETY: the K block [kc, kc + kb) of both packed panels; tile ir/MR
                         // of the tile area.
