@@ -39,7 +39,13 @@
 //! `vdpbf16ps` per pair and 16 columns, or two f32 FMAs per pair without AVX512-BF16) sweeps
 //! the row panels of the A block (one contiguous stream) and adds its block sums into one f32
 //! tile per row panel; once K is done the write-back applies α, β and the output rounding
-//! (vectorised when C's column stride is 1). Threads split C into disjoint blocks of whole
+//! (vectorised when C's column stride is 1). B micro-panels are packed right before the first
+//! row block uses them; the micro-kernel prefetches the B block of the next sweep (and, for a
+//! single row block with K-contiguous B, the source of the next micro-panel), and C's lines
+//! are prefetched before each tile's last K block. The AVX2+FMA (6×16 tile) and NEON (8×12,
+//! `fmla` by lane) micro-kernels run the same loops over FP8 → f32 panels (two fused
+//! multiply-adds per pair, odd element first, which rounds exactly as the reference). Threads
+//! split C into disjoint blocks of whole
 //! panels, each with its own packing buffers; with `std` up to 8 packing buffers are kept in a
 //! pool for reuse between calls. Without `std`, [`Exec::gemm_raw_with_workspace`] runs on the
 //! caller's workspace and allocates nothing.
