@@ -185,7 +185,7 @@ typedef uint32_t GemmKernel;
 /**
  * All kernels, fastest first.
  */
-#define GemmKernel_ALL { GemmKernel_Avx512Bf16, GemmKernel_Avx512Fma, GemmKernel_Scalar, }
+#define GemmKernel_ALL { GemmKernel_Avx512Bf16, GemmKernel_Avx512Fma, GemmKernel_Avx2Fma, GemmKernel_Neon, GemmKernel_Scalar, }
 
 #ifdef __cplusplus
 extern "C" {

@@ -39,7 +39,13 @@
 //! `vdpbf16ps` per pair and 16 columns, or two f32 FMAs per pair without AVX512-BF16) sweeps
 //! the row panels of the A block (one contiguous stream) and adds its block sums into one f32
 //! tile per row panel; once K is done the write-back applies α, β and the output rounding
-//! (vectorised when C's column stride is 1). Threads split C into disjoint blocks of whole
+//! (vectorised when C's column stride is 1). B micro-panels are packed right before the first
+//! row block uses them; the micro-kernel prefetches the B block of the next sweep (and, for a
+//! single row block with K-contiguous B, the source of the next micro-panel), and C's lines
+//! are prefetched before each tile's last K block. The AVX2+FMA (6×16 tile) and NEON (8×12,
+//! `fmla` by lane) micro-kernels run the same loops over FP8 → f32 panels (two fused
+//! multiply-adds per pair, odd element first, which rounds exactly as the reference). Threads
+//! split C into disjoint blocks of whole
 //! panels, each with its own packing buffers; with `std` up to 8 packing buffers are kept in a
 //! pool for reuse between calls. Without `std`, [`Exec::gemm_raw_with_workspace`] runs on the
 //! caller's workspace and allocates nothing.
@@ -47,6 +53,18 @@
 //! MXCSR must be in its default state (round to nearest, no flush-to-zero or
 //! denormals-are-zero) for the f32 FMA kernel and the FP8 write-back, as for any IEEE code.
 
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx2;
+#[cfg_attr(
+    not(any(
+        all(target_arch = "x86_64", target_feature = "sse2"),
+        target_arch = "aarch64"
+    )),
+    allow(dead_code)
+)]
+mod fpanel;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod scalar;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod x86;
@@ -86,13 +104,19 @@ pub enum GemmKernel {
     Avx512Fma,
     /// AVX-512 BF16: one `vdpbf16ps` per K pair.
     Avx512Bf16,
+    /// AVX2 and FMA (x86-64 without AVX-512): two f32 FMAs per K pair over FP8 → f32 panels.
+    Avx2Fma,
+    /// NEON (AArch64): two f32 FMAs per K pair over FP8 → f32 panels.
+    Neon,
 }
 
 impl GemmKernel {
     /// All kernels, fastest first.
-    pub const ALL: [GemmKernel; 3] = [
+    pub const ALL: [GemmKernel; 5] = [
         GemmKernel::Avx512Bf16,
         GemmKernel::Avx512Fma,
+        GemmKernel::Avx2Fma,
+        GemmKernel::Neon,
         GemmKernel::Scalar,
     ];
 
@@ -102,6 +126,8 @@ impl GemmKernel {
             GemmKernel::Scalar => "scalar",
             GemmKernel::Avx512Fma => "avx512-fma",
             GemmKernel::Avx512Bf16 => "avx512-bf16",
+            GemmKernel::Avx2Fma => "avx2-fma",
+            GemmKernel::Neon => "neon",
         }
     }
 
@@ -111,18 +137,43 @@ impl GemmKernel {
             GemmKernel::Scalar => true,
             GemmKernel::Avx512Fma => Backend::Avx512.is_available(),
             GemmKernel::Avx512Bf16 => Backend::Avx512.is_available() && bf16_available(),
+            GemmKernel::Avx2Fma => avx2_fma_available(),
+            GemmKernel::Neon => cfg!(target_arch = "aarch64"),
         }
     }
 
-    /// The best kernel of a back end on this CPU (NEON and unavailable back ends use
-    /// [`GemmKernel::Scalar`]).
+    /// The best kernel of a back end on this CPU. The scalar back end uses the AVX2+FMA kernel
+    /// on x86-64 CPUs that have AVX2 and FMA but no AVX-512 (there is no AVX2 back end for the
+    /// element-wise kernels, so the scalar back end is the best one there; results are
+    /// bit-identical either way); unavailable back ends use [`GemmKernel::Scalar`].
     pub fn for_backend(backend: Backend) -> GemmKernel {
         match backend {
             Backend::Avx512 if GemmKernel::Avx512Bf16.is_available() => GemmKernel::Avx512Bf16,
             Backend::Avx512 if GemmKernel::Avx512Fma.is_available() => GemmKernel::Avx512Fma,
+            Backend::Neon if GemmKernel::Neon.is_available() => GemmKernel::Neon,
+            Backend::Scalar
+                if !Backend::Avx512.is_available() && GemmKernel::Avx2Fma.is_available() =>
+            {
+                GemmKernel::Avx2Fma
+            }
             _ => GemmKernel::Scalar,
         }
     }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2", feature = "std"))]
+fn avx2_fma_available() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(feature = "std")))]
+fn avx2_fma_available() -> bool {
+    cfg!(all(target_feature = "avx2", target_feature = "fma"))
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn avx2_fma_available() -> bool {
+    false
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2", feature = "std"))]
@@ -529,6 +580,11 @@ pub fn gemm_workspace_size(kernel: GemmKernel, m: usize, n: usize, k: usize) -> 
     if kernel == GemmKernel::Scalar || m == 0 || n == 0 || k == 0 {
         return 0;
     }
+    match kernel {
+        GemmKernel::Avx2Fma => return fpanel::workspace_size::<6, 16>(m, n, k),
+        GemmKernel::Neon => return fpanel::workspace_size::<8, 12>(m, n, k),
+        _ => {}
+    }
     let (mc, nc) = blocking(m.max(n), m.max(n), k);
     // A is packed in whole K chunks of KC pairs; B contiguously.
     let kp = k.div_ceil(2).div_ceil(x86_kc()) * x86_kc();
@@ -570,6 +626,16 @@ unsafe fn run_serial(kernel: GemmKernel, p: &Problem, ws: &mut [u8]) {
         GemmKernel::Avx512Bf16 | GemmKernel::Avx512Fma => {
             // SAFETY: the kernel is available (checked by the caller); p and ws as required.
             unsafe { x86::run(kernel == GemmKernel::Avx512Bf16, p, ws) }
+        }
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        GemmKernel::Avx2Fma => {
+            // SAFETY: AVX2 and FMA are available (checked by the caller); p and ws as required.
+            unsafe { fpanel::run::<{ avx2::MR }, { avx2::NR }>(p, ws, avx2::micro) }
+        }
+        #[cfg(target_arch = "aarch64")]
+        GemmKernel::Neon => {
+            // SAFETY: NEON is part of AArch64; p and ws as required.
+            unsafe { fpanel::run::<{ neon::MR }, { neon::NR }>(p, ws, neon::micro) }
         }
         // SAFETY: p validated.
         _ => {

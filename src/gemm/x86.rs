@@ -16,6 +16,9 @@ use core::arch::x86_64::*;
 /// chunks of this many pairs, and a chunk of a B micro-panel (`KC · 128` bytes) should stay in L1.
 pub(crate) const KC: usize = KB;
 
+/// How far ahead (bytes) the micro-kernel prefetches its A stream.
+const A_PREFETCH_BYTES: usize = 3072;
+
 /// How many K pairs ahead the row-block packer prefetches its (strided) source rows.
 const ROW_PREFETCH_PAIRS: usize = 8;
 
@@ -174,21 +177,25 @@ unsafe fn pack_panel(
                 };
                 for wb in (0..width).step_by(16) {
                     let rows = wn.saturating_sub(wb).min(16).min(width - wb);
-                    let mut v0 = [_mm512_setzero_si512(); 16];
-                    let mut v1 = [_mm512_setzero_si512(); 16];
-                    for r in 0..rows {
-                        let s = src.wrapping_offset((wb + r) as isize * ws + 2 * p0 as isize);
-                        _mm_prefetch::<_MM_HINT_T0>(
-                            s.wrapping_add(64 * PACK_PREFETCH_LINES).cast(),
-                        );
-                        let line = _mm512_maskz_loadu_epi8(kmask, s.cast());
-                        v0[r] = cvt32(_mm512_castsi512_si256(line), l);
-                        v1[r] = cvt32(_mm512_extracti64x4_epi64::<1>(line), l);
-                    }
-                    for (h, v) in [v0, v1].into_iter().enumerate() {
+                    // One half line (16 pairs) of each row at a time: 16 zmm of data, so
+                    // that the transpose works in registers.
+                    for h in 0..2 {
                         let ph = p0 + 16 * h;
                         if ph >= kp {
                             break;
+                        }
+                        let hmask = (kmask >> (32 * h)) as u32;
+                        let mut v = [_mm512_setzero_si512(); 16];
+                        for (r, vr) in v.iter_mut().enumerate().take(rows) {
+                            let s = src.wrapping_offset(
+                                (wb + r) as isize * ws + 2 * p0 as isize + 32 * h as isize,
+                            );
+                            if h == 0 {
+                                _mm_prefetch::<_MM_HINT_T0>(
+                                    s.wrapping_add(64 * PACK_PREFETCH_LINES).cast(),
+                                );
+                            }
+                            *vr = cvt32(_mm256_maskz_loadu_epi8(hmask, s.cast()), l);
                         }
                         let t = transpose16(v);
                         for (q, tq) in t.iter().enumerate().take((kp - ph).min(16)) {
@@ -295,10 +302,13 @@ unsafe fn kernel_bf16<const R: usize, const V: usize>(
     b: *const u32,
     tile: *mut f32,
     add: bool,
+    pf: Prefetch,
 ) {
-    // SAFETY: reads within the panels, writes within the tile (caller's contract).
+    // SAFETY: reads within the panels, writes within the tile (caller's contract); prefetches
+    // never fault.
     unsafe {
         let (mut a, mut b) = (a, b);
+        let (mut pf_at, mut pf_left) = (pf.at, pf.lines);
         let mut done = 0;
         while done < kp {
             let block = KB.min(kp - done);
@@ -317,6 +327,16 @@ unsafe fn kernel_bf16<const R: usize, const V: usize>(
                 }
             };
             for _ in 0..block / 2 {
+                if pf_left > 0 {
+                    _mm_prefetch::<_MM_HINT_T0>(pf_at.cast());
+                    _mm_prefetch::<_MM_HINT_T0>(pf_at.wrapping_add(64).cast());
+                    pf_at = pf_at.wrapping_add(128);
+                    pf_left = pf_left.saturating_sub(2);
+                }
+                _mm_prefetch::<_MM_HINT_T0>(a.cast::<u8>().wrapping_add(A_PREFETCH_BYTES).cast());
+                _mm_prefetch::<_MM_HINT_T0>(
+                    a.cast::<u8>().wrapping_add(A_PREFETCH_BYTES + 64).cast(),
+                );
                 step(a, b, &mut acc);
                 step(a.add(R), b.add(NR), &mut acc);
                 a = a.add(2 * R);
@@ -356,7 +376,9 @@ unsafe fn kernel_fma<const R: usize, const V: usize>(
     b: *const u32,
     tile: *mut f32,
     add: bool,
+    pf: Prefetch,
 ) {
+    let _ = pf;
     let high = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
     // SAFETY: as kernel_bf16.
     unsafe {
@@ -401,6 +423,14 @@ unsafe fn kernel_fma<const R: usize, const V: usize>(
     }
 }
 
+/// Cache lines a micro-kernel call prefetches into L1 as it runs (two per two K pairs): a
+/// slice of the B block the next sweep uses.
+#[derive(Clone, Copy)]
+struct Prefetch {
+    at: *const u8,
+    lines: usize,
+}
+
 /// Runs the micro-kernel for `rows ≤ MR` rows and `cols ≤ NR` columns.
 ///
 /// # Safety
@@ -415,6 +445,7 @@ unsafe fn micro(
     b: *const u32,
     tile: *mut f32,
     add: bool,
+    pf: Prefetch,
 ) {
     macro_rules! go {
         ($($r:literal)*) => {
@@ -422,10 +453,10 @@ unsafe fn micro(
             unsafe {
                 match (rows, cols > 16, bf16) {
                     $(
-                        ($r, true, true) => kernel_bf16::<$r, 2>(kp, a, b, tile, add),
-                        ($r, false, true) => kernel_bf16::<$r, 1>(kp, a, b, tile, add),
-                        ($r, true, false) => kernel_fma::<$r, 2>(kp, a, b, tile, add),
-                        ($r, false, false) => kernel_fma::<$r, 1>(kp, a, b, tile, add),
+                        ($r, true, true) => kernel_bf16::<$r, 2>(kp, a, b, tile, add, pf),
+                        ($r, false, true) => kernel_bf16::<$r, 1>(kp, a, b, tile, add, pf),
+                        ($r, true, false) => kernel_fma::<$r, 2>(kp, a, b, tile, add, pf),
+                        ($r, false, false) => kernel_fma::<$r, 1>(kp, a, b, tile, add, pf),
                     )*
                     _ => unreachable!("micro-tile rows out of range"),
                 }
@@ -620,7 +651,9 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
     let (ta, tb) = (scalar::bf16_lut(p.a_fmt), scalar::bf16_lut(p.b_fmt));
     for jc in (0..n).step_by(nc) {
         let ncur = nc.min(n - jc);
-        for jr in (0..ncur).step_by(NR) {
+        // B micro-panels are packed just before the first row block uses them (hot in cache
+        // then; a single row block, e.g. a decode shape, never reads them from memory).
+        let pack_b = |jr: usize| {
             // SAFETY: columns jc + jr .. + NR of B are inside the validated B; the panel fits.
             unsafe {
                 pack_panel(
@@ -636,7 +669,7 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                     KC * NR,
                 );
             }
-        }
+        };
         for ic in (0..m).step_by(mc) {
             let mcur = mc.min(m - ic);
             let panels = RowPanels::new(mcur);
@@ -672,11 +705,56 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                     }
                 }
             }
+            let npanels = panels.count();
+            let bend = bpack.wrapping_add(ncur.div_ceil(NR) * NR * kp);
+            // With K-contiguous B columns and a single row block, the micro-kernel calls of one
+            // micro-panel prefetch the source of the next (which is packed right before use).
+            let src_pf = p.rsb == 1 && mcur == m;
+            let row_lines = k.div_ceil(64);
+            let src_lines = NR * row_lines;
+            let src_per = src_lines.div_ceil(kp.div_ceil(KC) * npanels);
             for jr in (0..ncur).step_by(NR) {
                 let cols = NR.min(ncur - jr);
+                if ic == 0 {
+                    pack_b(jr);
+                }
                 for kc in (0..kp).step_by(KC) {
                     let kb = KC.min(kp - kc);
-                    for (ir, rows) in panels {
+                    let last = kc + kb == kp;
+                    let bblock = bpack.wrapping_add(jr * kp + kc * NR);
+                    // The B block of the next sweep follows this one in memory (or the block
+                    // wraps to the first panel for the next row block); its lines are split
+                    // among this sweep's micro-kernel calls.
+                    let mut next = bblock.wrapping_add(kb * NR);
+                    if next >= bend {
+                        next = bpack;
+                    }
+                    let lines = (kb * NR * 4).div_ceil(64);
+                    let per = lines.div_ceil(npanels);
+                    for (q, (ir, rows)) in panels.enumerate() {
+                        let pf = Prefetch {
+                            at: next.cast::<u8>().wrapping_add(q * per * 64),
+                            lines: per,
+                        };
+                        if last && p.csc == 1 {
+                            // SAFETY: prefetches never fault.
+                            unsafe { prefetch_c(p, ic + ir, jc + jr, rows, cols) };
+                        }
+                        if src_pf && jr + NR < ncur {
+                            // Bring a slice of the next B micro-panel's source lines closer, so
+                            // that packing it does not wait on memory.
+                            let call = (kc / KC) * npanels + q;
+                            let first = call * src_per;
+                            let last_line = (first + src_per).min(src_lines);
+                            for line in first..last_line {
+                                let (w, t) = (line / row_lines, (line % row_lines) * 64);
+                                let at = p.b.wrapping_offset(
+                                    (jc + jr + NR + w) as isize * p.csb + t as isize,
+                                );
+                                // SAFETY: prefetches never fault.
+                                unsafe { _mm_prefetch::<_MM_HINT_T0>(at.cast()) };
+                            }
+                        }
                         // SAFETY: the K block [kc, kc + kb) of both packed panels; tile ir/MR
                         // of the tile area.
                         unsafe {
@@ -686,27 +764,51 @@ pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
                                 cols,
                                 kb,
                                 apack.add(kc * a_bstride / KC + ir * KC),
-                                bpack.add(jr * kp + kc * NR),
+                                bblock,
                                 tiles.add(ir * NR),
                                 kc > 0,
+                                pf,
                             );
                         }
-                    }
-                }
-                for (ir, rows) in panels {
-                    // SAFETY: the tile's block of C is inside the validated C.
-                    unsafe {
-                        let tp = tiles.add(ir * NR);
-                        if p.csc == 1 {
-                            write_unit(p, tp, ic + ir, jc + jr, rows, cols);
-                        } else {
-                            let t = core::slice::from_raw_parts(tp, MR * NR);
-                            scalar::write_tile(p, t, NR, ic + ir, jc + jr, rows, cols);
+                        if last {
+                            // SAFETY: the tile's block of C is inside the validated C.
+                            unsafe {
+                                let tp = tiles.add(ir * NR);
+                                if p.csc == 1 {
+                                    write_unit(p, tp, ic + ir, jc + jr, rows, cols);
+                                } else {
+                                    let t = core::slice::from_raw_parts(tp, MR * NR);
+                                    scalar::write_tile(p, t, NR, ic + ir, jc + jr, rows, cols);
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// Prefetches (for writing) the lines of C a `rows × cols` tile at `(i0, j0)` covers, when C's
+/// column stride is 1.
+///
+/// # Safety
+/// None needed beyond `p` describing C: prefetches never fault.
+#[inline]
+unsafe fn prefetch_c(p: &Problem, i0: usize, j0: usize, rows: usize, cols: usize) {
+    let size = p.c_type.size();
+    for i in 0..rows {
+        let row =
+            p.c.wrapping_offset(((i0 + i) as isize * p.rsc + j0 as isize) * size as isize);
+        let bytes = cols * size;
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: a prefetch hint; the address need not be valid.
+            unsafe { _mm_prefetch::<_MM_HINT_ET0>(row.wrapping_add(off).cast()) };
+            off += 64;
+        }
+        // SAFETY: as above.
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(row.wrapping_add(bytes - 1).cast()) };
     }
 }
 
