@@ -141,40 +141,6 @@
  */
 #define UNITFP8_CUDA_GEMM_NAIVE 3
 
-/**
- * Which GEMM kernel [`gemm_raw`] uses.
- */
-enum GemmKernel
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * The fastest kernel the device and the operands' alignment allow.
-   */
-  Auto = 0,
-  /**
-   * sm_90a `wgmma` + TMA (compute capability 9.0; A, B 16-byte aligned with row strides
-   * multiple of 16 bytes).
-   */
-  Wgmma = 1,
-  /**
-   * `mma.sync` FP8 with a `cp.async` pipeline (compute capability 8.9 or newer; the same
-   * alignment).
-   */
-  MmaSync = 2,
-  /**
-   * The portable fallback (one thread per output element; any alignment).
-   */
-  Naive = 3,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum GemmKernel GemmKernel;
-#else
-typedef uint32_t GemmKernel;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
 
 
 
@@ -182,10 +148,6 @@ typedef uint32_t GemmKernel;
 
 
 
-/**
- * All kernels, fastest first.
- */
-#define GemmKernel_ALL { GemmKernel_Avx512Bf16, GemmKernel_Avx512Fma, GemmKernel_Avx2Fma, GemmKernel_Neon, GemmKernel_Scalar, }
 
 #ifdef __cplusplus
 extern "C" {
