@@ -912,6 +912,41 @@ fn streamed_large_calls_match_model() {
         }
         assert_eq!(dst[0], POISON);
     }
+    // A widening cast that large streams its output; decode with scale 1 (amax from the codes)
+    // and with scale 2 (amax from the values).
+    let codes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+    for scale in [1.0f32, 2.0] {
+        let p = CastParams {
+            scale,
+            rounding: Rounding::Nearest,
+            seed: 0,
+        };
+        let mut out = vec![0f32; n];
+        // SAFETY: codes has n bytes, out n f32.
+        let amax = unsafe {
+            Exec::global().cast_raw(
+                codes.as_ptr(),
+                DType::E5M2,
+                out.as_mut_ptr().cast(),
+                DType::F32,
+                n,
+                &p,
+            )
+        }
+        .unwrap();
+        let want: Vec<f32> = codes
+            .iter()
+            .map(|&c| unitfp8::Fp8Format::E5M2.decode(c))
+            .collect();
+        assert_eq!(amax.to_bits(), amax_model(want.iter().copied()));
+        for i in (0..n).step_by(3).chain(n - 100..n) {
+            let w = want[i] * scale;
+            assert!(
+                out[i].to_bits() == w.to_bits() || (out[i].is_nan() && w.is_nan()),
+                "decode i {i}"
+            );
+        }
+    }
     // Residual mix forward (f32, with an E4M3 copy) and backward (accumulating, E5M2 copy).
     let n = 4_200_001;
     let x: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
