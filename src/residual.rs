@@ -9,8 +9,8 @@
 
 use crate::backend::Kernels;
 use crate::cast::{
-    BLOCK, CastParams, STREAM_MIN_BYTES, encode_block, prefetch_next, prefetch_window,
-    ranges_overlap, widen_block,
+    BLOCK, CastParams, STREAM_CHUNK, STREAM_MIN_BYTES, Staging, encode_block, prefetch_next,
+    prefetch_window, ranges_overlap, widen_block,
 };
 use crate::dtype::{DType, Element, Rounding};
 use crate::error::Error;
@@ -322,8 +322,8 @@ unsafe fn narrow16(k: &Kernels, io_type: DType, src: *const f32, dst: *mut u8, n
     }
 }
 
-/// Forward mix of elements `[start, end)`. With `stream`, each block is computed into staging
-/// buffers and written out with [`Kernels::stream_copy`].
+/// Forward mix of elements `[start, end)`. With `stream`, outputs are staged per
+/// [`STREAM_CHUNK`] elements and written out with [`Kernels::stream_copy`].
 ///
 /// # Safety
 /// Buffers (addresses; `q` = 0 when absent) valid and aliased as [`Exec::residual_mix_raw`] allows.
@@ -345,62 +345,79 @@ unsafe fn mix_range(
 ) {
     let size = io_type.size();
     let (mut bx, mut bf) = ([0f32; BLOCK], [0f32; BLOCK]);
-    let (mut so, mut sq) = ([0f32; BLOCK], [0u8; BLOCK]);
-    let mut i = start;
-    while i < end {
-        let len = BLOCK.min(end - i);
-        // SAFETY: [i, i + len) within the buffers; staging buffers hold BLOCK elements.
-        unsafe {
-            let xs = (x as *const u8).add(i * size);
-            let fs = (f as *const u8).add(i * size);
-            let os = (out as *mut u8).add(i * size);
-            let (ahead, ahead_len) = prefetch_window(i, end);
-            prefetch_next(
-                (x as *const u8).wrapping_add(ahead * size),
-                ahead_len * size,
-            );
-            prefetch_next(
-                (f as *const u8).wrapping_add(ahead * size),
-                ahead_len * size,
-            );
-            let qs = (q as *mut u8).wrapping_add(i);
-            let o_blk = if stream {
-                so.as_mut_ptr().cast::<u8>()
-            } else {
-                os
-            };
-            let q_blk = if stream { sq.as_mut_ptr() } else { qs };
-            if io_type == DType::F32 {
-                (k.mix)(a, b, xs.cast(), fs.cast(), o_blk.cast(), len);
-                if q != 0 {
-                    encode_block(k, fp8_type, cast, o_blk.cast(), q_blk, len, i as u64);
-                }
-            } else {
-                let xf = widen_block(k, io_type, xs, len, &mut bx);
-                let ff = widen_block(k, io_type, fs, len, &mut bf);
-                (k.mix)(a, b, xf, ff, bx.as_mut_ptr(), len);
-                narrow16(k, io_type, bx.as_ptr(), o_blk, len);
-                if q != 0 {
-                    let stored = widen_block(k, io_type, o_blk, len, &mut bx);
-                    encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
+    let mut so = Staging([0f32; STREAM_CHUNK]);
+    let mut sq = [0u8; STREAM_CHUNK];
+    let chunk = if stream { STREAM_CHUNK } else { BLOCK };
+    let mut c = start;
+    while c < end {
+        let clen = chunk.min(end - c);
+        let mut j = 0;
+        while j < clen {
+            let len = BLOCK.min(clen - j);
+            let i = c + j;
+            // SAFETY: [i, i + len) within the buffers; staging buffers hold STREAM_CHUNK elements.
+            unsafe {
+                let xs = (x as *const u8).add(i * size);
+                let fs = (f as *const u8).add(i * size);
+                let (ahead, ahead_len) = prefetch_window(i, end);
+                prefetch_next(
+                    (x as *const u8).wrapping_add(ahead * size),
+                    ahead_len * size,
+                );
+                prefetch_next(
+                    (f as *const u8).wrapping_add(ahead * size),
+                    ahead_len * size,
+                );
+                let o_blk = if stream {
+                    so.0.as_mut_ptr().cast::<u8>().add(j * size)
+                } else {
+                    (out as *mut u8).add(i * size)
+                };
+                let q_blk = if stream {
+                    sq.as_mut_ptr().add(j)
+                } else {
+                    (q as *mut u8).wrapping_add(i)
+                };
+                if io_type == DType::F32 {
+                    (k.mix)(a, b, xs.cast(), fs.cast(), o_blk.cast(), len);
+                    if q != 0 {
+                        encode_block(k, fp8_type, cast, o_blk.cast(), q_blk, len, i as u64);
+                    }
+                } else {
+                    let xf = widen_block(k, io_type, xs, len, &mut bx);
+                    let ff = widen_block(k, io_type, fs, len, &mut bf);
+                    (k.mix)(a, b, xf, ff, bx.as_mut_ptr(), len);
+                    narrow16(k, io_type, bx.as_ptr(), o_blk, len);
+                    if q != 0 {
+                        let stored = widen_block(k, io_type, o_blk, len, &mut bx);
+                        encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
+                    }
                 }
             }
-            if stream {
-                (k.stream_copy)(o_blk, os, len * size);
+            j += len;
+        }
+        if stream {
+            // SAFETY: the chunk [c, c + clen) lies within the output buffers.
+            unsafe {
+                (k.stream_copy)(
+                    so.0.as_ptr().cast(),
+                    (out as *mut u8).add(c * size),
+                    clen * size,
+                );
                 if q != 0 {
-                    (k.stream_copy)(q_blk, qs, len);
+                    (k.stream_copy)(sq.as_ptr(), (q as *mut u8).add(c), clen);
                 }
             }
         }
-        i += len;
+        c += clen;
     }
     if stream {
         crate::backend::store_fence();
     }
 }
 
-/// Backward mix of elements `[start, end)`. With `stream`, each block is computed into
-/// staging buffers and written out with [`Kernels::stream_copy`].
+/// Backward mix of elements `[start, end)`. With `stream`, outputs are staged per
+/// [`STREAM_CHUNK`] elements and written out with [`Kernels::stream_copy`].
 ///
 /// # Safety
 /// As [`Exec::residual_mix_backward_raw`] allows.
@@ -423,68 +440,89 @@ unsafe fn mix_backward_range(
 ) {
     let size = io_type.size();
     let (mut bg, mut bx, mut bf) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
-    let (mut sx, mut sf, mut sq) = ([0f32; BLOCK], [0f32; BLOCK], [0u8; BLOCK]);
-    let mut i = start;
-    while i < end {
-        let len = BLOCK.min(end - i);
-        // SAFETY: [i, i + len) within the buffers; staging buffers hold BLOCK elements.
-        unsafe {
-            let gs = (g as *const u8).add(i * size);
-            let xs = (gx as *mut u8).add(i * size);
-            let fs = (gf as *mut u8).add(i * size);
-            let (ahead, ahead_len) = prefetch_window(i, end);
-            prefetch_next(
-                (g as *const u8).wrapping_add(ahead * size),
-                ahead_len * size,
-            );
-            if accumulate {
+    let (mut sx, mut sf) = (Staging([0f32; STREAM_CHUNK]), Staging([0f32; STREAM_CHUNK]));
+    let mut sq = [0u8; STREAM_CHUNK];
+    let chunk = if stream { STREAM_CHUNK } else { BLOCK };
+    let mut c = start;
+    while c < end {
+        let clen = chunk.min(end - c);
+        let mut j = 0;
+        while j < clen {
+            let len = BLOCK.min(clen - j);
+            let i = c + j;
+            // SAFETY: [i, i + len) within the buffers; staging buffers hold STREAM_CHUNK elements.
+            unsafe {
+                let gs = (g as *const u8).add(i * size);
+                let xs = (gx as *mut u8).add(i * size);
+                let (ahead, ahead_len) = prefetch_window(i, end);
                 prefetch_next(
-                    (gx as *const u8).wrapping_add(ahead * size),
+                    (g as *const u8).wrapping_add(ahead * size),
                     ahead_len * size,
                 );
-            }
-            let qs = (q as *mut u8).wrapping_add(i);
-            let x_blk = if stream {
-                sx.as_mut_ptr().cast::<u8>()
-            } else {
-                xs
-            };
-            let f_blk = if stream {
-                sf.as_mut_ptr().cast::<u8>()
-            } else {
-                fs
-            };
-            let q_blk = if stream { sq.as_mut_ptr() } else { qs };
-            if io_type == DType::F32 {
-                if stream && accumulate {
-                    core::ptr::copy_nonoverlapping(xs, x_blk, len * size);
-                }
-                (k.mix_backward)(a, b, accumulate, gs.cast(), x_blk.cast(), f_blk.cast(), len);
-                if q != 0 {
-                    encode_block(k, fp8_type, cast, f_blk.cast(), q_blk, len, i as u64);
-                }
-            } else {
-                let gw = widen_block(k, io_type, gs, len, &mut bg);
                 if accumulate {
-                    widen_block(k, io_type, xs, len, &mut bx);
+                    prefetch_next(
+                        (gx as *const u8).wrapping_add(ahead * size),
+                        ahead_len * size,
+                    );
                 }
-                (k.mix_backward)(a, b, accumulate, gw, bx.as_mut_ptr(), bf.as_mut_ptr(), len);
-                narrow16(k, io_type, bx.as_ptr(), x_blk, len);
-                narrow16(k, io_type, bf.as_ptr(), f_blk, len);
-                if q != 0 {
-                    let stored = widen_block(k, io_type, f_blk, len, &mut bf);
-                    encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
+                let x_blk = if stream {
+                    sx.0.as_mut_ptr().cast::<u8>().add(j * size)
+                } else {
+                    xs
+                };
+                let f_blk = if stream {
+                    sf.0.as_mut_ptr().cast::<u8>().add(j * size)
+                } else {
+                    (gf as *mut u8).add(i * size)
+                };
+                let q_blk = if stream {
+                    sq.as_mut_ptr().add(j)
+                } else {
+                    (q as *mut u8).wrapping_add(i)
+                };
+                if io_type == DType::F32 {
+                    if stream && accumulate {
+                        core::ptr::copy_nonoverlapping(xs, x_blk, len * size);
+                    }
+                    (k.mix_backward)(a, b, accumulate, gs.cast(), x_blk.cast(), f_blk.cast(), len);
+                    if q != 0 {
+                        encode_block(k, fp8_type, cast, f_blk.cast(), q_blk, len, i as u64);
+                    }
+                } else {
+                    let gw = widen_block(k, io_type, gs, len, &mut bg);
+                    if accumulate {
+                        widen_block(k, io_type, xs, len, &mut bx);
+                    }
+                    (k.mix_backward)(a, b, accumulate, gw, bx.as_mut_ptr(), bf.as_mut_ptr(), len);
+                    narrow16(k, io_type, bx.as_ptr(), x_blk, len);
+                    narrow16(k, io_type, bf.as_ptr(), f_blk, len);
+                    if q != 0 {
+                        let stored = widen_block(k, io_type, f_blk, len, &mut bf);
+                        encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
+                    }
                 }
             }
-            if stream {
-                (k.stream_copy)(x_blk, xs, len * size);
-                (k.stream_copy)(f_blk, fs, len * size);
+            j += len;
+        }
+        if stream {
+            // SAFETY: the chunk [c, c + clen) lies within the output buffers.
+            unsafe {
+                (k.stream_copy)(
+                    sx.0.as_ptr().cast(),
+                    (gx as *mut u8).add(c * size),
+                    clen * size,
+                );
+                (k.stream_copy)(
+                    sf.0.as_ptr().cast(),
+                    (gf as *mut u8).add(c * size),
+                    clen * size,
+                );
                 if q != 0 {
-                    (k.stream_copy)(q_blk, qs, len);
+                    (k.stream_copy)(sq.as_ptr(), (q as *mut u8).add(c), clen);
                 }
             }
         }
-        i += len;
+        c += clen;
     }
     if stream {
         crate::backend::store_fence();
