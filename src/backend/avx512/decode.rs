@@ -283,7 +283,11 @@ static E5M2_BF16: [[u16; 32]; 4] = bf16_table(2, 15);
 fn decode32_bf16(c: __m512i, t: &[__m512i; 4]) -> __m512i {
     let low = _mm512_permutex2var_epi16(t[0], c, t[1]);
     let high = _mm512_permutex2var_epi16(t[2], c, t[3]);
-    let r = _mm512_mask_blend_epi16(_mm512_test_epi16_mask(c, _mm512_set1_epi16(0x40)), low, high);
+    let r = _mm512_mask_blend_epi16(
+        _mm512_test_epi16_mask(c, _mm512_set1_epi16(0x40)),
+        low,
+        high,
+    );
     // r | (code << 8 & 0x8000)
     _mm512_ternarylogic_epi32::<0xF8>(r, _mm512_slli_epi16::<8>(c), _mm512_set1_epi16(i16::MIN))
 }
@@ -380,7 +384,11 @@ pub(super) unsafe fn fp8_to_bf16_vbmi(format: Fp8Format, src: *const u8, dst: *m
     }
     if i < n {
         let rem = n - i;
-        let k: u64 = if rem == 64 { u64::MAX } else { (1u64 << rem) - 1 };
+        let k: u64 = if rem == 64 {
+            u64::MAX
+        } else {
+            (1u64 << rem) - 1
+        };
         // SAFETY: masked lanes [i, n) are in bounds; masked-off lanes are neither read nor written.
         unsafe {
             let codes = _mm512_maskz_loadu_epi8(k, src.add(i).cast());

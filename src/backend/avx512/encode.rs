@@ -373,7 +373,12 @@ unsafe fn bf16_fp8_rne<const MBITS: u32, const EMIN: i16>(
 /// # Safety
 /// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-pub(super) unsafe fn bf16_to_fp8(args: &EncodeArgs, src: *const u16, dst: *mut u8, n: usize) -> u32 {
+pub(super) unsafe fn bf16_to_fp8(
+    args: &EncodeArgs,
+    src: *const u16,
+    dst: *mut u8,
+    n: usize,
+) -> u32 {
     // SAFETY: forwarded contract.
     unsafe {
         if args.scale != 1.0 || args.rounding == Rounding::StochasticSaturate {
