@@ -492,9 +492,10 @@ impl LazyBlock {
     }
 }
 
-/// A 64-byte-aligned staging buffer for streamed chunks.
+/// A 64-byte-aligned staging buffer for streamed chunks (used only through raw pointers, so
+/// that it needs no clearing).
 #[repr(align(64))]
-pub(crate) struct Staging(pub(crate) [f32; STREAM_CHUNK]);
+pub(crate) struct Staging(#[allow(dead_code)] pub(crate) [f32; STREAM_CHUNK]);
 
 /// Casts elements `[start, end)`; returns their amax bits. With `stream`, outputs are staged
 /// per [`STREAM_CHUNK`] and written with streaming stores.
@@ -519,7 +520,12 @@ unsafe fn cast_range(
     // ~15% of a 4096-element bf16 -> E4M3 cast.
     let mut buf = LazyBlock::new();
     let mut staging = core::mem::MaybeUninit::<Staging>::uninit();
-    let chunk = if stream { STREAM_CHUNK } else { BLOCK };
+    // Streamed chunks fill the 16 KiB staging buffer whatever the output type.
+    let chunk = if stream { STREAM_CHUNK * 4 / ds } else { BLOCK };
+    // Sources narrower than f32 are prefetched further ahead (in blocks; 4 KiB of E4M3 or
+    // 8 KiB of bf16): at 2^26 elements on one Zen 4 core, bf16 -> E4M3 went from ~87% to ~95%
+    // of copy bandwidth and E4M3 -> bf16 from ~78% to ~92% (f32 sources keep 1 block).
+    let ahead_blocks = if ss < 4 { 4 } else { PREFETCH_BLOCKS };
     let mut amax = 0;
     let mut c = start;
     while c < end {
@@ -539,7 +545,7 @@ unsafe fn cast_range(
                 let i = c + j;
                 // Prefetch the next block's source (the hardware prefetcher alone leaves one
                 // core short of its share of DRAM bandwidth on this kind of stream).
-                let (ahead, ahead_len) = prefetch_window(i, end);
+                let (ahead, ahead_len) = prefetch_window_blocks(i, end, ahead_blocks);
                 prefetch_next(src.wrapping_add(ahead * ss), ahead_len * ss);
                 let block_amax = cast_block(
                     k,
@@ -844,6 +850,11 @@ pub(crate) fn prefetch_next(p: *const u8, bytes: usize) {
 /// The element range `(start, len)` to prefetch while the block at `i` of a range ending at
 /// `end` runs: the block `PREFETCH_BLOCKS` ahead, clipped to the range.
 pub(crate) fn prefetch_window(i: usize, end: usize) -> (usize, usize) {
-    let start = (i + PREFETCH_BLOCKS * BLOCK).min(end);
+    prefetch_window_blocks(i, end, PREFETCH_BLOCKS)
+}
+
+/// As [`prefetch_window`], `blocks` blocks ahead.
+fn prefetch_window_blocks(i: usize, end: usize, blocks: usize) -> (usize, usize) {
+    let start = (i + blocks * BLOCK).min(end);
     (start, (end - start).min(BLOCK))
 }
