@@ -367,6 +367,39 @@ pub(crate) unsafe fn widen_block(
     out
 }
 
+/// Calls `f(offset, len, index)` for consecutive pieces `[offset, offset + len)` of `[0, n)`
+/// whose logical indices `index = index0 + offset ..` do not cross a multiple of 2^32 (each
+/// kernel call sees one stochastic stream key); returns the maximum of the results.
+#[inline(always)]
+fn split_at_key_boundaries(
+    n: usize,
+    index0: u64,
+    mut f: impl FnMut(usize, usize, u64) -> u32,
+) -> u32 {
+    let mut amax = 0;
+    let mut done = 0;
+    while done < n {
+        let index = index0 + done as u64;
+        let room = (1u64 << 32) - (index & 0xFFFF_FFFF);
+        let len = ((n - done) as u64).min(room) as usize;
+        amax = amax.max(f(done, len, index));
+        done += len;
+    }
+    amax
+}
+
+/// The FP8 encode parameters of a piece starting at logical index `index` (which shares its
+/// high 32 bits with the whole piece).
+fn fp8_args(format: crate::Fp8Format, params: &CastParams, index: u64) -> EncodeArgs {
+    EncodeArgs {
+        format,
+        scale: params.scale,
+        rounding: params.rounding,
+        key: StreamKey::new(params.seed, (index >> 32) as u32),
+        index_lo: index as u32,
+    }
+}
+
 /// Rounds `n` f32 values at `src` (logical indices `index0..index0 + n`) to `dst_type` at
 /// `dst`, and returns their amax bits. Splits at 2^32 index boundaries so that each kernel call
 /// sees one stochastic stream key.
@@ -384,36 +417,47 @@ pub(crate) unsafe fn encode_block(
 ) -> u32 {
     // f32 is the widest type: saturation clips only narrowing destinations.
     let saturate = params.rounding.saturates() && dst_type != DType::F32;
-    let mut amax = 0;
-    let mut done = 0;
-    while done < n {
-        let index = index0 + done as u64;
-        let room = (1u64 << 32) - (index & 0xFFFF_FFFF);
-        let len = ((n - done) as u64).min(room) as usize;
+    split_at_key_boundaries(n, index0, |done, len, index| {
         // SAFETY: [done, done + len) is within the caller's n elements.
-        let (s, d) = unsafe { (src.add(done), dst.add(done * dst_type.size())) };
-        // SAFETY: as above.
-        let block_amax = unsafe {
-            match dst_type {
-                DType::F32 => (k.f32_to_f32)(params.scale, saturate, s, d.cast(), len),
-                DType::BF16 => (k.f32_to_bf16)(params.scale, saturate, s, d.cast(), len),
-                DType::F16 => (k.f32_to_f16)(params.scale, saturate, s, d.cast(), len),
-                DType::E4M3 | DType::E5M2 => {
-                    let args = EncodeArgs {
-                        format: dst_type.fp8().unwrap_or(crate::Fp8Format::E4M3),
-                        scale: params.scale,
-                        rounding: params.rounding,
-                        key: StreamKey::new(params.seed, (index >> 32) as u32),
-                        index_lo: index as u32,
-                    };
-                    (k.f32_to_fp8)(&args, s, d, len)
-                }
+        unsafe {
+            let (s, d) = (src.add(done), dst.add(done * dst_type.size()));
+            match (dst_type, dst_type.fp8()) {
+                (DType::F32, _) => (k.f32_to_f32)(params.scale, saturate, s, d.cast(), len),
+                (DType::BF16, _) => (k.f32_to_bf16)(params.scale, saturate, s, d.cast(), len),
+                (DType::F16, _) => (k.f32_to_f16)(params.scale, saturate, s, d.cast(), len),
+                (_, Some(format)) => (k.f32_to_fp8)(&fp8_args(format, params, index), s, d, len),
+                _ => unreachable!("every type is f32, bf16, f16 or FP8"),
             }
-        };
-        amax = amax.max(block_amax);
-        done += len;
-    }
-    amax
+        }
+    })
+}
+
+/// Rounds `n` bf16 values at `src` (logical indices `index0..index0 + n`) straight to FP8 at
+/// `dst` with [`Kernels::bf16_to_fp8`] (no f32 staging); returns their amax bits. Splits as
+/// [`encode_block`] does.
+///
+/// # Safety
+/// `src` valid for `n` bf16 values, `dst` for `n` bytes; no overlap.
+unsafe fn encode_bf16_fp8_block(
+    k: &Kernels,
+    format: crate::Fp8Format,
+    params: &CastParams,
+    src: *const u16,
+    dst: *mut u8,
+    n: usize,
+    index0: u64,
+) -> u32 {
+    split_at_key_boundaries(n, index0, |done, len, index| {
+        // SAFETY: [done, done + len) is within the caller's n elements.
+        unsafe {
+            (k.bf16_to_fp8)(
+                &fp8_args(format, params, index),
+                src.add(done),
+                dst.add(done),
+                len,
+            )
+        }
+    })
 }
 
 /// Elements per streamed chunk: with streaming stores, outputs are staged in chunks of this
@@ -421,9 +465,37 @@ pub(crate) unsafe fn encode_block(
 /// best on the development machine (8 KiB and 32 KiB were 15–25% slower).
 pub(crate) const STREAM_CHUNK: usize = 4096;
 
-/// A 64-byte-aligned staging buffer for streamed chunks.
+/// An f32 block that is zeroed on first use (so calls that never need it skip the clearing).
+pub(crate) struct LazyBlock {
+    mem: core::mem::MaybeUninit<[f32; BLOCK]>,
+    init: bool,
+}
+
+impl LazyBlock {
+    /// An untouched block.
+    pub(crate) fn new() -> LazyBlock {
+        LazyBlock {
+            mem: core::mem::MaybeUninit::uninit(),
+            init: false,
+        }
+    }
+
+    /// The block, zeroed the first time.
+    #[inline(always)]
+    pub(crate) fn get(&mut self) -> &mut [f32; BLOCK] {
+        if !self.init {
+            self.mem.write([0f32; BLOCK]);
+            self.init = true;
+        }
+        // SAFETY: initialized above (now or by an earlier call).
+        unsafe { self.mem.assume_init_mut() }
+    }
+}
+
+/// A 64-byte-aligned staging buffer for streamed chunks (used only through raw pointers, so
+/// that it needs no clearing).
 #[repr(align(64))]
-pub(crate) struct Staging(pub(crate) [f32; STREAM_CHUNK]);
+pub(crate) struct Staging(#[allow(dead_code)] pub(crate) [f32; STREAM_CHUNK]);
 
 /// Casts elements `[start, end)`; returns their amax bits. With `stream`, outputs are staged
 /// per [`STREAM_CHUNK`] and written with streaming stores.
@@ -443,9 +515,17 @@ unsafe fn cast_range(
     end: usize,
 ) -> u32 {
     let (ss, ds) = (src_type.size(), dst_type.size());
-    let mut buf = [0f32; BLOCK];
-    let mut staging = Staging([0f32; STREAM_CHUNK]);
-    let chunk = if stream { STREAM_CHUNK } else { BLOCK };
+    // Neither buffer is cleared up front: the direct paths of `cast_block` (bf16 <-> FP8) need
+    // no f32 block, and staging is used only when streaming; zeroing 20 KiB per call measured
+    // ~15% of a 4096-element bf16 -> E4M3 cast.
+    let mut buf = LazyBlock::new();
+    let mut staging = core::mem::MaybeUninit::<Staging>::uninit();
+    // Streamed chunks fill the 16 KiB staging buffer whatever the output type.
+    let chunk = if stream { STREAM_CHUNK * 4 / ds } else { BLOCK };
+    // Sources narrower than f32 are prefetched further ahead (in blocks; 4 KiB of E4M3 or
+    // 8 KiB of bf16): at 2^26 elements on one Zen 4 core, bf16 -> E4M3 went from ~87% to ~95%
+    // of copy bandwidth and E4M3 -> bf16 from ~78% to ~92% (f32 sources keep 1 block).
+    let ahead_blocks = if ss < 4 { 4 } else { PREFETCH_BLOCKS };
     let mut amax = 0;
     let mut c = start;
     while c < end {
@@ -453,8 +533,9 @@ unsafe fn cast_range(
         // SAFETY: [c, c + clen) lies within the caller's buffers; the staging buffer holds
         // STREAM_CHUNK elements of any type.
         unsafe {
+            // Only written chunks of the staging buffer are read back (by `stream_copy`).
             let out = if stream {
-                staging.0.as_mut_ptr().cast::<u8>()
+                staging.as_mut_ptr().cast::<u8>()
             } else {
                 dst.add(c * ds)
             };
@@ -464,7 +545,7 @@ unsafe fn cast_range(
                 let i = c + j;
                 // Prefetch the next block's source (the hardware prefetcher alone leaves one
                 // core short of its share of DRAM bandwidth on this kind of stream).
-                let (ahead, ahead_len) = prefetch_window(i, end);
+                let (ahead, ahead_len) = prefetch_window_blocks(i, end, ahead_blocks);
                 prefetch_next(src.wrapping_add(ahead * ss), ahead_len * ss);
                 let block_amax = cast_block(
                     k,
@@ -509,12 +590,33 @@ unsafe fn cast_block(
     params: &CastParams,
     len: usize,
     index0: u64,
-    buf: &mut [f32; BLOCK],
+    buf: &mut LazyBlock,
 ) -> u32 {
     // SAFETY: per the contract.
     unsafe {
+        match (src_type, src_type.fp8(), dst_type, dst_type.fp8()) {
+            // bf16 -> FP8 in one kernel (it widens in registers).
+            (DType::BF16, _, _, Some(format)) => {
+                return encode_bf16_fp8_block(k, format, params, s.cast(), d, len, index0);
+            }
+            // FP8 -> bf16 at scale 1 is exact; amax comes from the codes.
+            (_, Some(format), DType::BF16, _) if params.scale == 1.0 => {
+                (k.fp8_to_bf16)(format, s, d.cast(), len);
+                let amax = fp8_amax_bits(format, s, len);
+                // Saturation turns ±Inf (E5M2 only) into ±bf16::MAX, as `f32_to_bf16` does;
+                // amax sees an Inf or NaN code whenever there is something to fix.
+                if format == crate::Fp8Format::E5M2
+                    && params.rounding.saturates()
+                    && amax >= 0x7F80_0000
+                {
+                    saturate_bf16_infinities(d.cast(), len);
+                }
+                return amax;
+            }
+            _ => {}
+        }
         if dst_type != DType::F32 || src_type == DType::F32 {
-            let f = widen_block(k, src_type, s, len, buf);
+            let f = widen_block(k, src_type, s, len, buf.get());
             return encode_block(k, dst_type, params, f, d, len, index0);
         }
         // Widen straight into the output, then scale it in place (only when needed for FP8).
@@ -531,6 +633,20 @@ unsafe fn cast_block(
             _ => {}
         }
         (k.f32_to_f32)(params.scale, false, o, o, len)
+    }
+}
+
+/// Replaces every ±Inf among `len` bf16 values at `p` with ±bf16::MAX (`sign | 0x7F7F`).
+///
+/// # Safety
+/// `p` valid for reads and writes of `len` bf16 values.
+unsafe fn saturate_bf16_infinities(p: *mut u16, len: usize) {
+    // SAFETY: per the contract.
+    let v = unsafe { core::slice::from_raw_parts_mut(p, len) };
+    for x in v {
+        if *x & 0x7FFF == 0x7F80 {
+            *x = (*x & 0x8000) | 0x7F7F;
+        }
     }
 }
 
@@ -734,6 +850,11 @@ pub(crate) fn prefetch_next(p: *const u8, bytes: usize) {
 /// The element range `(start, len)` to prefetch while the block at `i` of a range ending at
 /// `end` runs: the block `PREFETCH_BLOCKS` ahead, clipped to the range.
 pub(crate) fn prefetch_window(i: usize, end: usize) -> (usize, usize) {
-    let start = (i + PREFETCH_BLOCKS * BLOCK).min(end);
+    prefetch_window_blocks(i, end, PREFETCH_BLOCKS)
+}
+
+/// As [`prefetch_window`], `blocks` blocks ahead.
+fn prefetch_window_blocks(i: usize, end: usize, blocks: usize) -> (usize, usize) {
+    let start = (i + blocks * BLOCK).min(end);
     (start, (end - start).min(BLOCK))
 }

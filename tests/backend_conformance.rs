@@ -274,6 +274,8 @@ enum Unary {
     F32ToBf16(f32, bool),
     F32ToF16(f32, bool),
     F32ToF32(f32, bool),
+    Bf16ToFp8(EncodeArgs),
+    Fp8ToBf16(Fp8Format),
 }
 
 impl Unary {
@@ -284,13 +286,15 @@ impl Unary {
             Unary::F32ToFp8(_) => (4, 1),
             Unary::F32ToBf16(..) | Unary::F32ToF16(..) => (4, 2),
             Unary::F32ToF32(..) => (4, 4),
+            Unary::Bf16ToFp8(_) => (2, 1),
+            Unary::Fp8ToBf16(_) => (1, 2),
         }
     }
 
     fn input(self, rng: &mut Rng, n: usize) -> Vec<u8> {
         match self {
-            Unary::Bf16ToF32 | Unary::F16ToF32 => u16_bytes(rng, n),
-            Unary::Fp8ToF32(_) => (0..n).map(|_| rng.u32() as u8).collect(),
+            Unary::Bf16ToF32 | Unary::F16ToF32 | Unary::Bf16ToFp8(_) => u16_bytes(rng, n),
+            Unary::Fp8ToF32(_) | Unary::Fp8ToBf16(_) => (0..n).map(|_| rng.u32() as u8).collect(),
             _ => interesting_f32_bytes(rng, n),
         }
     }
@@ -323,6 +327,11 @@ impl Unary {
                 }
                 Unary::F32ToF16(s, sat) => Some((k.f32_to_f16)(s, sat, src.cast(), dst.cast(), n)),
                 Unary::F32ToF32(s, sat) => Some((k.f32_to_f32)(s, sat, src.cast(), dst.cast(), n)),
+                Unary::Bf16ToFp8(args) => Some((k.bf16_to_fp8)(&args, src.cast(), dst, n)),
+                Unary::Fp8ToBf16(fmt) => {
+                    (k.fp8_to_bf16)(fmt, src, dst.cast(), n);
+                    None
+                }
             }
         }
     }
@@ -342,7 +351,20 @@ impl Unary {
             }),
             4 => Unary::F32ToBf16(random_scale(rng), sat),
             5 => Unary::F32ToF16(random_scale(rng), sat),
-            _ => Unary::F32ToF32(random_scale(rng), sat),
+            6 => Unary::F32ToF32(random_scale(rng), sat),
+            7 => Unary::Bf16ToFp8(EncodeArgs {
+                format: rng.pick(&FORMATS),
+                // Half the cases at scale 1 (the 16-bit fast path of AVX-512).
+                scale: if rng.below(2) == 0 {
+                    1.0
+                } else {
+                    random_scale(rng)
+                },
+                rounding: rng.pick(&ROUNDINGS),
+                key: StreamKey::new(rng.u64(), rng.u32()),
+                index_lo: 0, // set per length
+            }),
+            _ => Unary::Fp8ToBf16(rng.pick(&FORMATS)),
         }
     }
 }
@@ -429,13 +451,13 @@ fn check_unary(name: &str, k: &Kernels, op: Unary, input: &[u8], n: usize, rng: 
 fn unary_kernels_all_lengths() {
     let mut rng = Rng(test_seed("unary_kernels_all_lengths"));
     for (name, k) in simd_tables() {
-        for which in 0..7 {
+        for which in 0..9 {
             for n in lengths() {
                 // Several random parameter sets per length for the encoders.
                 let reps = if which >= 3 && n <= 130 { 3 } else { 1 };
                 for _ in 0..reps {
                     let mut op = Unary::random(&mut rng, which);
-                    if let Unary::F32ToFp8(args) = &mut op {
+                    if let Unary::F32ToFp8(args) | Unary::Bf16ToFp8(args) = &mut op {
                         args.index_lo = random_index_lo(&mut rng, n);
                     }
                     let input = op.input(&mut rng, n);
@@ -446,22 +468,28 @@ fn unary_kernels_all_lengths() {
     }
 }
 
-/// Every FP8 format × rounding mode on long random inputs with many scales.
+/// Every FP8 format × rounding mode on long random inputs (f32 and bf16 sources) with many scales.
 #[test]
 fn fp8_encode_modes_and_scales() {
     let mut rng = Rng(test_seed("fp8_encode_modes_and_scales"));
     for (name, k) in simd_tables() {
         for format in FORMATS {
             for rounding in ROUNDINGS {
-                for _ in 0..40 {
+                for rep in 0..80 {
                     let n = 2000 + rng.below(3000);
-                    let op = Unary::F32ToFp8(EncodeArgs {
+                    let args = EncodeArgs {
                         format,
                         scale: random_scale(&mut rng),
                         rounding,
                         key: StreamKey::new(rng.u64(), rng.u32()),
                         index_lo: random_index_lo(&mut rng, n),
-                    });
+                    };
+                    // Odd repetitions: bf16 sources (every fourth at scale 1).
+                    let op = match rep % 4 {
+                        0 | 2 => Unary::F32ToFp8(args),
+                        1 => Unary::Bf16ToFp8(args),
+                        _ => Unary::Bf16ToFp8(EncodeArgs { scale: 1.0, ..args }),
+                    };
                     let input = op.input(&mut rng, n);
                     check_unary(&name, k, op, &input, n, &mut rng);
                 }

@@ -518,3 +518,142 @@ fn all_fp8_codes_decode() {
         }
     }
 }
+
+/// All 2^16 bf16 patterns straight to FP8 (`bf16_to_fp8`) in every table, the scalar one
+/// included: both formats, every rounding mode, scales 1 (the 16-bit path of AVX-512), −1,
+/// powers of two and non-powers of two, several stochastic keys and stream positions (the top
+/// of the 32-bit index range too). The reference is the contract itself: the scalar
+/// `f32_to_fp8` on the exactly widened values, amax included. Each case also runs on a
+/// misaligned odd-length slice with poisoned outputs and a guard byte.
+#[test]
+fn all_bf16_patterns_to_fp8() {
+    let mut tables = simd_tables();
+    tables.push(("scalar".to_string(), &scalar::KERNELS));
+    let patterns: Vec<u16> = (0..=u16::MAX).collect();
+    let n = patterns.len();
+    let widened: Vec<f32> = patterns
+        .iter()
+        .map(|&h| f32::from_bits((h as u32) << 16))
+        .collect();
+    for (name, k) in &tables {
+        for scale in [1.0f32, -1.0, 0.375, 2.0, -4096.0, 3.0e-5, 1.1, 448.0 / 3.0] {
+            for format in [Fp8Format::E4M3, Fp8Format::E5M2] {
+                for rounding in [
+                    Rounding::NearestSaturate,
+                    Rounding::Nearest,
+                    Rounding::StochasticSaturate,
+                ] {
+                    let seeds: &[(u64, u32, u32)] = if rounding == Rounding::StochasticSaturate {
+                        &[
+                            (0, 0, 0),
+                            (1, 0, 12345),
+                            (0xDEAD_BEEF_0123_4567, 7, u32::MAX - n as u32 + 1),
+                            (u64::MAX, u32::MAX, 1 << 31),
+                        ]
+                    } else {
+                        &[(0, 0, 0), (3, 1, 77)]
+                    };
+                    for &(seed, hi, index_lo) in seeds {
+                        let args = EncodeArgs {
+                            format,
+                            scale,
+                            rounding,
+                            key: StreamKey::new(seed, hi),
+                            index_lo,
+                        };
+                        let ctx = format!(
+                            "{name} bf16->{format:?} {rounding:?} scale {scale} seed {seed} {index_lo}"
+                        );
+                        let mut want = vec![0u8; n];
+                        let mut got = vec![0xA5u8; n + 1];
+                        // SAFETY: all buffers hold at least n elements.
+                        let (wa, ga) = unsafe {
+                            (
+                                (scalar::KERNELS.f32_to_fp8)(
+                                    &args,
+                                    widened.as_ptr(),
+                                    want.as_mut_ptr(),
+                                    n,
+                                ),
+                                (k.bf16_to_fp8)(&args, patterns.as_ptr(), got.as_mut_ptr(), n),
+                            )
+                        };
+                        if let Some(d) = first_diff(&widened, &got[..n], &want) {
+                            panic!("{ctx}: {d}");
+                        }
+                        assert_eq!(ga, wa, "{ctx}: amax");
+                        assert_eq!(got[n], 0xA5, "{ctx}: wrote past the end");
+                        // A misaligned odd-length piece: elements [off, off + m), index_lo moved.
+                        let (off, m) = (1 + (seed as usize % 7), n - 1000 - 3);
+                        let sub = EncodeArgs {
+                            index_lo: index_lo.wrapping_add(off as u32),
+                            ..args
+                        };
+                        let mut got = vec![0x5Au8; m + 2];
+                        // SAFETY: patterns holds off + m elements, got m + 2.
+                        let ga = unsafe {
+                            (k.bf16_to_fp8)(
+                                &sub,
+                                patterns[off..].as_ptr(),
+                                got[1..].as_mut_ptr(),
+                                m,
+                            )
+                        };
+                        if let Some(d) =
+                            first_diff(&widened[off..], &got[1..m + 1], &want[off..off + m])
+                        {
+                            panic!("{ctx} piece at {off}: {d}");
+                        }
+                        let wa = widened[off..off + m]
+                            .iter()
+                            .map(|x| x.to_bits() & 0x7FFF_FFFF)
+                            .max()
+                            .unwrap_or(0);
+                        assert_eq!(ga, wa, "{ctx} piece: amax");
+                        assert!(
+                            got[0] == 0x5A && got[m + 1] == 0x5A,
+                            "{ctx} piece: wrote outside"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// All 256 codes of both FP8 formats through `fp8_to_bf16` in every table, at every offset
+/// within a 64-code block and several lengths, against the high half of [`Fp8Format::decode`]
+/// (which `f32_to_bf16_bits` reproduces exactly, NaN canonical with its sign).
+#[test]
+fn all_fp8_codes_to_bf16() {
+    let mut tables = simd_tables();
+    tables.push(("scalar".to_string(), &scalar::KERNELS));
+    for (name, k) in tables {
+        for format in [Fp8Format::E4M3, Fp8Format::E5M2] {
+            for rot in [0usize, 1, 17, 31, 63, 100, 255] {
+                let codes: Vec<u8> = (0..256).map(|c| ((c + rot) % 256) as u8).collect();
+                for n in [256usize, 255, 129, 64, 63, 33, 32, 31, 1, 0] {
+                    let mut got = vec![0xA5A5u16; n + 1];
+                    // SAFETY: codes holds at least n, got n + 1 elements.
+                    unsafe { (k.fp8_to_bf16)(format, codes.as_ptr(), got.as_mut_ptr(), n) };
+                    for i in 0..n {
+                        let f = format.decode(codes[i]);
+                        let want = unitfp8::fp8::f32_to_bf16_bits(f, false);
+                        let expect = if f.is_nan() {
+                            0x7FC0 | ((codes[i] as u16 & 0x80) << 8)
+                        } else {
+                            (f.to_bits() >> 16) as u16
+                        };
+                        assert_eq!(want, expect, "reference of 0x{:02x}", codes[i]);
+                        assert_eq!(
+                            got[i], want,
+                            "{name} {format:?} code 0x{:02x}: got 0x{:04x}",
+                            codes[i], got[i]
+                        );
+                    }
+                    assert_eq!(got[n], 0xA5A5, "{name}: wrote past the end");
+                }
+            }
+        }
+    }
+}

@@ -75,6 +75,8 @@ static BASE: Kernels = Kernels {
     f16_to_f32: decode::f16_to_f32,
     fp8_to_f32: decode::fp8_to_f32,
     f32_to_fp8: encode::f32_to_fp8,
+    bf16_to_fp8: encode::bf16_to_fp8,
+    fp8_to_bf16: decode::fp8_to_bf16,
     f32_to_bf16: encode::f32_to_bf16,
     f32_to_f16: encode::f32_to_f16,
     f32_to_f32: encode::f32_to_f32,
@@ -88,6 +90,7 @@ static BASE: Kernels = Kernels {
 #[cfg(target_feature = "sse2")]
 static VBMI: Kernels = Kernels {
     fp8_to_f32: decode::fp8_to_f32_vbmi,
+    fp8_to_bf16: decode::fp8_to_bf16_vbmi,
     ..BASE
 };
 

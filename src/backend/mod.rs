@@ -135,6 +135,17 @@ pub struct Kernels {
     /// `dst[i] = encode(src[i] · scale)` ([`Fp8Format::encode`]; stochastic bits from
     /// `args.key.bits(args.index_lo + i)`). Returns the amax bits.
     pub f32_to_fp8: unsafe fn(args: &EncodeArgs, src: *const f32, dst: *mut u8, n: usize) -> u32,
+    /// bf16 bits → FP8: exactly [`Kernels::f32_to_fp8`] applied to the exactly widened values
+    /// (`f32::from_bits((src[i] as u32) << 16)`): the same f32 multiply by `args.scale`, the
+    /// same rounding (stochastic bits from `args.key.bits(args.index_lo + i)`), and the same
+    /// amax bits, the maximum of `widened(src[i]).to_bits() & 0x7FFF_FFFF` (so `(max |bits|
+    /// & 0x7FFF) << 16`). bf16 denormals are ordinary inputs (they round to ±0 in both formats,
+    /// but count in amax).
+    pub bf16_to_fp8: unsafe fn(args: &EncodeArgs, src: *const u16, dst: *mut u8, n: usize) -> u32,
+    /// FP8 codes → bf16 bits, exact (every FP8 value is a bf16 value): the high half of the
+    /// [`Fp8Format::decode`] bits, i.e. what [`crate::fp8::f32_to_bf16_bits`] gives for the
+    /// decoded f32 (NaN codes → `sign | 0x7FC0`, E5M2 ±Inf → `sign | 0x7F80`).
+    pub fp8_to_bf16: unsafe fn(format: Fp8Format, src: *const u8, dst: *mut u16, n: usize),
     /// `dst[i] = bf16(src[i] · scale)` ([`crate::fp8::f32_to_bf16_bits`]). Returns the amax bits.
     pub f32_to_bf16:
         unsafe fn(scale: f32, saturate: bool, src: *const f32, dst: *mut u16, n: usize) -> u32,

@@ -21,6 +21,8 @@ pub static KERNELS: Kernels = Kernels {
     f16_to_f32,
     fp8_to_f32,
     f32_to_fp8,
+    bf16_to_fp8,
+    fp8_to_bf16,
     f32_to_bf16,
     f32_to_f16,
     f32_to_f32,
@@ -493,6 +495,67 @@ unsafe fn fp8_to_f32(format: Fp8Format, src: *const u8, dst: *mut f32, n: usize)
         }
         i += W;
     }
+}
+
+/// See [`Kernels::fp8_to_bf16`]: the byte lookups of [`fp8_to_f32`], stored as 16-bit lanes.
+///
+/// # Safety
+/// As in the [`Kernels`] contract.
+#[target_feature(enable = "neon")]
+unsafe fn fp8_to_bf16(format: Fp8Format, src: *const u8, dst: *mut u16, n: usize) {
+    let t = match format {
+        Fp8Format::E4M3 => &E4M3_TABLE,
+        Fp8Format::E5M2 => &E5M2_TABLE,
+    };
+    let (lo0, lo1) = (table64(&t.lo, 0), table64(&t.lo, 1));
+    let (hi0, hi1) = (table64(&t.hi, 0), table64(&t.hi, 1));
+    let (mut bs, mut bd) = ([0u8; W], [0u16; W]);
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i < n; chunk_in/chunk_out give W valid elements each.
+        unsafe {
+            let s = chunk_in(src, i, n, &mut bs);
+            let d = chunk_out(dst, i, n, &mut bd);
+            let c = s.cast::<uint8x16_t>().read_unaligned();
+            let mag = vandq_u8(c, vdupq_n_u8(0x7F));
+            // As in `fp8_to_f32`: two 64-entry lookups per byte, the sign merged into the high.
+            let idx2 = vsubq_u8(mag, vdupq_n_u8(64));
+            let lo = vqtbx4q_u8(vqtbl4q_u8(lo0, mag), lo1, idx2);
+            let hi = vqtbx4q_u8(vqtbl4q_u8(hi0, mag), hi1, idx2);
+            let hi = vorrq_u8(hi, vandq_u8(c, vdupq_n_u8(0x80)));
+            st_u16(d, vreinterpretq_u16_u8(vzip1q_u8(lo, hi)));
+            st_u16(d.add(8), vreinterpretq_u16_u8(vzip2q_u8(lo, hi)));
+            chunk_flush(dst, i, n, &bd);
+        }
+        i += W;
+    }
+}
+
+/// See [`Kernels::bf16_to_fp8`]: [`bf16_to_f32`] into a stack buffer, then [`f32_to_fp8`], in
+/// pieces of 256 elements.
+///
+/// # Safety
+/// As in the [`Kernels`] contract.
+#[target_feature(enable = "neon")]
+unsafe fn bf16_to_fp8(args: &EncodeArgs, src: *const u16, dst: *mut u8, n: usize) -> u32 {
+    const PIECE: usize = 256;
+    let mut buf = [0f32; PIECE];
+    let mut amax = 0;
+    let mut i = 0;
+    while i < n {
+        let len = PIECE.min(n - i);
+        let piece = EncodeArgs {
+            index_lo: args.index_lo.wrapping_add(i as u32),
+            ..*args
+        };
+        // SAFETY: [i, i + len) is within the caller's n elements; buf holds PIECE >= len.
+        unsafe {
+            bf16_to_f32(src.add(i), buf.as_mut_ptr(), len);
+            amax = amax.max(f32_to_fp8(&piece, buf.as_ptr(), dst.add(i), len));
+        }
+        i += len;
+    }
+    amax
 }
 
 /// See [`Kernels::f32_to_fp8`].

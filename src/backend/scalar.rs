@@ -10,6 +10,8 @@ pub static KERNELS: Kernels = Kernels {
     f16_to_f32,
     fp8_to_f32,
     f32_to_fp8,
+    bf16_to_fp8,
+    fp8_to_bf16,
     f32_to_bf16,
     f32_to_f16,
     f32_to_f32,
@@ -89,6 +91,38 @@ pub unsafe fn f32_to_fp8(args: &EncodeArgs, src: *const f32, dst: *mut u8, n: us
         unsafe { *dst.add(i) = code };
     }
     amax
+}
+
+/// See [`Kernels::bf16_to_fp8`]: [`f32_to_fp8`]'s formula on the widened values.
+///
+/// # Safety
+/// As in the [`Kernels`] contract.
+pub unsafe fn bf16_to_fp8(args: &EncodeArgs, src: *const u16, dst: *mut u8, n: usize) -> u32 {
+    let mut amax = 0;
+    for i in 0..n {
+        // SAFETY: i < n and the caller guarantees n valid elements.
+        let x = f32::from_bits((unsafe { src.add(i).read_unaligned() } as u32) << 16);
+        amax = amax.max(abs_bits(x));
+        let random = args.key.bits(args.index_lo.wrapping_add(i as u32));
+        let code = args.format.encode(x * args.scale, args.rounding, random);
+        // SAFETY: as above.
+        unsafe { *dst.add(i) = code };
+    }
+    amax
+}
+
+/// See [`Kernels::fp8_to_bf16`].
+///
+/// # Safety
+/// As in the [`Kernels`] contract.
+pub unsafe fn fp8_to_bf16(format: Fp8Format, src: *const u8, dst: *mut u16, n: usize) {
+    for i in 0..n {
+        // SAFETY: i < n and the caller guarantees n valid elements.
+        unsafe {
+            dst.add(i)
+                .write_unaligned(f32_to_bf16_bits(format.decode(*src.add(i)), false))
+        };
+    }
 }
 
 /// See [`Kernels::f32_to_bf16`].

@@ -260,3 +260,144 @@ pub(super) unsafe fn fp8_to_f32_vbmi(format: Fp8Format, src: *const u8, dst: *mu
         }
     }
 }
+
+/// The bf16 bits (sign excluded) of every FP8 magnitude of a format, as two pairs of 32-entry
+/// halves: `[0..32, 32..64, 64..96, 96..128]`.
+const fn bf16_table(mbits: u32, bias: u32) -> [[u16; 32]; 4] {
+    let mut t = [[0u16; 32]; 4];
+    let mut mag = 0;
+    while mag < 128 {
+        t[(mag / 32) as usize][(mag % 32) as usize] = (decode_bits(mbits, bias, mag) >> 16) as u16;
+        mag += 1;
+    }
+    t
+}
+
+static E4M3_BF16: [[u16; 32]; 4] = bf16_table(3, 7);
+static E5M2_BF16: [[u16; 32]; 4] = bf16_table(2, 15);
+
+/// Decodes 32 codes (zero-extended into 16-bit lanes) to bf16 bits with two 64-entry word
+/// lookups (`vpermi2w` uses the low 6 bits of each index; bit 6 picks the lookup).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn decode32_bf16(c: __m512i, t: &[__m512i; 4]) -> __m512i {
+    let low = _mm512_permutex2var_epi16(t[0], c, t[1]);
+    let high = _mm512_permutex2var_epi16(t[2], c, t[3]);
+    let r = _mm512_mask_blend_epi16(
+        _mm512_test_epi16_mask(c, _mm512_set1_epi16(0x40)),
+        low,
+        high,
+    );
+    // r | (code << 8 & 0x8000)
+    _mm512_ternarylogic_epi32::<0xF8>(r, _mm512_slli_epi16::<8>(c), _mm512_set1_epi16(i16::MIN))
+}
+
+/// See [`crate::backend::Kernels::fp8_to_bf16`] (word-lookup variant).
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) unsafe fn fp8_to_bf16(format: Fp8Format, src: *const u8, dst: *mut u16, n: usize) {
+    let table = match format {
+        Fp8Format::E4M3 => &E4M3_BF16,
+        Fp8Format::E5M2 => &E5M2_BF16,
+    };
+    // SAFETY: the statics are 64-byte arrays; unaligned loads.
+    let t = unsafe { table.map(|h| _mm512_loadu_si512(h.as_ptr().cast())) };
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: elements [i, i + 32) are in bounds (contract); unaligned access is allowed.
+        unsafe {
+            let c = _mm512_cvtepu8_epi16(_mm256_loadu_si256(src.add(i).cast()));
+            _mm512_storeu_si512(dst.add(i).cast(), decode32_bf16(c, &t));
+        }
+        i += 32;
+    }
+    if i < n {
+        let k = ((1u64 << (n - i)) - 1) as __mmask32;
+        // SAFETY: masked lanes [i, n) are in bounds; masked-off lanes are neither read nor written.
+        unsafe {
+            let c = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(k, src.add(i).cast()));
+            _mm512_mask_storeu_epi16(dst.add(i).cast(), k, decode32_bf16(c, &t));
+        }
+    }
+}
+
+/// Byte permutation applied to 64 codes before the bf16 lookups so that the in-lane unpacks
+/// to 16-bit lanes leave the results in order: position `16L + d` holds code `8L + d` for
+/// `d < 8` and `32 + 8L + (d - 8)` otherwise.
+static VBMI_ORDER_BF16: [u8; 64] = {
+    let mut p = [0u8; 64];
+    let mut pos = 0;
+    while pos < 64 {
+        let (lane, d) = (pos / 16, pos % 16);
+        p[pos] = if d < 8 {
+            8 * lane + d
+        } else {
+            32 + 8 * lane + d - 8
+        } as u8;
+        pos += 1;
+    }
+    p
+};
+
+/// Decodes 64 codes into two vectors of 32 bf16 bit patterns (codes 0-31, 32-63).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi")]
+fn decode64_bf16_vbmi(codes: __m512i, t: &[__m512i; 4], order: __m512i) -> [__m512i; 2] {
+    let p = _mm512_permutexvar_epi8(order, codes);
+    // vpermi2b uses the low 7 bits of each index: the magnitude.
+    let hi = _mm512_permutex2var_epi8(t[0], p, t[1]);
+    // hi | (p & 0x80): merge the sign.
+    let hi = _mm512_ternarylogic_epi32::<0xF8>(hi, p, _mm512_set1_epi8(i8::MIN));
+    let lo = _mm512_permutex2var_epi8(t[2], p, t[3]);
+    [_mm512_unpacklo_epi8(lo, hi), _mm512_unpackhi_epi8(lo, hi)]
+}
+
+/// See [`crate::backend::Kernels::fp8_to_bf16`] (VBMI byte-lookup variant).
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ and VBMI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi")]
+pub(super) unsafe fn fp8_to_bf16_vbmi(format: Fp8Format, src: *const u8, dst: *mut u16, n: usize) {
+    let tables = match format {
+        Fp8Format::E4M3 => &E4M3_TABLES,
+        Fp8Format::E5M2 => &E5M2_TABLES,
+    };
+    // SAFETY: the statics are 64-byte arrays; unaligned loads.
+    let (t, order) = unsafe {
+        (
+            tables.0.map(|h| _mm512_loadu_si512(h.as_ptr().cast())),
+            _mm512_loadu_si512(VBMI_ORDER_BF16.as_ptr().cast()),
+        )
+    };
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: elements [i, i + 64) are in bounds (contract); unaligned access is allowed.
+        unsafe {
+            let codes = _mm512_loadu_si512(src.add(i).cast());
+            let [w0, w1] = decode64_bf16_vbmi(codes, &t, order);
+            _mm512_storeu_si512(dst.add(i).cast(), w0);
+            _mm512_storeu_si512(dst.add(i + 32).cast(), w1);
+        }
+        i += 64;
+    }
+    if i < n {
+        let rem = n - i;
+        let k: u64 = if rem == 64 {
+            u64::MAX
+        } else {
+            (1u64 << rem) - 1
+        };
+        // SAFETY: masked lanes [i, n) are in bounds; masked-off lanes are neither read nor written.
+        unsafe {
+            let codes = _mm512_maskz_loadu_epi8(k, src.add(i).cast());
+            let [w0, w1] = decode64_bf16_vbmi(codes, &t, order);
+            _mm512_mask_storeu_epi16(dst.add(i).cast(), k as __mmask32, w0);
+            let k1 = (k >> 32) as __mmask32;
+            if k1 != 0 {
+                _mm512_mask_storeu_epi16(dst.add(i + 32).cast(), k1, w1);
+            }
+        }
+    }
+}

@@ -146,15 +146,56 @@ fn encode16<const SH: u32, const BIAS: u32, const SR: bool>(
     (code, xabs)
 }
 
+/// Loads 16 source values as f32: f32 as is, bf16 (`BF16`) widened exactly.
+///
+/// # Safety
+/// `src` valid for 16 elements of the source type.
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool>(
+unsafe fn load16<const BF16: bool>(src: *const u8) -> __m512 {
+    // SAFETY: per the contract; unaligned loads.
+    unsafe {
+        if BF16 {
+            let h = _mm256_loadu_si256(src.cast());
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+        } else {
+            _mm512_loadu_ps(src.cast())
+        }
+    }
+}
+
+/// Loads the first lanes of 16 source values selected by `k` (the others are 0), as [`load16`].
+///
+/// # Safety
+/// `src` valid for the elements selected by `k`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn load16_masked<const BF16: bool>(k: __mmask16, src: *const u8) -> __m512 {
+    // SAFETY: per the contract; masked-off lanes are not read.
+    unsafe {
+        if BF16 {
+            let h = _mm256_maskz_loadu_epi16(k, src.cast());
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+        } else {
+            _mm512_maskz_loadu_ps(k, src.cast())
+        }
+    }
+}
+
+/// f32 (or, with `BF16`, exactly widened bf16) → FP8 over `n` elements; returns the amax bits.
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract for `n` source elements.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool, const BF16: bool>(
     c: Fp8Consts,
     key: StreamKey,
     index_lo: u32,
-    src: *const f32,
+    src: *const u8,
     dst: *mut u8,
     n: usize,
 ) -> u32 {
+    let size = if BF16 { 2 } else { 4 };
     let (k1, k2) = (splat(key.k1), splat(key.k2));
     let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut idx = _mm512_add_epi32(splat(index_lo), iota);
@@ -168,7 +209,7 @@ unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool>(
             _mm512_setzero_si512()
         };
         // SAFETY: elements [i, i + 16) are in bounds (contract); unaligned access is allowed.
-        let x = unsafe { _mm512_loadu_ps(src.add(i)) };
+        let x = unsafe { load16::<BF16>(src.add(i * size)) };
         let (code, xabs) = encode16::<SH, BIAS, SR>(x, &c, r);
         amax = _mm512_max_epu32(amax, xabs);
         // SAFETY: as above.
@@ -184,7 +225,7 @@ unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool>(
             _mm512_setzero_si512()
         };
         // SAFETY: masked lanes [i, n) are in bounds; masked-off lanes are neither read nor written.
-        let x = unsafe { _mm512_maskz_loadu_ps(k, src.add(i)) };
+        let x = unsafe { load16_masked::<BF16>(k, src.add(i * size)) };
         let (code, xabs) = encode16::<SH, BIAS, SR>(x, &c, r);
         amax = _mm512_max_epu32(amax, xabs);
         // SAFETY: as above.
@@ -199,6 +240,21 @@ unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool>(
 /// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 pub(super) unsafe fn f32_to_fp8(args: &EncodeArgs, src: *const f32, dst: *mut u8, n: usize) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe { encode_fp8_any::<false>(args, src.cast(), dst, n) }
+}
+
+/// [`f32_to_fp8`] on f32 or (`BF16`) exactly widened bf16 sources, through the f32 encoder.
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract for `n` source elements.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn encode_fp8_any<const BF16: bool>(
+    args: &EncodeArgs,
+    src: *const u8,
+    dst: *mut u8,
+    n: usize,
+) -> u32 {
     // Clamps: the largest finite value when saturating; for E4M3 `Nearest`, 480 (its code is the
     // NaN 0x7F, and everything in (464, 480] rounds there); for E5M2 `Nearest`, 65536 (code
     // 0x7C = Inf, reached by rounding from 61440 on).
@@ -218,10 +274,127 @@ pub(super) unsafe fn f32_to_fp8(args: &EncodeArgs, src: *const f32, dst: *mut u8
     // SAFETY: forwarded contract.
     unsafe {
         match (args.format, sr) {
-            (Fp8Format::E4M3, false) => encode_fp8::<20, 7, false>(c, key, lo, src, dst, n),
-            (Fp8Format::E4M3, true) => encode_fp8::<20, 7, true>(c, key, lo, src, dst, n),
-            (Fp8Format::E5M2, false) => encode_fp8::<21, 15, false>(c, key, lo, src, dst, n),
-            (Fp8Format::E5M2, true) => encode_fp8::<21, 15, true>(c, key, lo, src, dst, n),
+            (Fp8Format::E4M3, false) => encode_fp8::<20, 7, false, BF16>(c, key, lo, src, dst, n),
+            (Fp8Format::E4M3, true) => encode_fp8::<20, 7, true, BF16>(c, key, lo, src, dst, n),
+            (Fp8Format::E5M2, false) => encode_fp8::<21, 15, false, BF16>(c, key, lo, src, dst, n),
+            (Fp8Format::E5M2, true) => encode_fp8::<21, 15, true, BF16>(c, key, lo, src, dst, n),
+        }
+    }
+}
+
+/// Round to nearest even of 32 bf16 values `h` (16-bit lanes) to FP8 with `MBITS` mantissa
+/// bits, at scale 1, entirely in 16-bit integer arithmetic; returns `(codes in 16-bit lanes,
+/// |h|)`. `EMIN` is the biased bf16/f32 exponent of the format's smallest normal (121 for
+/// E4M3, 113 for E5M2); `clamp` and `nan` are as in [`Fp8Consts`], in bf16 bits (the f32
+/// clamps all have 16 low zero bits).
+///
+/// With `e` the exponent field of `a = min(|h|, clamp)` and `m` its 8-bit significand
+/// (implicit bit set), the code is `((max(e, EMIN) - EMIN) << MBITS) + rne(m >> s)` with
+/// `s = (7 - MBITS) + max(EMIN - e, 0)`, exactly the scalar formula of
+/// [`Fp8Format::encode`]: a normal result's rounding carry runs into the exponent field, a
+/// subnormal result is `m` shifted further. `rne(m >> s)` is `(m + 2^(s-1) - 1 + odd) >> s`,
+/// where `2^(s-1) - 1 = 0x7FFF >> (16 - s)`: the variable 16-bit shifts give 0 for counts of
+/// 16 and more (including the "negative" ones), so lanes with `s ≥ 16` (tiny values, bf16
+/// denormals and zeros, whose implicit bit is wrongly set) round to 0 without overflow.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+fn encode32_bf16_rne<const MBITS: u32, const EMIN: i16>(
+    h: __m512i,
+    clamp: __m512i,
+    nan: __m512i,
+) -> (__m512i, __m512i) {
+    let w = _mm512_set1_epi16;
+    let sh = 7 - MBITS as i16;
+    let a = _mm512_and_si512(h, w(0x7FFF));
+    let ac = _mm512_min_epu16(a, clamp);
+    let e = _mm512_srli_epi16::<7>(ac);
+    // s = max(EMIN + sh - e, sh), signed (e ≤ 255).
+    let s = _mm512_max_epi16(_mm512_sub_epi16(w(EMIN + sh), e), w(sh));
+    // m = 0x80 | (ac & 0x7F)
+    let m = _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(w(0x80), ac, w(0x7F));
+    let half_m1 = _mm512_srlv_epi16(w(0x7FFF), _mm512_sub_epi16(w(16), s));
+    let odd = _mm512_and_si512(_mm512_srlv_epi16(m, s), w(1));
+    let q = _mm512_srlv_epi16(_mm512_add_epi16(_mm512_add_epi16(m, half_m1), odd), s);
+    let base = _mm512_slli_epi16::<MBITS>(_mm512_sub_epi16(_mm512_max_epu16(e, w(EMIN)), w(EMIN)));
+    let code = _mm512_add_epi16(base, q);
+    let code = _mm512_mask_mov_epi16(code, _mm512_cmpgt_epu16_mask(a, w(0x7F80)), nan);
+    // code | ((h >> 8) & 0x80)
+    let code = _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(code, _mm512_srli_epi16::<8>(h), w(0x80));
+    (code, a)
+}
+
+/// bf16 → FP8, round to nearest even at scale 1, 32 elements per step ([`encode32_bf16_rne`]).
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn bf16_fp8_rne<const MBITS: u32, const EMIN: i16>(
+    clamp: u16,
+    nan: u16,
+    src: *const u16,
+    dst: *mut u8,
+    n: usize,
+) -> u32 {
+    let clamp = _mm512_set1_epi16(clamp as i16);
+    let nan = _mm512_set1_epi16(nan as i16);
+    let mut amax = _mm512_setzero_si512();
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: elements [i, i + 32) are in bounds (contract); unaligned access is allowed.
+        unsafe {
+            let h = _mm512_loadu_si512(src.add(i).cast());
+            let (code, a) = encode32_bf16_rne::<MBITS, EMIN>(h, clamp, nan);
+            amax = _mm512_max_epu16(amax, a);
+            _mm256_storeu_si256(dst.add(i).cast(), _mm512_cvtepi16_epi8(code));
+        }
+        i += 32;
+    }
+    if i < n {
+        let k = ((1u64 << (n - i)) - 1) as __mmask32;
+        // SAFETY: masked lanes [i, n) are in bounds; masked-off lanes are neither read nor written
+        // (and load as 0, which leaves amax alone).
+        unsafe {
+            let h = _mm512_maskz_loadu_epi16(k, src.add(i).cast());
+            let (code, a) = encode32_bf16_rne::<MBITS, EMIN>(h, clamp, nan);
+            amax = _mm512_max_epu16(amax, a);
+            _mm256_mask_storeu_epi8(dst.add(i).cast(), k, _mm512_cvtepi16_epi8(code));
+        }
+    }
+    // 16-bit lane maximum, as the f32 bits of the widened value.
+    let lo = _mm512_and_si512(amax, _mm512_set1_epi32(0xFFFF));
+    let hi = _mm512_srli_epi32::<16>(amax);
+    _mm512_reduce_max_epu32(_mm512_max_epu32(lo, hi)) << 16
+}
+
+/// See [`crate::backend::Kernels::bf16_to_fp8`]. Round to nearest at scale 1 runs in 16-bit
+/// lanes ([`encode32_bf16_rne`]); stochastic rounding or another scale widens each vector to
+/// f32 in registers and runs the f32 encoder.
+///
+/// # Safety
+/// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) unsafe fn bf16_to_fp8(
+    args: &EncodeArgs,
+    src: *const u16,
+    dst: *mut u8,
+    n: usize,
+) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if args.scale != 1.0 || args.rounding == Rounding::StochasticSaturate {
+            return encode_fp8_any::<true>(args, src.cast(), dst, n);
+        }
+        // The clamps of `f32_to_fp8`, in bf16 bits.
+        let nearest = args.rounding == Rounding::Nearest;
+        match args.format {
+            Fp8Format::E4M3 => {
+                let clamp = if nearest { 0x43F0 } else { 0x43E0 };
+                bf16_fp8_rne::<3, 121>(clamp, 0x7F, src, dst, n)
+            }
+            Fp8Format::E5M2 => {
+                let clamp = if nearest { 0x4780 } else { 0x4760 };
+                bf16_fp8_rne::<2, 113>(clamp, 0x7E, src, dst, n)
+            }
         }
     }
 }
