@@ -160,9 +160,9 @@ extern "C" {
  * - `dst`: `n` elements of type `dst_type`.
  * - `scale`: multiplier applied in f32 before rounding (1 for muS); must be finite. The source
  *   value widens to f32 exactly, then one f32 multiply, then one rounding to `dst_type`.
- * - `rounding`: a `UNITFP8_ROUND_*` code; applied to every destination type, including
- *   f32 (where only saturation matters), bf16 and f16. Stochastic rounding needs an FP8
- *   destination. `seed` keys it (element `i` uses `(seed, i)`); other modes ignore `seed`.
+ * - `rounding`: a `UNITFP8_ROUND_*` code, applied to FP8, bf16 and f16 destinations; f32
+ *   destinations are never rounded or clipped (`src * scale` in f32, so decoding keeps +-Inf).
+ *   Stochastic rounding needs an FP8 destination. `seed` keys it (element `i` uses `(seed, i)`); other modes ignore `seed`.
  * - `amax` (nullable): receives `max |src[i]|` before scaling (NaN when any element is NaN,
  *   0 when `n` = 0), written after the cast. It must not overlap `src` or `dst`.
  *
