@@ -77,24 +77,29 @@ fn round_stochastic<const SH: u32, const BIAS: u32>(a: __m512i, r: __m512i) -> _
     _mm512_add_epi32(q, _mm512_sub_epi32(base, splat(min_exp << mbits)))
 }
 
-/// The lowbias32 hash ([`crate::rng::mix32`]) of each lane, then XORed with `post`.
+/// The lowbias32 hash ([`crate::rng::mix32`]) of each lane after its first xorshift step
+/// (`x1 = x ^ (x >> 16)`), then XORed with `post`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn mix32_xor(x: __m512i, post: __m512i) -> __m512i {
-    let x = _mm512_xor_si512(x, _mm512_srli_epi32::<16>(x));
-    let x = _mm512_mullo_epi32(x, splat(0x7FEB_352D));
+fn mix32_tail_xor(x1: __m512i, post: __m512i) -> __m512i {
+    let x = _mm512_mullo_epi32(x1, splat(0x7FEB_352D));
     let x = _mm512_xor_si512(x, _mm512_srli_epi32::<15>(x));
     let x = _mm512_mullo_epi32(x, splat(0x846C_A68B));
     // x ^ (x >> 16) ^ post
     _mm512_ternarylogic_epi32::<0x96>(x, _mm512_srli_epi32::<16>(x), post)
 }
 
-/// `key.bits(idx)` for each lane.
+/// `key.bits(idx)` for each lane, with `k1x = k1 ^ (k1 >> 16)` (see [`StreamKey`]): the first
+/// xorshift of `idx ^ k1` is `idx ^ (idx >> 16) ^ k1x`, as the shift distributes over XOR.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn random_bits(idx: __m512i, k1: __m512i, k2: __m512i) -> __m512i {
-    let x = mix32_xor(_mm512_xor_si512(idx, k1), k2);
-    mix32_xor(x, _mm512_setzero_si512())
+fn random_bits(idx: __m512i, k1x: __m512i, k2: __m512i) -> __m512i {
+    let x1 = _mm512_ternarylogic_epi32::<0x96>(idx, _mm512_srli_epi32::<16>(idx), k1x);
+    let y = mix32_tail_xor(x1, k2);
+    mix32_tail_xor(
+        _mm512_xor_si512(y, _mm512_srli_epi32::<16>(y)),
+        _mm512_setzero_si512(),
+    )
 }
 
 /// Per-call constants of an FP8 encode.
@@ -120,15 +125,33 @@ fn encode16<const SH: u32, const BIAS: u32, const SR: bool>(
     let yabs = _mm512_and_si512(y, splat(ABS as u32));
     let a = _mm512_min_epu32(yabs, c.clamp);
     let code = if SR {
-        // Normal results (the common case) need no variable shifts: with m the significand,
-        // floor((m · 2^32 >> SH) + r) >> 32 = (m + (r >> (32 - SH))) >> SH, and the carry runs
-        // into the exponent field as it should. Vectors with any subnormal result take the
-        // general path.
-        let min_normal = (128 - BIAS) << 23;
-        if _mm512_cmplt_epu32_mask(a, splat(min_normal)) == 0 {
-            let t = _mm512_add_epi32(a, _mm512_srl_epi32(r, _mm_cvtsi32_si128(32 - SH as i32)));
-            let rebias = (127 - BIAS) << (23 - SH);
-            _mm512_sub_epi32(_mm512_srli_epi32::<SH>(t), splat(rebias))
+        // With m the significand and s the number of its bits below the FP8 ulp,
+        // floor((m · 2^32 >> s) + r) >> 32 = (m + (r >> (32 - s))) >> s (m is an integer).
+        // Normal results (s = SH) use a instead of m: the carry runs into the exponent field as
+        // it should, and the exponent rebias is subtracted first (a ≥ min normal, no wrap).
+        // Subnormal results (SH < s ≤ 31) use m, whose base is 0; both share one branch-free
+        // formula. Only vectors with a lane of s > 31 (|y| < 2^-17 for E4M3, 2^-24 for E5M2,
+        // f32 denormals, zeros), where the sum could overflow 32 bits, take the general path.
+        let min_exp = 128 - BIAS;
+        let min_normal = min_exp << 23;
+        // s = max(SH + min_exp - e, SH)
+        let s = _mm512_max_epi32(
+            _mm512_sub_epi32(splat(SH + min_exp), _mm512_srli_epi32::<23>(a)),
+            splat(SH),
+        );
+        if _mm512_cmpgt_epu32_mask(s, splat(31)) == 0 {
+            let a2 = _mm512_sub_epi32(a, splat((127 - BIAS) << 23));
+            // Subnormal lanes: m = 0x80_0000 | (a2 & 0x7F_FFFF) (a2 and a agree in the low 23
+            // bits). Immediate 0xEC is B | (A & C).
+            let is_sub = _mm512_cmplt_epu32_mask(a, splat(min_normal));
+            let v = _mm512_mask_ternarylogic_epi32::<0xEC>(
+                a2,
+                is_sub,
+                splat(0x80_0000),
+                splat(0x7F_FFFF),
+            );
+            let rs = _mm512_srlv_epi32(r, _mm512_sub_epi32(splat(32), s));
+            _mm512_srlv_epi32(_mm512_add_epi32(v, rs), s)
         } else {
             round_stochastic::<SH, BIAS>(a, r)
         }
@@ -196,7 +219,7 @@ unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool, const BF16:
     n: usize,
 ) -> u32 {
     let size = if BF16 { 2 } else { 4 };
-    let (k1, k2) = (splat(key.k1), splat(key.k2));
+    let (k1, k2) = (splat(key.k1 ^ (key.k1 >> 16)), splat(key.k2));
     let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut idx = _mm512_add_epi32(splat(index_lo), iota);
     let step = splat(16);
