@@ -735,9 +735,22 @@ unsafe fn cast_transpose_rows(
     }
     let band_cols = BAND_BYTES / ds;
     let mut band = [0u8; BAND_ROWS * BAND_BYTES];
+    // With byte outputs whose rows are whole cache lines apart, a short first band moves the
+    // later bands onto 64-byte-aligned transposed addresses, so the transpose writes whole
+    // lines with streaming stores (measured 32% -> 48% of copy bandwidth at 8192 x 8192).
+    let first = if ds == 1 && g.ld_dst_t.is_multiple_of(64) {
+        (64 - dst_t.wrapping_add(r_start) % 64) % 64
+    } else {
+        0
+    };
     let mut r0 = r_start;
     while r0 < r_end {
-        let rh = BAND_ROWS.min(r_end - r0);
+        let band_rows = if r0 == r_start && first > 0 {
+            first
+        } else {
+            BAND_ROWS
+        };
+        let rh = band_rows.min(r_end - r0);
         let mut c0 = 0;
         while c0 < g.cols {
             let cw = band_cols.min(g.cols - c0);

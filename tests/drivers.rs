@@ -1053,3 +1053,73 @@ fn transpose_kernel_aligned_full_tiles() {
         }
     }
 }
+
+/// Transposed rows a multiple of 64 bytes apart take the aligned-band path (a short first band,
+/// then whole lines): check it against the scalar back end for several base misalignments.
+#[test]
+fn cast_transpose_aligned_bands() {
+    let mut rng = fresh_rng();
+    let (rows, cols, ld_t) = (300usize, 97usize, 320usize);
+    let src: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 100.0).collect();
+    let p = CastParams {
+        scale: 1.0,
+        rounding: Rounding::StochasticSaturate,
+        seed: rng.next(),
+    };
+    let mut want = vec![0u8; cols * ld_t];
+    let scalar = Exec::new(Backend::Scalar).unwrap();
+    // SAFETY: src is rows×cols; want holds cols rows of ld_t bytes.
+    unsafe {
+        scalar.cast_transpose_raw(
+            src.as_ptr().cast(),
+            DType::F32,
+            rows,
+            cols,
+            cols,
+            core::ptr::null_mut(),
+            cols,
+            want.as_mut_ptr(),
+            ld_t,
+            DType::E4M3,
+            &p,
+        )
+    }
+    .unwrap();
+    for exec in execs() {
+        for skew in [0usize, 1, 16, 48, 63] {
+            let mut buf = vec![POISON; cols * ld_t + 128];
+            let off = buf.as_ptr().align_offset(64) + skew;
+            // SAFETY: as above, at a chosen misalignment inside buf.
+            unsafe {
+                exec.cast_transpose_raw(
+                    src.as_ptr().cast(),
+                    DType::F32,
+                    rows,
+                    cols,
+                    cols,
+                    core::ptr::null_mut(),
+                    cols,
+                    buf.as_mut_ptr().add(off),
+                    ld_t,
+                    DType::E4M3,
+                    &p,
+                )
+            }
+            .unwrap();
+            unitfp8::backend::store_fence();
+            for c in 0..cols {
+                for r in 0..ld_t {
+                    let got = buf[off + c * ld_t + r];
+                    let w = if r < rows { want[c * ld_t + r] } else { POISON };
+                    assert_eq!(got, w, "{exec:?} skew {skew} ({r},{c})");
+                }
+            }
+            assert!(
+                buf[..off]
+                    .iter()
+                    .chain(&buf[off + cols * ld_t..])
+                    .all(|&b| b == POISON)
+            );
+        }
+    }
+}
