@@ -219,7 +219,7 @@ impl Exec {
                 )
             }
         };
-        let amax = self.run_ranges(n, BLOCK, work);
+        let amax = self.run_ranges(n, BLOCK, 1, work);
         Ok(f32::from_bits(amax))
     }
 
@@ -287,25 +287,26 @@ impl Exec {
             unsafe { cast_transpose_rows(k, &geometry, s, d, t, params, start, end) }
         };
         let grain = BAND_ROWS * (PER_THREAD_MIN / (cols * BAND_ROWS)).max(1);
-        let amax = self.run_ranges(rows, grain, work);
+        let amax = self.run_ranges(rows, grain, cols, work);
         Ok(f32::from_bits(amax))
     }
 
-    /// Runs `work` over `[0, n)` on up to `threads` threads (pieces aligned to `grain`) and
-    /// returns the maximum result.
-    pub(crate) fn run_ranges<F>(&self, n: usize, grain: usize, work: F) -> u32
+    /// Runs `work` over `[0, n)` on up to `threads` threads (pieces aligned to `grain`, at least
+    /// `PER_THREAD_MIN` elements each, an index standing for `unit` elements) and returns the
+    /// maximum result.
+    pub(crate) fn run_ranges<F>(&self, n: usize, grain: usize, unit: usize, work: F) -> u32
     where
         F: Fn(usize, usize) -> u32 + Sync,
     {
         #[cfg(feature = "std")]
         {
-            let by_size = n / PER_THREAD_MIN.max(grain);
+            let by_size = n.saturating_mul(unit) / PER_THREAD_MIN;
             let threads = self.threads().min(by_size).max(1);
             crate::parallel::max_over_ranges(n, grain, threads, work)
         }
         #[cfg(not(feature = "std"))]
         {
-            let _ = grain;
+            let _ = (grain, unit);
             work(0, n)
         }
     }
@@ -666,6 +667,11 @@ unsafe fn fp8_amax_bits(format: crate::Fp8Format, codes: *const u8, len: usize) 
 /// How many blocks ahead of the current one the drivers prefetch their sources.
 const PREFETCH_BLOCKS: usize = 1;
 
+/// Rows per band when whole rows are staged on the heap (`std`, byte outputs).
+const WIDE_ROWS: usize = 64;
+/// Largest heap staging area (bytes): within the L2 cache.
+const WIDE_MAX_BYTES: usize = 524288;
+
 /// Rows per cast-transpose band.
 const BAND_ROWS: usize = 128;
 /// Bytes of one band row in the staging buffer (the band is `BAND_ROWS × BAND_BYTES`, 32 KiB).
@@ -733,8 +739,29 @@ unsafe fn cast_transpose_rows(
         }
         return amax;
     }
-    let band_cols = BAND_BYTES / ds;
     let mut band = [0u8; BAND_ROWS * BAND_BYTES];
+    // The staging area: `band_rows` rows of `stride` bytes, `band_cols` columns per pass. With
+    // `std`, byte outputs of moderate width stage whole rows on the heap (WIDE_ROWS × cols, at
+    // most WIDE_MAX_BYTES, L2-resident) so sources are read as whole contiguous rows.
+    let use_wide = cfg!(feature = "std")
+        && ds == 1
+        && g.cols > BAND_BYTES
+        && g.cols * WIDE_ROWS <= WIDE_MAX_BYTES;
+    #[cfg(feature = "std")]
+    let mut wide: Vec<u8> = if use_wide {
+        vec![0u8; WIDE_ROWS * g.cols]
+    } else {
+        Vec::new()
+    };
+    #[cfg(feature = "std")]
+    let wide_ptr = wide.as_mut_ptr();
+    #[cfg(not(feature = "std"))]
+    let wide_ptr = band.as_mut_ptr(); // never used: use_wide is false without std
+    let (stage, stride, band_rows_max, band_cols) = if use_wide {
+        (wide_ptr, g.cols, WIDE_ROWS, g.cols)
+    } else {
+        (band.as_mut_ptr(), BAND_BYTES, BAND_ROWS, BAND_BYTES / ds)
+    };
     // With byte outputs whose rows are whole cache lines apart, a short first band moves the
     // later bands onto 64-byte-aligned transposed addresses, so the transpose writes whole
     // lines with streaming stores (measured 32% -> 48% of copy bandwidth at 8192 x 8192).
@@ -748,7 +775,7 @@ unsafe fn cast_transpose_rows(
         let band_rows = if r0 == r_start && first > 0 {
             first
         } else {
-            BAND_ROWS
+            band_rows_max
         };
         let rh = band_rows.min(r_end - r0);
         let mut c0 = 0;
@@ -756,54 +783,48 @@ unsafe fn cast_transpose_rows(
             let cw = band_cols.min(g.cols - c0);
             for r in 0..rh {
                 let row = r0 + r;
-                // SAFETY: (row, c0..c0+cw) lies inside the validated source shape; the band row
-                // holds BAND_BYTES >= cw · ds bytes.
-                unsafe {
-                    let s_row = (src as *const u8).add((row * g.ld_src + c0) * ss);
-                    let next = g.cols.saturating_sub(c0 + cw).min(band_cols);
-                    prefetch_next(s_row.wrapping_add(cw * ss), next * ss);
-                    let f = widen_block(k, g.src_type, s_row, cw, &mut buf);
-                    let out = band.as_mut_ptr().add(r * BAND_BYTES);
-                    amax = amax.max(encode_block(
-                        k,
-                        g.dst_type,
-                        params,
-                        f,
-                        out,
-                        cw,
-                        (row * g.cols + c0) as u64,
-                    ));
-                    if dst != 0 {
-                        core::ptr::copy_nonoverlapping(
+                let mut j = 0;
+                while j < cw {
+                    let len = BLOCK.min(cw - j);
+                    let col = c0 + j;
+                    // SAFETY: (row, col..col+len) lies inside the validated source shape; the
+                    // staging row holds `stride >= cw · ds` bytes.
+                    unsafe {
+                        let s_row = (src as *const u8).add((row * g.ld_src + col) * ss);
+                        // The next piece of this row (the hardware prefetchers miss it when many
+                        // rows are read a little at a time).
+                        let next = g.cols.saturating_sub(col + len).min(band_cols);
+                        prefetch_next(s_row.wrapping_add(len * ss), next.min(BLOCK) * ss);
+                        let f = widen_block(k, g.src_type, s_row, len, &mut buf);
+                        let out = stage.add(r * stride + j * ds);
+                        amax = amax.max(encode_block(
+                            k,
+                            g.dst_type,
+                            params,
+                            f,
                             out,
-                            (dst as *mut u8).add((row * g.ld_dst + c0) * ds),
-                            cw * ds,
-                        );
+                            len,
+                            (row * g.cols + col) as u64,
+                        ));
+                        if dst != 0 {
+                            core::ptr::copy_nonoverlapping(
+                                out,
+                                (dst as *mut u8).add((row * g.ld_dst + col) * ds),
+                                len * ds,
+                            );
+                        }
                     }
+                    j += len;
                 }
             }
             // SAFETY: the transposed block (c0..c0+cw, r0..r0+rh) lies inside dst_t's shape.
             unsafe {
                 let t = (dst_t as *mut u8).add((c0 * g.ld_dst_t + r0) * ds);
-                let b = band.as_ptr();
+                let b = stage.cast_const();
                 match ds {
-                    1 => (k.transpose_u8)(b, BAND_BYTES, rh, cw, t, g.ld_dst_t),
-                    2 => transpose_wide::<u16>(
-                        b.cast(),
-                        BAND_BYTES / 2,
-                        rh,
-                        cw,
-                        t.cast(),
-                        g.ld_dst_t,
-                    ),
-                    _ => transpose_wide::<u32>(
-                        b.cast(),
-                        BAND_BYTES / 4,
-                        rh,
-                        cw,
-                        t.cast(),
-                        g.ld_dst_t,
-                    ),
+                    1 => (k.transpose_u8)(b, stride, rh, cw, t, g.ld_dst_t),
+                    2 => transpose_wide::<u16>(b.cast(), stride / 2, rh, cw, t.cast(), g.ld_dst_t),
+                    _ => transpose_wide::<u32>(b.cast(), stride / 4, rh, cw, t.cast(), g.ld_dst_t),
                 }
             }
             c0 += cw;

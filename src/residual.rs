@@ -228,7 +228,7 @@ impl Exec {
             rounding: params.rounding,
             seed: params.seed,
         };
-        self.run_ranges(n, BLOCK, |start, end| {
+        self.run_ranges(n, BLOCK, 1, |start, end| {
             // SAFETY: [start, end) within the validated buffers.
             unsafe {
                 mix_range(
@@ -294,7 +294,7 @@ impl Exec {
             rounding: params.rounding,
             seed: params.seed,
         };
-        self.run_ranges(n, BLOCK, |start, end| {
+        self.run_ranges(n, BLOCK, 1, |start, end| {
             // SAFETY: [start, end) within the validated buffers.
             unsafe {
                 mix_backward_range(
