@@ -73,6 +73,10 @@ pub fn cast_amax<S: Element, D: Element>(
 ///
 /// Errors: [`Error::InvalidArgument`] when a leading dimension is smaller than the row length
 /// it holds or a slice is too short for its shape; as [`cast`] otherwise.
+///
+/// Memory: with the `std` feature, FP8 outputs with a transposed copy and up to 8192 columns stage
+/// 64 whole rows (at most 512 KiB) on the heap per thread; without `std` nothing is allocated
+/// (64 KiB of stack buffers).
 #[allow(clippy::too_many_arguments)]
 pub fn cast_transpose<S: Element, D: Element>(
     src: &[S],
