@@ -2,9 +2,8 @@
 
 use core::ffi::c_void;
 
-use super::{amax_overlaps, guard, store_amax};
-use crate::cast::{CastParams, matrix_extent};
-use crate::dtype::{DType, Rounding};
+use super::{amax_overlaps, cast_codes, guard, store_amax};
+use crate::cast::matrix_extent;
 use crate::error::Error;
 use crate::exec::Exec;
 
@@ -45,13 +44,7 @@ pub unsafe extern "C" fn unitfp8_cast(
     amax: *mut f32,
 ) -> i32 {
     guard(|| {
-        let src_type = DType::from_code(src_type)?;
-        let dst_type = DType::from_code(dst_type)?;
-        let params = CastParams {
-            scale,
-            rounding: Rounding::from_code(rounding)?,
-            seed,
-        };
+        let (src_type, dst_type, params) = cast_codes(src_type, dst_type, scale, rounding, seed)?;
         if !amax.is_null() && n > 0 {
             let sb = n
                 .checked_mul(src_type.size())
@@ -123,13 +116,7 @@ pub unsafe extern "C" fn unitfp8_cast_transpose(
     amax: *mut f32,
 ) -> i32 {
     guard(|| {
-        let src_type = DType::from_code(src_type)?;
-        let dst_type = DType::from_code(dst_type)?;
-        let params = CastParams {
-            scale,
-            rounding: Rounding::from_code(rounding)?,
-            seed,
-        };
+        let (src_type, dst_type, params) = cast_codes(src_type, dst_type, scale, rounding, seed)?;
         // The leading dimension of an absent output is ignored.
         let ld_dst = if dst.is_null() { cols } else { ld_dst };
         let ld_dst_t = if dst_t.is_null() { rows } else { ld_dst_t };

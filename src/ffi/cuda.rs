@@ -21,9 +21,9 @@ use core::ffi::{CStr, c_char, c_void};
 use std::cell::RefCell;
 use std::ffi::CString;
 
-use crate::cast::CastParams;
+use super::{cast_codes, mix_codes};
 use crate::cuda::{self, CudaError, CudaResult, DeviceMatrix, GemmKernel};
-use crate::dtype::{DType, Rounding};
+use crate::dtype::DType;
 use crate::error::Error;
 use crate::residual::MixParams;
 
@@ -168,13 +168,7 @@ pub unsafe extern "C" fn unitfp8_cuda_cast(
     stream: *mut c_void,
 ) -> i32 {
     cuda_guard(|| {
-        let src_type = DType::from_code(src_type)?;
-        let dst_type = DType::from_code(dst_type)?;
-        let params = CastParams {
-            scale,
-            rounding: Rounding::from_code(rounding)?,
-            seed,
-        };
+        let (src_type, dst_type, params) = cast_codes(src_type, dst_type, scale, rounding, seed)?;
         // SAFETY: forwarded contract; arguments are validated before any device work.
         unsafe { cuda::cast_raw(src, src_type, dst, dst_type, n, &params, amax, stream) }
     })
@@ -206,13 +200,7 @@ pub unsafe extern "C" fn unitfp8_cuda_cast_transpose(
     stream: *mut c_void,
 ) -> i32 {
     cuda_guard(|| {
-        let src_type = DType::from_code(src_type)?;
-        let dst_type = DType::from_code(dst_type)?;
-        let params = CastParams {
-            scale,
-            rounding: Rounding::from_code(rounding)?,
-            seed,
-        };
+        let (src_type, dst_type, params) = cast_codes(src_type, dst_type, scale, rounding, seed)?;
         // SAFETY: forwarded contract; arguments are validated before any device work.
         unsafe {
             cuda::cast_transpose_raw(
@@ -221,18 +209,6 @@ pub unsafe extern "C" fn unitfp8_cuda_cast_transpose(
             )
         }
     })
-}
-
-fn mix_codes(
-    io_type: u32,
-    fp8_type: u32,
-    rounding: u32,
-) -> Result<(DType, DType, Rounding), Error> {
-    Ok((
-        DType::from_code(io_type)?,
-        DType::from_code(fp8_type)?,
-        Rounding::from_code(rounding)?,
-    ))
 }
 
 /// `unitfp8_residual_mix` on the device (same arguments and checks), queued on `stream`.

@@ -123,6 +123,42 @@ pub(crate) unsafe fn store_amax(amax: *mut f32, value: f32) {
     }
 }
 
+/// Parses the codes of a cast: source and destination types and the rounding mode, with the
+/// scale and seed, as the cast entry points (CPU and CUDA) take them.
+pub(crate) fn cast_codes(
+    src_type: u32,
+    dst_type: u32,
+    scale: f32,
+    rounding: u32,
+    seed: u64,
+) -> Result<(crate::DType, crate::DType, crate::CastParams), Error> {
+    let params = crate::CastParams {
+        scale,
+        rounding: crate::Rounding::from_code(rounding)?,
+        seed,
+    };
+    Ok((
+        crate::DType::from_code(src_type)?,
+        crate::DType::from_code(dst_type)?,
+        params,
+    ))
+}
+
+/// Parses the codes of a residual mix: I/O type, FP8-copy type and rounding. Both type codes are
+/// always validated; the copy's type must be E4M3 or E5M2 only when a copy is requested (checked
+/// by the raw methods).
+pub(crate) fn mix_codes(
+    io_type: u32,
+    fp8_type: u32,
+    rounding: u32,
+) -> Result<(crate::DType, crate::DType, crate::Rounding), Error> {
+    Ok((
+        crate::DType::from_code(io_type)?,
+        crate::DType::from_code(fp8_type)?,
+        crate::Rounding::from_code(rounding)?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

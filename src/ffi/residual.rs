@@ -2,24 +2,9 @@
 
 use core::ffi::c_void;
 
-use super::guard;
-use crate::dtype::{DType, Rounding};
+use super::{guard, mix_codes};
 use crate::exec::Exec;
 use crate::residual::MixParams;
-
-/// Parses the codes of an optional FP8 copy. Both codes are always validated; the copy's type
-/// must be E4M3 or E5M2 only when the copy is requested (checked by the raw methods).
-fn fp8_codes(
-    io_type: u32,
-    fp8_type: u32,
-    rounding: u32,
-) -> Result<(DType, DType, Rounding), crate::Error> {
-    Ok((
-        DType::from_code(io_type)?,
-        DType::from_code(fp8_type)?,
-        Rounding::from_code(rounding)?,
-    ))
-}
 
 /// The muS fixed(tau) residual mix: `out[i] = sqrt(1-tau)*x[i] + sqrt(tau)*f[i]` for `n` elements,
 /// plus an optional FP8 copy `out_fp8[i] = round(out[i])` of the stored output.
@@ -61,7 +46,7 @@ pub unsafe extern "C" fn unitfp8_residual_mix(
     seed: u64,
 ) -> i32 {
     guard(|| {
-        let (io_type, fp8_type, rounding) = fp8_codes(io_type, fp8_type, rounding)?;
+        let (io_type, fp8_type, rounding) = mix_codes(io_type, fp8_type, rounding)?;
         let params = MixParams {
             tau,
             rounding,
@@ -123,7 +108,7 @@ pub unsafe extern "C" fn unitfp8_residual_mix_backward(
     seed: u64,
 ) -> i32 {
     guard(|| {
-        let (io_type, fp8_type, rounding) = fp8_codes(io_type, fp8_type, rounding)?;
+        let (io_type, fp8_type, rounding) = mix_codes(io_type, fp8_type, rounding)?;
         let params = MixParams {
             tau,
             rounding,
