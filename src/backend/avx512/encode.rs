@@ -77,29 +77,27 @@ fn round_stochastic<const SH: u32, const BIAS: u32>(a: __m512i, r: __m512i) -> _
     _mm512_add_epi32(q, _mm512_sub_epi32(base, splat(min_exp << mbits)))
 }
 
-/// The lowbias32 hash ([`crate::rng::mix32`]) of each lane after its first xorshift step
-/// (`x1 = x ^ (x >> 16)`), then XORed with `post`.
+/// The two multiply rounds of the lowbias32 hash ([`crate::rng::mix32`]) without its first
+/// and last xorshift: `x1 · c1`, `^= >> 15`, `· c2`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn mix32_tail_xor(x1: __m512i, post: __m512i) -> __m512i {
+fn mix32_core(x1: __m512i) -> __m512i {
     let x = _mm512_mullo_epi32(x1, splat(0x7FEB_352D));
     let x = _mm512_xor_si512(x, _mm512_srli_epi32::<15>(x));
-    let x = _mm512_mullo_epi32(x, splat(0x846C_A68B));
-    // x ^ (x >> 16) ^ post
-    _mm512_ternarylogic_epi32::<0x96>(x, _mm512_srli_epi32::<16>(x), post)
+    _mm512_mullo_epi32(x, splat(0x846C_A68B))
 }
 
-/// `key.bits(idx)` for each lane, with `k1x = k1 ^ (k1 >> 16)` (see [`StreamKey`]): the first
-/// xorshift of `idx ^ k1` is `idx ^ (idx >> 16) ^ k1x`, as the shift distributes over XOR.
+/// `key.bits(idx)` for each lane (see [`StreamKey`]), with `k1x = k1 ^ (k1 >> 16)` and
+/// `k2x = k2 ^ (k2 >> 16)`. Two xorshifts fold into these constants: the first one of
+/// `idx ^ k1` is `idx ^ (idx >> 16) ^ k1x` (a shift distributes over XOR); and with `x` the
+/// core of the first hash, its output `y = x ^ (x >> 16) ^ k2` has `y ^ (y >> 16) = x ^ k2x`,
+/// because `(x ^ (x >> 16)) >> 16 = x >> 16` cancels.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn random_bits(idx: __m512i, k1x: __m512i, k2: __m512i) -> __m512i {
+fn random_bits(idx: __m512i, k1x: __m512i, k2x: __m512i) -> __m512i {
     let x1 = _mm512_ternarylogic_epi32::<0x96>(idx, _mm512_srli_epi32::<16>(idx), k1x);
-    let y = mix32_tail_xor(x1, k2);
-    mix32_tail_xor(
-        _mm512_xor_si512(y, _mm512_srli_epi32::<16>(y)),
-        _mm512_setzero_si512(),
-    )
+    let x = mix32_core(_mm512_xor_si512(mix32_core(x1), k2x));
+    _mm512_xor_si512(x, _mm512_srli_epi32::<16>(x))
 }
 
 /// Per-call constants of an FP8 encode.
@@ -219,7 +217,10 @@ unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool, const BF16:
     n: usize,
 ) -> u32 {
     let size = if BF16 { 2 } else { 4 };
-    let (k1, k2) = (splat(key.k1 ^ (key.k1 >> 16)), splat(key.k2));
+    let (k1, k2) = (
+        splat(key.k1 ^ (key.k1 >> 16)),
+        splat(key.k2 ^ (key.k2 >> 16)),
+    );
     let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut idx = _mm512_add_epi32(splat(index_lo), iota);
     let step = splat(16);
