@@ -285,6 +285,10 @@ impl Exec {
             ld_dst_t,
             src_type,
             dst_type,
+            stream: src_bytes
+                .saturating_add(dst_bytes)
+                .saturating_add(dst_t_bytes)
+                >= STREAM_MIN_BYTES,
         };
         let work = |start: usize, end: usize| {
             // SAFETY: rows [start, end) lie within the validated shapes.
@@ -673,8 +677,8 @@ const PREFETCH_BLOCKS: usize = 1;
 
 /// Rows per band when whole rows are staged on the heap (`std`, byte outputs).
 const WIDE_ROWS: usize = 64;
-/// Largest heap staging area (bytes): within the L2 cache.
-const WIDE_MAX_BYTES: usize = 524288;
+/// Largest heap staging area (bytes): within a 1 MiB L2 cache.
+const WIDE_MAX_BYTES: usize = 640 << 10;
 
 /// Rows per cast-transpose band.
 const BAND_ROWS: usize = 128;
@@ -688,6 +692,8 @@ struct TransposeGeometry {
     ld_dst_t: usize,
     src_type: DType,
     dst_type: DType,
+    /// Outputs larger than the caches: `dst` is written with streaming stores.
+    stream: bool,
 }
 
 /// Cast-transposes source rows `[r_start, r_end)`; returns their amax bits. Addresses are
@@ -712,6 +718,7 @@ unsafe fn cast_transpose_rows(
     r_end: usize,
 ) -> u32 {
     let (ss, ds) = (g.src_type.size(), g.dst_type.size());
+    let stream = g.stream;
     let mut buf = [0f32; BLOCK];
     let mut amax = 0;
     if dst_t == 0 {
@@ -750,10 +757,14 @@ unsafe fn cast_transpose_rows(
     let use_wide = cfg!(feature = "std")
         && ds == 1
         && g.cols > BAND_BYTES
-        && g.cols * WIDE_ROWS <= WIDE_MAX_BYTES;
+        && (g.cols.next_multiple_of(64) + 64) * WIDE_ROWS <= WIDE_MAX_BYTES;
+    // Staged rows are padded past a multiple of 64 bytes and off a multiple of 4 KiB: rows a
+    // power of two apart share L1 sets, and the transpose reads 64 rows at once (measured: the
+    // byte transpose of 64 × 8192 went from 0.21 to 0.10 cycles per element).
+    let wide_stride = g.cols.next_multiple_of(64) + 64;
     #[cfg(feature = "std")]
     let mut wide: Vec<u8> = if use_wide {
-        vec![0u8; WIDE_ROWS * g.cols]
+        vec![0u8; WIDE_ROWS * wide_stride]
     } else {
         Vec::new()
     };
@@ -762,7 +773,7 @@ unsafe fn cast_transpose_rows(
     #[cfg(not(feature = "std"))]
     let wide_ptr = band.as_mut_ptr(); // never used: use_wide is false without std
     let (stage, stride, band_rows_max, band_cols) = if use_wide {
-        (wide_ptr, g.cols, WIDE_ROWS, g.cols)
+        (wide_ptr, wide_stride, WIDE_ROWS, g.cols)
     } else {
         (band.as_mut_ptr(), BAND_BYTES, BAND_ROWS, BAND_BYTES / ds)
     };
@@ -811,11 +822,12 @@ unsafe fn cast_transpose_rows(
                             (row * g.cols + col) as u64,
                         ));
                         if dst != 0 {
-                            core::ptr::copy_nonoverlapping(
-                                out,
-                                (dst as *mut u8).add((row * g.ld_dst + col) * ds),
-                                len * ds,
-                            );
+                            let d = (dst as *mut u8).add((row * g.ld_dst + col) * ds);
+                            if stream {
+                                (k.stream_copy)(out, d, len * ds);
+                            } else {
+                                core::ptr::copy_nonoverlapping(out, d, len * ds);
+                            }
                         }
                     }
                     j += len;

@@ -875,6 +875,72 @@ fn stream_copy_kernel_all_offsets() {
     }
 }
 
+/// A cast-transpose larger than the last-level cache writes `dst` with streaming stores and
+/// stages whole rows at a padded stride: check every element of both outputs against the
+/// per-element model, with a misaligned `dst`, a padded `ld_dst_t`, on 1 and 2 threads.
+#[test]
+fn streamed_cast_transpose_matches_model() {
+    let mut rng = fresh_rng();
+    let (rows, cols) = (3001usize, 2899usize); // 34.8 MB in + 2 × 8.7 MB out: streamed
+    let (ld_dst, ld_t) = (cols + 3, rows + 67);
+    let src: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 30.0).collect();
+    let p = CastParams {
+        scale: 1.0,
+        rounding: Rounding::StochasticSaturate,
+        seed: rng.next(),
+    };
+    for exec in [Exec::global(), Exec::global().with_threads(1)] {
+        let mut dst = vec![POISON; rows * ld_dst + 1];
+        let mut dst_t = vec![POISON; cols * ld_t];
+        // SAFETY: src is rows×cols; dst holds rows rows of ld_dst bytes after a 1-byte offset;
+        // dst_t holds cols rows of ld_t bytes.
+        let amax = unsafe {
+            exec.cast_transpose_raw(
+                src.as_ptr().cast(),
+                DType::F32,
+                rows,
+                cols,
+                cols,
+                dst.as_mut_ptr().add(1),
+                ld_dst,
+                dst_t.as_mut_ptr(),
+                ld_t,
+                DType::E4M3,
+                &p,
+            )
+        }
+        .unwrap();
+        unitfp8::backend::store_fence();
+        assert_eq!(amax.to_bits(), amax_model(src.iter().copied()));
+        assert_eq!(dst[0], POISON);
+        for r in 0..rows {
+            for c in 0..ld_dst {
+                let got = dst[1 + r * ld_dst + c];
+                if c >= cols {
+                    assert_eq!(got, POISON, "{exec:?} dst padding ({r},{c})");
+                    continue;
+                }
+                let i = r * cols + c;
+                let want = unitfp8::Fp8Format::E4M3.encode(
+                    src[i],
+                    p.rounding,
+                    stochastic_bits(p.seed, i as u64),
+                );
+                assert_eq!(got, want, "{exec:?} dst ({r},{c})");
+                assert_eq!(dst_t[c * ld_t + r], want, "{exec:?} dst_t ({r},{c})");
+            }
+        }
+        for c in 0..cols {
+            assert!(
+                dst_t[c * ld_t + rows..(c + 1) * ld_t]
+                    .iter()
+                    .all(|&b| b == POISON),
+                "{exec:?} dst_t padding of row {c}"
+            );
+        }
+    }
+}
+
 /// Residual mixes larger than the last-level cache stream their outputs: check that path end to
 /// end; and a large cast with a misaligned destination.
 #[test]

@@ -45,6 +45,66 @@ fn transpose_band(v: &mut [__m512i; 16]) {
     }
 }
 
+/// Transposes one whole 64 × 64 byte tile (`src` rows `ld_src` apart) into `dst` (rows
+/// `ld_dst` apart). Each 16-row band is transposed in registers and parked whole in `tile`
+/// (band `b`, register `c` at line `16·b + c`); then, for each `c`, the four bands' registers
+/// swap 128-bit lanes (a 4 × 4 transpose of lanes) into the four output rows `16·l + c`, each
+/// written with one 64-byte store: streaming when it is a whole aligned line.
+///
+/// # Safety
+/// `src` valid for 64 rows of 64 bytes, `dst` for 64 rows of 64 bytes; `tile` 64-byte aligned
+/// and valid for 4096 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn transpose_tile_64(
+    src: *const u8,
+    ld_src: usize,
+    dst: *mut u8,
+    ld_dst: usize,
+    tile: *mut u8,
+) {
+    for b in 0..4 {
+        // SAFETY: rows 16·b + i < 64 of the source tile (contract).
+        let mut v: [__m512i; 16] = core::array::from_fn(|i| unsafe {
+            _mm512_loadu_si512(src.add((16 * b + i) * ld_src).cast())
+        });
+        transpose_band(&mut v);
+        for (c, col) in v.iter().enumerate() {
+            // SAFETY: line 16·b + c < 64 of the aligned tile.
+            unsafe { _mm512_store_si512(tile.add((16 * b + c) * 64).cast(), *col) };
+        }
+    }
+    let aligned = (dst as usize).is_multiple_of(64) && ld_dst.is_multiple_of(64);
+    for c in 0..16 {
+        // SAFETY: lines c, 16 + c, 32 + c, 48 + c of the aligned tile.
+        let [a0, a1, a2, a3]: [__m512i; 4] = core::array::from_fn(|b| unsafe {
+            _mm512_load_si512(tile.add((16 * b + c) * 64).cast())
+        });
+        // Lane l of band b's register holds column 16·l + c for rows 16·b..16·b + 16.
+        let t0 = _mm512_shuffle_i64x2::<0b01_00_01_00>(a0, a1);
+        let t1 = _mm512_shuffle_i64x2::<0b01_00_01_00>(a2, a3);
+        let t2 = _mm512_shuffle_i64x2::<0b11_10_11_10>(a0, a1);
+        let t3 = _mm512_shuffle_i64x2::<0b11_10_11_10>(a2, a3);
+        let rows = [
+            _mm512_shuffle_i64x2::<0b10_00_10_00>(t0, t1),
+            _mm512_shuffle_i64x2::<0b11_01_11_01>(t0, t1),
+            _mm512_shuffle_i64x2::<0b10_00_10_00>(t2, t3),
+            _mm512_shuffle_i64x2::<0b11_01_11_01>(t2, t3),
+        ];
+        for (l, row) in rows.into_iter().enumerate() {
+            // SAFETY: output row 16·l + c < 64, 64 bytes (contract); aligned when streamed.
+            unsafe {
+                let d = dst.add((16 * l + c) * ld_dst);
+                if aligned {
+                    _mm512_stream_si512(d.cast(), row);
+                } else {
+                    _mm512_storeu_si512(d.cast(), row);
+                }
+            }
+        }
+    }
+}
+
 /// A 64 × 64 byte staging tile, aligned so its rows are whole cache lines.
 #[repr(align(64))]
 struct Tile([u8; 64 * 64]);
@@ -74,6 +134,21 @@ pub(super) unsafe fn transpose_u8(
         let mut c0 = 0;
         while c0 < cols {
             let width = (cols - c0).min(64);
+            if rh == 64 && width == 64 {
+                // SAFETY: a whole tile: source rows r0..r0 + 64, bytes c0..c0 + 64; output rows
+                // c0..c0 + 64, bytes r0..r0 + 64 (contract); the staging tile is aligned.
+                unsafe {
+                    transpose_tile_64(
+                        src.add(r0 * ld_src + c0),
+                        ld_src,
+                        dst.add(c0 * ld_dst + r0),
+                        ld_dst,
+                        t,
+                    )
+                };
+                c0 += 64;
+                continue;
+            }
             let load_mask: __mmask64 = if width == 64 {
                 u64::MAX
             } else {
