@@ -18,9 +18,10 @@ use crate::rng::StreamKey;
 pub(crate) const BLOCK: usize = 1024;
 /// Fewest elements per thread worth a thread.
 pub(crate) const PER_THREAD_MIN: usize = 1 << 17;
-/// Residual mixes that move at least this many bytes (inputs + outputs) write their outputs
-/// with streaming stores ([`Kernels::stream_copy`]): they are larger than the last-level cache,
-/// and streaming measured about 10% faster on Zen 4.
+/// Calls that move at least this many bytes (inputs + outputs) write their outputs with
+/// streaming stores (widening casts, residual mixes, cast-transpose): they are larger than the
+/// last-level cache, and streaming measured about 10% faster on Zen 4. Smaller calls leave
+/// their outputs in cache for the next kernel.
 pub(crate) const STREAM_MIN_BYTES: usize = 48 << 20;
 
 /// Parameters of a cast.
@@ -288,7 +289,7 @@ impl Exec {
             stream: src_bytes
                 .saturating_add(dst_bytes)
                 .saturating_add(dst_t_bytes)
-                >= STREAM_MIN_BYTES,
+                >= TRANSPOSE_STREAM_MIN_BYTES,
         };
         let work = |start: usize, end: usize| {
             // SAFETY: rows [start, end) lie within the validated shapes.
@@ -675,6 +676,12 @@ unsafe fn fp8_amax_bits(format: crate::Fp8Format, codes: *const u8, len: usize) 
 /// How many blocks ahead of the current one the drivers prefetch their sources.
 const PREFETCH_BLOCKS: usize = 1;
 
+/// Cast-transposes that move at least this many bytes write their outputs with streaming
+/// stores: lower than [`STREAM_MIN_BYTES`] because the transposed lines land scattered over the
+/// whole output. Measured on one core, f32 → E4M3 with both outputs: 2048² 1.8 → 1.5 and
+/// 4096² 1.6 → 1.2 cycles/element with streaming, 1024² (6 MiB) 0.65 → 0.75 (so not there).
+const TRANSPOSE_STREAM_MIN_BYTES: usize = 16 << 20;
+
 /// Rows per band when whole rows are staged on the heap (`std`, byte outputs).
 const WIDE_ROWS: usize = 64;
 /// Largest heap staging area (bytes): within a 1 MiB L2 cache.
@@ -692,7 +699,7 @@ struct TransposeGeometry {
     ld_dst_t: usize,
     src_type: DType,
     dst_type: DType,
-    /// Outputs larger than the caches: `dst` is written with streaming stores.
+    /// Outputs larger than the caches: `dst` and `dst_t` are written with streaming stores.
     stream: bool,
 }
 
@@ -702,7 +709,8 @@ struct TransposeGeometry {
 /// Without `dst_t` each row is cast straight into `dst`. With it, bands of `BAND_ROWS` rows are
 /// cast `BAND_BYTES / size` columns at a time into a staging buffer (copied to `dst` when
 /// present), then transposed into `dst_t`: sources are read in long contiguous runs and each
-/// transposed row receives `BAND_ROWS` contiguous elements.
+/// transposed row receives `BAND_ROWS` contiguous elements. With `std` and byte outputs of
+/// moderate width, whole rows are staged instead (`WIDE_ROWS` at a time).
 ///
 /// # Safety
 /// As [`Exec::cast_transpose_raw`], with validated geometry.
@@ -719,7 +727,7 @@ unsafe fn cast_transpose_rows(
 ) -> u32 {
     let (ss, ds) = (g.src_type.size(), g.dst_type.size());
     let stream = g.stream;
-    let mut buf = [0f32; BLOCK];
+    let mut buf = LazyBlock::new();
     let mut amax = 0;
     if dst_t == 0 {
         let mut scratch = [0u8; BLOCK * 4];
@@ -734,7 +742,7 @@ unsafe fn cast_transpose_rows(
                         g.src_type,
                         (src as *const u8).add((row * g.ld_src + c0) * ss),
                         cw,
-                        &mut buf,
+                        buf.get(),
                     );
                     let index = (row * g.cols + c0) as u64;
                     // With no output at all (amax only) the values are encoded into scratch.
@@ -750,7 +758,9 @@ unsafe fn cast_transpose_rows(
         }
         return amax;
     }
-    let mut band = [0u8; BAND_ROWS * BAND_BYTES];
+    // Only the staged bytes written for a band are read back (by the transpose), so the band
+    // buffer needs no clearing.
+    let mut band = core::mem::MaybeUninit::<[u8; BAND_ROWS * BAND_BYTES]>::uninit();
     // The staging area: `band_rows` rows of `stride` bytes, `band_cols` columns per pass. With
     // `std`, byte outputs of moderate width stage whole rows on the heap (WIDE_ROWS × cols, at
     // most WIDE_MAX_BYTES, L2-resident) so sources are read as whole contiguous rows.
@@ -771,16 +781,21 @@ unsafe fn cast_transpose_rows(
     #[cfg(feature = "std")]
     let wide_ptr = wide.as_mut_ptr();
     #[cfg(not(feature = "std"))]
-    let wide_ptr = band.as_mut_ptr(); // never used: use_wide is false without std
+    let wide_ptr = band.as_mut_ptr().cast::<u8>(); // never used: use_wide is false without std
     let (stage, stride, band_rows_max, band_cols) = if use_wide {
         (wide_ptr, wide_stride, WIDE_ROWS, g.cols)
     } else {
-        (band.as_mut_ptr(), BAND_BYTES, BAND_ROWS, BAND_BYTES / ds)
+        (
+            band.as_mut_ptr().cast::<u8>(),
+            BAND_BYTES,
+            BAND_ROWS,
+            BAND_BYTES / ds,
+        )
     };
-    // With byte outputs whose rows are whole cache lines apart, a short first band moves the
-    // later bands onto 64-byte-aligned transposed addresses, so the transpose writes whole
-    // lines with streaming stores (measured 32% -> 48% of copy bandwidth at 8192 x 8192).
-    let first = if ds == 1 && g.ld_dst_t.is_multiple_of(64) {
+    // With streamed byte outputs whose rows are whole cache lines apart, a short first band
+    // moves the later bands onto 64-byte-aligned transposed addresses, so the transpose writes
+    // whole lines with streaming stores (measured 32% -> 48% of copy bandwidth at 8192 x 8192).
+    let first = if stream && ds == 1 && g.ld_dst_t.is_multiple_of(64) {
         (64 - dst_t.wrapping_add(r_start) % 64) % 64
     } else {
         0
@@ -810,7 +825,7 @@ unsafe fn cast_transpose_rows(
                         // rows are read a little at a time).
                         let next = g.cols.saturating_sub(col + len).min(band_cols);
                         prefetch_next(s_row.wrapping_add(len * ss), next.min(BLOCK) * ss);
-                        let f = widen_block(k, g.src_type, s_row, len, &mut buf);
+                        let f = widen_block(k, g.src_type, s_row, len, buf.get());
                         let out = stage.add(r * stride + j * ds);
                         amax = amax.max(encode_block(
                             k,
@@ -838,7 +853,7 @@ unsafe fn cast_transpose_rows(
                 let t = (dst_t as *mut u8).add((c0 * g.ld_dst_t + r0) * ds);
                 let b = stage.cast_const();
                 match ds {
-                    1 => (k.transpose_u8)(b, stride, rh, cw, t, g.ld_dst_t),
+                    1 => (k.transpose_u8)(b, stride, rh, cw, t, g.ld_dst_t, stream),
                     2 => transpose_wide::<u16>(b.cast(), stride / 2, rh, cw, t.cast(), g.ld_dst_t),
                     _ => transpose_wide::<u32>(b.cast(), stride / 4, rh, cw, t.cast(), g.ld_dst_t),
                 }

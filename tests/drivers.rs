@@ -826,10 +826,22 @@ fn transpose_kernel_all_shapes() {
         for rows in (1..=70).chain([129, 140]) {
             for cols in (1..=70).chain([127, 200]) {
                 let ld = rows + (rng.next() % 5) as usize;
+                let stream = rng.next() % 2 == 0;
                 let mut dst = vec![POISON; cols * ld + 64];
                 // SAFETY: src holds 140 rows of ld_src bytes; dst holds cols rows of ld bytes
                 // plus a guard band.
-                unsafe { (k.transpose_u8)(src.as_ptr(), ld_src, rows, cols, dst.as_mut_ptr(), ld) };
+                unsafe {
+                    (k.transpose_u8)(
+                        src.as_ptr(),
+                        ld_src,
+                        rows,
+                        cols,
+                        dst.as_mut_ptr(),
+                        ld,
+                        stream,
+                    )
+                };
+                unitfp8::backend::store_fence();
                 for c in 0..cols {
                     for r in 0..ld {
                         let want = if r < rows {
@@ -875,13 +887,13 @@ fn stream_copy_kernel_all_offsets() {
     }
 }
 
-/// A cast-transpose larger than the last-level cache writes `dst` with streaming stores and
+/// A cast-transpose that moves more than 16 MiB writes both outputs with streaming stores and
 /// stages whole rows at a padded stride: check every element of both outputs against the
 /// per-element model, with a misaligned `dst`, a padded `ld_dst_t`, on 1 and 2 threads.
 #[test]
 fn streamed_cast_transpose_matches_model() {
     let mut rng = fresh_rng();
-    let (rows, cols) = (3001usize, 2899usize); // 34.8 MB in + 2 × 8.7 MB out: streamed
+    let (rows, cols) = (2101usize, 1999usize); // 16.8 MB in + 2 × 4.2 MB out: streamed
     let (ld_dst, ld_t) = (cols + 3, rows + 67);
     let src: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 30.0).collect();
     let p = CastParams {
@@ -1082,40 +1094,43 @@ fn transpose_kernel_aligned_full_tiles() {
             (192, 129, 256),
             (64, 200, 192),
         ] {
-            let src: Vec<u8> = (0..rows * cols).map(|_| rng.next() as u8).collect();
-            let mut buf = vec![POISON; cols * ld + 192];
-            let off = buf.as_ptr().align_offset(64);
-            // SAFETY: src is rows×cols; dst (aligned to 64) holds cols rows of ld bytes before
-            // the guard band.
-            unsafe {
-                (k.transpose_u8)(
-                    src.as_ptr(),
-                    cols,
-                    rows,
-                    cols,
-                    buf.as_mut_ptr().add(off),
-                    ld,
-                )
-            };
-            unitfp8::backend::store_fence();
-            let dst = &buf[off..];
-            for c in 0..cols {
-                for r in 0..ld {
-                    let want = if r < rows { src[r * cols + c] } else { POISON };
-                    assert_eq!(
-                        dst[c * ld + r],
-                        want,
-                        "{b:?} {rows}x{cols} ld {ld} ({r},{c})"
-                    );
+            for stream in [false, true] {
+                let src: Vec<u8> = (0..rows * cols).map(|_| rng.next() as u8).collect();
+                let mut buf = vec![POISON; cols * ld + 192];
+                let off = buf.as_ptr().align_offset(64);
+                // SAFETY: src is rows×cols; dst (aligned to 64) holds cols rows of ld bytes before
+                // the guard band.
+                unsafe {
+                    (k.transpose_u8)(
+                        src.as_ptr(),
+                        cols,
+                        rows,
+                        cols,
+                        buf.as_mut_ptr().add(off),
+                        ld,
+                        stream,
+                    )
+                };
+                unitfp8::backend::store_fence();
+                let dst = &buf[off..];
+                for c in 0..cols {
+                    for r in 0..ld {
+                        let want = if r < rows { src[r * cols + c] } else { POISON };
+                        assert_eq!(
+                            dst[c * ld + r],
+                            want,
+                            "{b:?} {rows}x{cols} ld {ld} stream {stream} ({r},{c})"
+                        );
+                    }
                 }
+                assert!(
+                    buf[..off]
+                        .iter()
+                        .chain(&dst[cols * ld..])
+                        .all(|&x| x == POISON),
+                    "{b:?} guards"
+                );
             }
-            assert!(
-                buf[..off]
-                    .iter()
-                    .chain(&dst[cols * ld..])
-                    .all(|&x| x == POISON),
-                "{b:?} guards"
-            );
         }
     }
 }

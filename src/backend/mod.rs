@@ -160,8 +160,9 @@ pub struct Kernels {
     /// `out` may equal `x` or `f`.
     pub mix: unsafe fn(a: f32, b: f32, x: *const f32, f: *const f32, out: *mut f32, n: usize),
     /// Transposes a `rows × cols` byte matrix stored at `src` with row stride `ld_src`:
-    /// `dst[c·ld_dst + r] = src[r·ld_src + c]`. Reads and writes nothing else; may use
-    /// streaming stores, so the caller ends a run of calls with [`store_fence`].
+    /// `dst[c·ld_dst + r] = src[r·ld_src + c]`. Reads and writes nothing else. With `stream`
+    /// (outputs too large for the caches) it may use streaming stores, and the caller ends a
+    /// run of calls with [`store_fence`]; without, outputs stay in cache.
     pub transpose_u8: unsafe fn(
         src: *const u8,
         ld_src: usize,
@@ -169,6 +170,7 @@ pub struct Kernels {
         cols: usize,
         dst: *mut u8,
         ld_dst: usize,
+        stream: bool,
     ),
     /// Copies `bytes` bytes from `src` to `dst` (no overlap), with non-temporal (streaming)
     /// stores where the back end has them: for outputs too large for the caches, which then

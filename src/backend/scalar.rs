@@ -261,6 +261,7 @@ pub unsafe fn transpose_u8(
     cols: usize,
     dst: *mut u8,
     ld_dst: usize,
+    _stream: bool,
 ) {
     for c in 0..cols {
         for r in 0..rows {

@@ -46,10 +46,10 @@ fn transpose_band(v: &mut [__m512i; 16]) {
 }
 
 /// Transposes one whole 64 × 64 byte tile (`src` rows `ld_src` apart) into `dst` (rows
-/// `ld_dst` apart). Each 16-row band is transposed in registers and parked whole in `tile`
+/// `ld_dst` apart); `stream` allows streaming stores. Each 16-row band is transposed in registers and parked whole in `tile`
 /// (band `b`, register `c` at line `16·b + c`); then, for each `c`, the four bands' registers
 /// swap 128-bit lanes (a 4 × 4 transpose of lanes) into the four output rows `16·l + c`, each
-/// written with one 64-byte store: streaming when it is a whole aligned line.
+/// written with one 64-byte store: streaming when allowed and it is a whole aligned line.
 ///
 /// # Safety
 /// `src` valid for 64 rows of 64 bytes, `dst` for 64 rows of 64 bytes; `tile` 64-byte aligned
@@ -62,6 +62,7 @@ unsafe fn transpose_tile_64(
     dst: *mut u8,
     ld_dst: usize,
     tile: *mut u8,
+    stream: bool,
 ) {
     for b in 0..4 {
         // SAFETY: rows 16·b + i < 64 of the source tile (contract).
@@ -74,7 +75,7 @@ unsafe fn transpose_tile_64(
             unsafe { _mm512_store_si512(tile.add((16 * b + c) * 64).cast(), *col) };
         }
     }
-    let aligned = (dst as usize).is_multiple_of(64) && ld_dst.is_multiple_of(64);
+    let nt = stream && (dst as usize).is_multiple_of(64) && ld_dst.is_multiple_of(64);
     for c in 0..16 {
         // SAFETY: lines c, 16 + c, 32 + c, 48 + c of the aligned tile.
         let [a0, a1, a2, a3]: [__m512i; 4] = core::array::from_fn(|b| unsafe {
@@ -95,7 +96,7 @@ unsafe fn transpose_tile_64(
             // SAFETY: output row 16·l + c < 64, 64 bytes (contract); aligned when streamed.
             unsafe {
                 let d = dst.add((16 * l + c) * ld_dst);
-                if aligned {
+                if nt {
                     _mm512_stream_si512(d.cast(), row);
                 } else {
                     _mm512_storeu_si512(d.cast(), row);
@@ -105,14 +106,15 @@ unsafe fn transpose_tile_64(
     }
 }
 
-/// A 64 × 64 byte staging tile, aligned so its rows are whole cache lines.
+/// A 64 × 64 byte staging tile, aligned so its rows are whole cache lines (used only through
+/// raw pointers).
 #[repr(align(64))]
-struct Tile([u8; 64 * 64]);
+struct Tile(#[allow(dead_code)] [u8; 64 * 64]);
 
 /// See [`crate::backend::Kernels::transpose_u8`]. Works on 64 × 64 tiles: four 16-row bands
 /// are transposed in registers into an aligned staging tile, then each output row segment is
-/// written with one 64-byte store (a streaming store when it is a whole aligned line, so the
-/// scattered output lines need no read-for-ownership).
+/// written with one 64-byte store (with `stream`, a streaming store when it is a whole aligned
+/// line, so the scattered output lines need no read-for-ownership).
 ///
 /// # Safety
 /// The [`crate::backend::Kernels`] contract; the CPU has AVX-512 F/BW/VL/DQ.
@@ -124,9 +126,14 @@ pub(super) unsafe fn transpose_u8(
     cols: usize,
     dst: *mut u8,
     ld_dst: usize,
+    stream: bool,
 ) {
-    let mut tile = Tile([0; 64 * 64]);
-    let t = tile.0.as_mut_ptr();
+    // Whole tiles write every line of the staging tile before reading it; partial tiles read
+    // whole lines of which they wrote only some bytes, so the tile is cleared before the first
+    // partial one (clearing it up front measured ~10% of a 64 × 64 cast-transpose).
+    let mut tile = core::mem::MaybeUninit::<Tile>::uninit();
+    let t = tile.as_mut_ptr().cast::<u8>();
+    let mut cleared = false;
     let mut r0 = 0;
     while r0 < rows {
         let rh = (rows - r0).min(64);
@@ -144,6 +151,7 @@ pub(super) unsafe fn transpose_u8(
                         dst.add(c0 * ld_dst + r0),
                         ld_dst,
                         t,
+                        stream,
                     )
                 };
                 c0 += 64;
@@ -154,6 +162,11 @@ pub(super) unsafe fn transpose_u8(
             } else {
                 (1u64 << width) - 1
             };
+            if !cleared {
+                // SAFETY: the tile holds 4096 bytes.
+                unsafe { core::ptr::write_bytes(t, 0, 64 * 64) };
+                cleared = true;
+            }
             let mut rb = 0;
             while rb < rh {
                 let band = (rh - rb).min(16);
@@ -188,7 +201,7 @@ pub(super) unsafe fn transpose_u8(
                 unsafe {
                     let line = _mm512_load_si512(t.add(out_row * 64).cast());
                     let d = dst.add((c0 + out_row) * ld_dst + r0);
-                    if rh == 64 && (d as usize).is_multiple_of(64) {
+                    if stream && rh == 64 && (d as usize).is_multiple_of(64) {
                         _mm512_stream_si512(d.cast(), line);
                     } else {
                         _mm512_mask_storeu_epi8(d.cast(), row_mask, line);
