@@ -131,22 +131,26 @@ fn split(abs: uint32x4_t) -> (uint32x4_t, uint32x4_t) {
     (vmaxq_u32(ef, one), m)
 }
 
-/// The stochastic-rounding hash ([`crate::rng::mix32`]) on four lanes.
+/// The two multiply rounds of the stochastic-rounding hash ([`crate::rng::mix32`]) on four
+/// lanes, without its first and last xorshift.
 #[inline]
 #[target_feature(enable = "neon")]
-fn mix32(x: uint32x4_t) -> uint32x4_t {
-    let x = veorq_u32(x, vshrq_n_u32::<16>(x));
+fn mix32_core(x: uint32x4_t) -> uint32x4_t {
     let x = vmulq_u32(x, vdupq_n_u32(0x7FEB_352D));
     let x = veorq_u32(x, vshrq_n_u32::<15>(x));
-    let x = vmulq_u32(x, vdupq_n_u32(0x846C_A68B));
-    veorq_u32(x, vshrq_n_u32::<16>(x))
+    vmulq_u32(x, vdupq_n_u32(0x846C_A68B))
 }
 
-/// Random bits for four consecutive element indices ([`crate::rng::StreamKey::bits`]).
+/// Random bits for four consecutive element indices ([`crate::rng::StreamKey::bits`]), with
+/// `k2x = k2 ^ (k2 >> 16)`: with `x` the core of the first hash, its output
+/// `y = x ^ (x >> 16) ^ k2` has `y ^ (y >> 16) = x ^ k2x` (the two middle xorshifts cancel).
 #[inline]
 #[target_feature(enable = "neon")]
-fn random_bits(index: uint32x4_t, k1: uint32x4_t, k2: uint32x4_t) -> uint32x4_t {
-    mix32(veorq_u32(mix32(veorq_u32(index, k1)), k2))
+fn random_bits(index: uint32x4_t, k1: uint32x4_t, k2x: uint32x4_t) -> uint32x4_t {
+    let x = veorq_u32(index, k1);
+    let x = mix32_core(veorq_u32(x, vshrq_n_u32::<16>(x)));
+    let x = mix32_core(veorq_u32(x, k2x));
+    veorq_u32(x, vshrq_n_u32::<16>(x))
 }
 
 /// Rounding mode codes for the const generic of the FP8 encoder.
@@ -601,7 +605,8 @@ unsafe fn encode_fp8_impl<const E5: bool, const MODE: u8>(
     n: usize,
 ) -> u32 {
     let scale = vdupq_n_f32(args.scale);
-    let (k1, k2) = (vdupq_n_u32(args.key.k1), vdupq_n_u32(args.key.k2));
+    let k2x = args.key.k2 ^ (args.key.k2 >> 16);
+    let (k1, k2) = (vdupq_n_u32(args.key.k1), vdupq_n_u32(k2x));
     // Lanes index_lo + 0, 1, 2, 3 (wrapping, as the scalar `wrapping_add`).
     let iota = vcombine_u32(vcreate_u32(1 << 32), vcreate_u32(2 | 3 << 32));
     let mut index = vaddq_u32(vdupq_n_u32(args.index_lo), iota);
