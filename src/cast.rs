@@ -381,7 +381,7 @@ pub(crate) unsafe fn widen_block(
 /// whose logical indices `index = index0 + offset ..` do not cross a multiple of 2^32 (each
 /// kernel call sees one stochastic stream key); returns the maximum of the results.
 #[inline(always)]
-fn split_at_key_boundaries(
+pub(crate) fn split_at_key_boundaries(
     n: usize,
     index0: u64,
     mut f: impl FnMut(usize, usize, u64) -> u32,
@@ -400,7 +400,7 @@ fn split_at_key_boundaries(
 
 /// The FP8 encode parameters of a piece starting at logical index `index` (which shares its
 /// high 32 bits with the whole piece).
-fn fp8_args(format: crate::Fp8Format, params: &CastParams, index: u64) -> EncodeArgs {
+pub(crate) fn fp8_args(format: crate::Fp8Format, params: &CastParams, index: u64) -> EncodeArgs {
     EncodeArgs {
         format,
         scale: params.scale,

@@ -7,10 +7,11 @@
 //! outputs round to nearest even. The FP8 copy is the cast of the stored output, so it equals a
 //! separate [`crate::cast()`] of `out` bit for bit.
 
+use crate::backend::EncodeArgs;
 use crate::backend::Kernels;
 use crate::cast::{
-    BLOCK, CastParams, STREAM_CHUNK, STREAM_MIN_BYTES, Staging, encode_block, prefetch_next,
-    prefetch_window, ranges_overlap, widen_block,
+    BLOCK, CastParams, STREAM_CHUNK, STREAM_MIN_BYTES, Staging, encode_block, fp8_args,
+    prefetch_next, prefetch_window, ranges_overlap, split_at_key_boundaries, widen_block,
 };
 use crate::dtype::{DType, Element, Rounding};
 use crate::error::Error;
@@ -343,6 +344,10 @@ unsafe fn mix_range(
     start: usize,
     end: usize,
 ) {
+    if io_type == DType::F32 {
+        // SAFETY: forwarded contract.
+        return unsafe { mix_f32_range(k, a, b, x, f, out, q, fp8_type, cast, stream, start, end) };
+    }
     let size = io_type.size();
     let (mut bx, mut bf) = ([0f32; BLOCK], [0f32; BLOCK]);
     let mut so = Staging([0f32; STREAM_CHUNK]);
@@ -378,20 +383,13 @@ unsafe fn mix_range(
                 } else {
                     (q as *mut u8).wrapping_add(i)
                 };
-                if io_type == DType::F32 {
-                    (k.mix)(a, b, xs.cast(), fs.cast(), o_blk.cast(), len);
-                    if q != 0 {
-                        encode_block(k, fp8_type, cast, o_blk.cast(), q_blk, len, i as u64);
-                    }
-                } else {
-                    let xf = widen_block(k, io_type, xs, len, &mut bx);
-                    let ff = widen_block(k, io_type, fs, len, &mut bf);
-                    (k.mix)(a, b, xf, ff, bx.as_mut_ptr(), len);
-                    narrow16(k, io_type, bx.as_ptr(), o_blk, len);
-                    if q != 0 {
-                        let stored = widen_block(k, io_type, o_blk, len, &mut bx);
-                        encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
-                    }
+                let xf = widen_block(k, io_type, xs, len, &mut bx);
+                let ff = widen_block(k, io_type, fs, len, &mut bf);
+                (k.mix)(a, b, xf, ff, bx.as_mut_ptr(), len);
+                narrow16(k, io_type, bx.as_ptr(), o_blk, len);
+                if q != 0 {
+                    let stored = widen_block(k, io_type, o_blk, len, &mut bx);
+                    encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
                 }
             }
             j += len;
@@ -438,6 +436,14 @@ unsafe fn mix_backward_range(
     start: usize,
     end: usize,
 ) {
+    if io_type == DType::F32 {
+        // SAFETY: forwarded contract.
+        return unsafe {
+            mix_backward_f32_range(
+                k, a, b, accumulate, g, gx, gf, q, fp8_type, cast, stream, start, end,
+            )
+        };
+    }
     let size = io_type.size();
     let (mut bg, mut bx, mut bf) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
     let (mut sx, mut sf) = (Staging([0f32; STREAM_CHUNK]), Staging([0f32; STREAM_CHUNK]));
@@ -480,26 +486,16 @@ unsafe fn mix_backward_range(
                 } else {
                     (q as *mut u8).wrapping_add(i)
                 };
-                if io_type == DType::F32 {
-                    if stream && accumulate {
-                        core::ptr::copy_nonoverlapping(xs, x_blk, len * size);
-                    }
-                    (k.mix_backward)(a, b, accumulate, gs.cast(), x_blk.cast(), f_blk.cast(), len);
-                    if q != 0 {
-                        encode_block(k, fp8_type, cast, f_blk.cast(), q_blk, len, i as u64);
-                    }
-                } else {
-                    let gw = widen_block(k, io_type, gs, len, &mut bg);
-                    if accumulate {
-                        widen_block(k, io_type, xs, len, &mut bx);
-                    }
-                    (k.mix_backward)(a, b, accumulate, gw, bx.as_mut_ptr(), bf.as_mut_ptr(), len);
-                    narrow16(k, io_type, bx.as_ptr(), x_blk, len);
-                    narrow16(k, io_type, bf.as_ptr(), f_blk, len);
-                    if q != 0 {
-                        let stored = widen_block(k, io_type, f_blk, len, &mut bf);
-                        encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
-                    }
+                let gw = widen_block(k, io_type, gs, len, &mut bg);
+                if accumulate {
+                    widen_block(k, io_type, xs, len, &mut bx);
+                }
+                (k.mix_backward)(a, b, accumulate, gw, bx.as_mut_ptr(), bf.as_mut_ptr(), len);
+                narrow16(k, io_type, bx.as_ptr(), x_blk, len);
+                narrow16(k, io_type, bf.as_ptr(), f_blk, len);
+                if q != 0 {
+                    let stored = widen_block(k, io_type, f_blk, len, &mut bf);
+                    encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
                 }
             }
             j += len;
@@ -525,6 +521,173 @@ unsafe fn mix_backward_range(
         c += clen;
     }
     if stream {
+        crate::backend::store_fence();
+    }
+}
+
+/// The pieces of an f32 range `[start, end)` for the fused kernels: at most [`STREAM_CHUNK`]
+/// elements each. When streaming, the first piece ends where the output `base` (the address of
+/// element 0) reaches a 64-byte boundary, so every later piece starts on one; a piece is
+/// `(start, len, streamed)`. Outputs not 4-byte aligned are never streamed.
+fn f32_pieces(
+    base: usize,
+    stream: bool,
+    start: usize,
+    end: usize,
+) -> impl Iterator<Item = (usize, usize, bool)> {
+    let stream = stream && base.is_multiple_of(4);
+    let head = if stream {
+        ((64 - (base + 4 * start) % 64) % 64 / 4).min(end - start)
+    } else {
+        0
+    };
+    let mut at = start;
+    core::iter::from_fn(move || {
+        if at >= end {
+            return None;
+        }
+        let piece = if at == start && head > 0 {
+            (at, head, false)
+        } else {
+            (at, STREAM_CHUNK.min(end - at), stream)
+        };
+        at += piece.1;
+        Some(piece)
+    })
+}
+
+/// The encode parameters of the FP8 copy for the elements from `index` (any format when
+/// there is no copy: the kernels then ignore them).
+fn copy_args(fp8_type: DType, cast: &CastParams, index: u64) -> EncodeArgs {
+    fp8_args(
+        fp8_type.fp8().unwrap_or(crate::Fp8Format::E4M3),
+        cast,
+        index,
+    )
+}
+
+/// Forward mix of f32 elements `[start, end)` with the fused kernel: one pass computes `out`
+/// and the FP8 codes. With `stream`, `out` is written with streaming stores from its first
+/// 64-byte boundary on and the codes are staged per piece and streamed out.
+///
+/// # Safety
+/// As [`mix_range`], with f32 buffers.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mix_f32_range(
+    k: &Kernels,
+    a: f32,
+    b: f32,
+    x: usize,
+    f: usize,
+    out: usize,
+    q: usize,
+    fp8_type: DType,
+    cast: &CastParams,
+    stream: bool,
+    start: usize,
+    end: usize,
+) {
+    // Only codes written for a piece are read back (by `stream_copy`): no clearing needed.
+    let mut sq = core::mem::MaybeUninit::<[u8; STREAM_CHUNK]>::uninit();
+    let (x, f, o) = (x as *const f32, f as *const f32, out as *mut f32);
+    let mut any_streamed = false;
+    for (p0, plen, streamed) in f32_pieces(out, stream, start, end) {
+        any_streamed |= streamed;
+        // Codes go straight to `q`, or to the staging area when the piece is streamed.
+        let codes = match (q, streamed) {
+            (0, _) => core::ptr::null_mut(),
+            (_, true) => sq.as_mut_ptr().cast::<u8>(),
+            (_, false) => (q as *mut u8).wrapping_add(p0),
+        };
+        split_at_key_boundaries(plen, p0 as u64, |done, len, index| {
+            let i = p0 + done;
+            let args = copy_args(fp8_type, cast, index);
+            // SAFETY: [i, i + len) lies within the buffers; the staging area holds STREAM_CHUNK
+            // >= plen codes; a streamed piece starts on a 64-byte boundary of `out`.
+            unsafe {
+                (k.mix_fp8)(
+                    a,
+                    b,
+                    x.add(i),
+                    f.add(i),
+                    o.add(i),
+                    codes.wrapping_add(done),
+                    &args,
+                    streamed,
+                    len,
+                )
+            };
+            0
+        });
+        if streamed && q != 0 {
+            // SAFETY: the piece's codes are staged; [p0, p0 + plen) lies within `q`.
+            unsafe { (k.stream_copy)(sq.as_ptr().cast(), (q as *mut u8).add(p0), plen) };
+        }
+    }
+    if any_streamed {
+        crate::backend::store_fence();
+    }
+}
+
+/// Backward mix of f32 elements `[start, end)` with the fused kernel, streamed as in
+/// [`mix_f32_range`] (aligned on `grad_x`).
+///
+/// # Safety
+/// As [`mix_backward_range`], with f32 buffers.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mix_backward_f32_range(
+    k: &Kernels,
+    a: f32,
+    b: f32,
+    accumulate: bool,
+    g: usize,
+    gx: usize,
+    gf: usize,
+    q: usize,
+    fp8_type: DType,
+    cast: &CastParams,
+    stream: bool,
+    start: usize,
+    end: usize,
+) {
+    // Only codes written for a piece are read back (by `stream_copy`): no clearing needed.
+    let mut sq = core::mem::MaybeUninit::<[u8; STREAM_CHUNK]>::uninit();
+    let (g, x, fo) = (g as *const f32, gx as *mut f32, gf as *mut f32);
+    let mut any_streamed = false;
+    for (p0, plen, streamed) in f32_pieces(gx, stream, start, end) {
+        any_streamed |= streamed;
+        let codes = match (q, streamed) {
+            (0, _) => core::ptr::null_mut(),
+            (_, true) => sq.as_mut_ptr().cast::<u8>(),
+            (_, false) => (q as *mut u8).wrapping_add(p0),
+        };
+        split_at_key_boundaries(plen, p0 as u64, |done, len, index| {
+            let i = p0 + done;
+            let args = copy_args(fp8_type, cast, index);
+            // SAFETY: [i, i + len) lies within the buffers; the staging area holds STREAM_CHUNK
+            // >= plen codes; a streamed piece starts on a 64-byte boundary of `grad_x`.
+            unsafe {
+                (k.mix_backward_fp8)(
+                    a,
+                    b,
+                    accumulate,
+                    g.add(i),
+                    x.add(i),
+                    fo.add(i),
+                    codes.wrapping_add(done),
+                    &args,
+                    streamed,
+                    len,
+                )
+            };
+            0
+        });
+        if streamed && q != 0 {
+            // SAFETY: the piece's codes are staged; [p0, p0 + plen) lies within `q`.
+            unsafe { (k.stream_copy)(sq.as_ptr().cast(), (q as *mut u8).add(p0), plen) };
+        }
+    }
+    if any_streamed {
         crate::backend::store_fence();
     }
 }

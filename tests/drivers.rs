@@ -1082,6 +1082,122 @@ fn streamed_large_calls_match_model() {
     }
 }
 
+/// Large f32 mixes stream `out` / `grad_x` from their first 64-byte boundary on with the fused
+/// kernels: check every element (values and stochastically rounded copies) with the outputs at
+/// byte offsets that align them, misalign them by a whole f32 or break f32 alignment (never
+/// streamed), and `grad_f` aligned differently from `grad_x`, on 1 and 2 threads.
+#[test]
+fn streamed_mixes_at_any_alignment() {
+    let mut rng = fresh_rng();
+    let n = 4_200_001; // 3 × 16.8 MB + 4.2 MB: above the streaming threshold
+    let x: Vec<f32> = (0..n).map(|_| rng.normal() * 3.0).collect();
+    let f: Vec<f32> = (0..n).map(|_| rng.normal() * 3.0).collect();
+    let mp = MixParams {
+        tau: 0.2,
+        rounding: Rounding::StochasticSaturate,
+        seed: rng.next(),
+    };
+    let (a, b) = mp.coefficients().unwrap();
+    // A byte buffer for `len` bytes starting `off` bytes past a 64-byte boundary.
+    let placed = |len: usize, off: usize| -> (Vec<u8>, usize) {
+        let v = vec![POISON; len + 128];
+        let start = v.as_ptr().align_offset(64) + off;
+        (v, start)
+    };
+    let read = |v: &[u8], start: usize, i: usize| -> f32 {
+        f32::from_le_bytes(v[start + 4 * i..start + 4 * i + 4].try_into().unwrap())
+    };
+    for (exec, (o_off, q_off, f_off)) in [
+        (Exec::global(), (0usize, 0usize, 0usize)),
+        (Exec::global().with_threads(1), (4, 3, 8)),
+        (Exec::global(), (1, 5, 4)),
+        (Exec::global().with_threads(1), (20, 0, 2)),
+    ] {
+        let ctx = format!("{exec:?} offsets {o_off} {q_off} {f_off}");
+        let (mut ob, os) = placed(4 * n, o_off);
+        let (mut qb, qs) = placed(n, q_off);
+        // SAFETY: x, f hold n f32; ob and qb hold n f32 / n bytes from their starts.
+        unsafe {
+            exec.residual_mix_raw(
+                x.as_ptr().cast(),
+                f.as_ptr().cast(),
+                ob.as_mut_ptr().add(os),
+                DType::F32,
+                n,
+                qb.as_mut_ptr().add(qs),
+                DType::E4M3,
+                &mp,
+            )
+        }
+        .unwrap();
+        for i in 0..n {
+            let y = a * x[i] + b * f[i];
+            assert_eq!(read(&ob, os, i).to_bits(), y.to_bits(), "{ctx} mix i {i}");
+            let r = stochastic_bits(mp.seed, i as u64);
+            let want = unitfp8::Fp8Format::E4M3.encode(y, mp.rounding, r);
+            assert_eq!(qb[qs + i], want, "{ctx} mix copy i {i}");
+        }
+        assert!(
+            ob[..os]
+                .iter()
+                .chain(&ob[os + 4 * n..])
+                .all(|&c| c == POISON)
+        );
+        assert!(qb[..qs].iter().chain(&qb[qs + n..]).all(|&c| c == POISON));
+
+        // Backward, accumulating into grad_x = f; grad_f offset differently from grad_x.
+        let (mut gxb, gxs) = placed(4 * n, o_off);
+        for (i, v) in f.iter().enumerate() {
+            gxb[gxs + 4 * i..gxs + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        let (mut gfb, gfs) = placed(4 * n, f_off);
+        let (mut gqb, gqs) = placed(n, q_off);
+        // SAFETY: x holds n f32; the outputs hold n elements from their starts.
+        unsafe {
+            exec.residual_mix_backward_raw(
+                x.as_ptr().cast(),
+                gxb.as_mut_ptr().add(gxs),
+                gfb.as_mut_ptr().add(gfs),
+                DType::F32,
+                n,
+                true,
+                gqb.as_mut_ptr().add(gqs),
+                DType::E5M2,
+                &mp,
+            )
+        }
+        .unwrap();
+        for i in 0..n {
+            let (dx, df) = (f[i] + a * x[i], b * x[i]);
+            assert_eq!(
+                read(&gxb, gxs, i).to_bits(),
+                dx.to_bits(),
+                "{ctx} grad_x i {i}"
+            );
+            assert_eq!(
+                read(&gfb, gfs, i).to_bits(),
+                df.to_bits(),
+                "{ctx} grad_f i {i}"
+            );
+            let r = stochastic_bits(mp.seed, i as u64);
+            let want = unitfp8::Fp8Format::E5M2.encode(df, mp.rounding, r);
+            assert_eq!(gqb[gqs + i], want, "{ctx} grad_f copy i {i}");
+        }
+        assert!(
+            gfb[..gfs]
+                .iter()
+                .chain(&gfb[gfs + 4 * n..])
+                .all(|&c| c == POISON)
+        );
+        assert!(
+            gqb[..gqs]
+                .iter()
+                .chain(&gqb[gqs + n..])
+                .all(|&c| c == POISON)
+        );
+    }
+}
+
 /// Whole 64-row tiles into 64-byte-aligned output rows take the streaming-store path.
 #[test]
 fn transpose_kernel_aligned_full_tiles() {

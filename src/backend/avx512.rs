@@ -84,6 +84,8 @@ static BASE: Kernels = Kernels {
     mix_backward: mix::mix_backward,
     transpose_u8: transpose::transpose_u8,
     stream_copy: transpose::stream_copy,
+    mix_fp8: mix::mix_fp8,
+    mix_backward_fp8: mix::mix_backward_fp8,
 };
 
 /// Table for AVX-512 F/BW/VL/DQ + VBMI (byte-lookup FP8 decoding).

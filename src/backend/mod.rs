@@ -102,6 +102,66 @@ fn avx512_available() -> bool {
     false
 }
 
+/// Defines `mix_fp8` and `mix_backward_fp8` ([`Kernels::mix_fp8`],
+/// [`Kernels::mix_backward_fp8`]) in the invoking back-end module from its own `mix`,
+/// `mix_backward` and `f32_to_fp8`: the mix, then the encode of the stored values (plain
+/// stores only).
+macro_rules! fused_mix_by_composition {
+    () => {
+        /// See [`Kernels::mix_fp8`]: `mix`, then `f32_to_fp8` on the stored values.
+        ///
+        /// # Safety
+        /// As in the [`Kernels`] contract.
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn mix_fp8(
+            a: f32,
+            b: f32,
+            x: *const f32,
+            f: *const f32,
+            out: *mut f32,
+            codes: *mut u8,
+            args: &EncodeArgs,
+            _stream: bool,
+            n: usize,
+        ) {
+            // SAFETY: forwarded contract; `out` holds n stored values when it is read back.
+            unsafe {
+                mix(a, b, x, f, out, n);
+                if !codes.is_null() {
+                    f32_to_fp8(args, out, codes, n);
+                }
+            }
+        }
+
+        /// See [`Kernels::mix_backward_fp8`]: `mix_backward`, then `f32_to_fp8` on `gf`.
+        ///
+        /// # Safety
+        /// As in the [`Kernels`] contract.
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn mix_backward_fp8(
+            a: f32,
+            b: f32,
+            accumulate: bool,
+            g: *const f32,
+            gx: *mut f32,
+            gf: *mut f32,
+            codes: *mut u8,
+            args: &EncodeArgs,
+            _stream: bool,
+            n: usize,
+        ) {
+            // SAFETY: forwarded contract; `gf` holds n stored values when it is read back.
+            unsafe {
+                mix_backward(a, b, accumulate, g, gx, gf, n);
+                if !codes.is_null() {
+                    f32_to_fp8(args, gf, codes, n);
+                }
+            }
+        }
+    };
+}
+pub(crate) use fused_mix_by_composition;
+
 /// Parameters of an f32 → FP8 encode over one block of elements.
 #[derive(Clone, Copy, Debug)]
 pub struct EncodeArgs {
@@ -116,6 +176,33 @@ pub struct EncodeArgs {
     /// Low 32 bits of the index of the block's first element; the block never wraps them.
     pub index_lo: u32,
 }
+
+/// The signature of [`Kernels::mix_fp8`].
+pub type MixFp8Fn = unsafe fn(
+    a: f32,
+    b: f32,
+    x: *const f32,
+    f: *const f32,
+    out: *mut f32,
+    codes: *mut u8,
+    args: &EncodeArgs,
+    stream: bool,
+    n: usize,
+);
+
+/// The signature of [`Kernels::mix_backward_fp8`].
+pub type MixBackwardFp8Fn = unsafe fn(
+    a: f32,
+    b: f32,
+    accumulate: bool,
+    g: *const f32,
+    gx: *mut f32,
+    gf: *mut f32,
+    codes: *mut u8,
+    args: &EncodeArgs,
+    stream: bool,
+    n: usize,
+);
 
 /// The elementwise kernels of one back end.
 ///
@@ -187,6 +274,16 @@ pub struct Kernels {
         gf: *mut f32,
         n: usize,
     ),
+    /// [`Kernels::mix`] with the FP8 copy fused: when `codes` is non-null it also receives
+    /// the FP8 codes of `out` (exactly [`Kernels::f32_to_fp8`] with `args` on the stored
+    /// values; no amax). With `stream`, `out` is 64-byte aligned and may be written with
+    /// streaming stores (the caller ends a run of calls with [`store_fence`]); `codes` gets
+    /// plain stores. `out` may equal `x` or `f`; `codes` overlaps nothing.
+    pub mix_fp8: MixFp8Fn,
+    /// [`Kernels::mix_backward`] with the FP8 copy of `gf` fused as in [`Kernels::mix_fp8`].
+    /// With `stream`, `gx` is 64-byte aligned; `gx` and `gf` may be written with streaming
+    /// stores.
+    pub mix_backward_fp8: MixBackwardFp8Fn,
 }
 
 /// Orders earlier non-temporal stores (from [`Kernels::stream_copy`]) before later stores, so

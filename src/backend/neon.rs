@@ -31,7 +31,13 @@ pub static KERNELS: Kernels = Kernels {
     // The byte transpose of cast-transpose is the portable one on NEON for now.
     transpose_u8: super::scalar::transpose_u8,
     stream_copy: super::scalar::stream_copy,
+    mix_fp8,
+    mix_backward_fp8,
 };
+
+// `mix_fp8` and `mix_backward_fp8`: the NEON mixes, then the NEON `f32_to_fp8` on the stored
+// values.
+super::fused_mix_by_composition!();
 
 /// Elements per chunk (four 128-bit vectors of f32).
 const W: usize = 16;

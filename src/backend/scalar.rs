@@ -19,6 +19,8 @@ pub static KERNELS: Kernels = Kernels {
     mix_backward,
     transpose_u8,
     stream_copy,
+    mix_fp8,
+    mix_backward_fp8,
 };
 
 #[inline(always)]
@@ -249,6 +251,9 @@ pub unsafe fn mix_backward(
         }
     }
 }
+
+// `mix_fp8` and `mix_backward_fp8`: the mixes, then `f32_to_fp8` on the stored values.
+super::fused_mix_by_composition!();
 
 /// See [`Kernels::transpose_u8`].
 ///

@@ -203,6 +203,86 @@ unsafe fn load16_masked<const BF16: bool>(k: __mmask16, src: *const u8) -> __m51
     }
 }
 
+/// The per-call state of an FP8 encoder inside a fused kernel (see [`encode16_codes`]).
+#[derive(Clone, Copy)]
+pub(super) struct Fp8Encoder {
+    c: Fp8Consts,
+    /// `k1 ^ (k1 >> 16)` and `k2 ^ (k2 >> 16)` (see [`random_bits`]).
+    k1x: __m512i,
+    k2x: __m512i,
+}
+
+impl Fp8Encoder {
+    /// The encoder for `args` (any format and rounding mode; the caller picks the matching
+    /// const parameters of [`encode16_codes`] with [`encoder_kind`]).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+    pub(super) fn new(args: &EncodeArgs) -> Fp8Encoder {
+        let (clamp, nan) = fp8_clamp_and_nan(args);
+        let key = args.key;
+        Fp8Encoder {
+            c: Fp8Consts {
+                scale: _mm512_set1_ps(args.scale),
+                clamp: splat(clamp),
+                nan: splat(nan),
+            },
+            k1x: splat(key.k1 ^ (key.k1 >> 16)),
+            k2x: splat(key.k2 ^ (key.k2 >> 16)),
+        }
+    }
+}
+
+/// Which monomorphization of [`encode16_codes`] encodes `args`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum EncoderKind {
+    E4m3,
+    E4m3Stochastic,
+    E5m2,
+    E5m2Stochastic,
+}
+
+/// The [`EncoderKind`] of `args`.
+pub(super) fn encoder_kind(args: &EncodeArgs) -> EncoderKind {
+    let sr = args.rounding == Rounding::StochasticSaturate;
+    match (args.format, sr) {
+        (Fp8Format::E4M3, false) => EncoderKind::E4m3,
+        (Fp8Format::E4M3, true) => EncoderKind::E4m3Stochastic,
+        (Fp8Format::E5M2, false) => EncoderKind::E5m2,
+        (Fp8Format::E5M2, true) => EncoderKind::E5m2Stochastic,
+    }
+}
+
+/// The FP8 codes (16 bytes) of 16 f32 values `x` whose element indices (low halves) are the
+/// lanes of `idx`: exactly what [`f32_to_fp8`] stores for them. `SH`/`BIAS`/`SR` are 20/7 for
+/// E4M3, 21/15 for E5M2, and whether the encoder's rounding is stochastic.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) fn encode16_codes<const SH: u32, const BIAS: u32, const SR: bool>(
+    e: &Fp8Encoder,
+    x: __m512,
+    idx: __m512i,
+) -> __m128i {
+    let r = if SR {
+        random_bits(idx, e.k1x, e.k2x)
+    } else {
+        _mm512_setzero_si512()
+    };
+    _mm512_cvtepi32_epi8(encode16::<SH, BIAS, SR>(x, &e.c, r).0)
+}
+
+/// The clamp (largest magnitude bits kept before rounding) and NaN code of an FP8 encode.
+fn fp8_clamp_and_nan(args: &EncodeArgs) -> (u32, u32) {
+    // Clamps: the largest finite value when saturating; for E4M3 `Nearest`, 480 (its code is the
+    // NaN 0x7F, and everything in (464, 480] rounds there); for E5M2 `Nearest`, 65536 (code
+    // 0x7C = Inf, reached by rounding from 61440 on).
+    match (args.format, args.rounding) {
+        (Fp8Format::E4M3, Rounding::Nearest) => (0x43F0_0000, 0x7F),
+        (Fp8Format::E4M3, _) => (0x43E0_0000, 0x7F),
+        (Fp8Format::E5M2, Rounding::Nearest) => (0x4780_0000, 0x7E),
+        (Fp8Format::E5M2, _) => (0x4760_0000, 0x7E),
+    }
+}
+
 /// f32 (or, with `BF16`, exactly widened bf16) → FP8 over `n` elements; returns the amax bits.
 ///
 /// # Safety
@@ -279,15 +359,7 @@ unsafe fn encode_fp8_any<const BF16: bool>(
     dst: *mut u8,
     n: usize,
 ) -> u32 {
-    // Clamps: the largest finite value when saturating; for E4M3 `Nearest`, 480 (its code is the
-    // NaN 0x7F, and everything in (464, 480] rounds there); for E5M2 `Nearest`, 65536 (code
-    // 0x7C = Inf, reached by rounding from 61440 on).
-    let (clamp, nan) = match (args.format, args.rounding) {
-        (Fp8Format::E4M3, Rounding::Nearest) => (0x43F0_0000, 0x7F),
-        (Fp8Format::E4M3, _) => (0x43E0_0000, 0x7F),
-        (Fp8Format::E5M2, Rounding::Nearest) => (0x4780_0000, 0x7E),
-        (Fp8Format::E5M2, _) => (0x4760_0000, 0x7E),
-    };
+    let (clamp, nan) = fp8_clamp_and_nan(args);
     let c = Fp8Consts {
         scale: _mm512_set1_ps(args.scale),
         clamp: splat(clamp),
