@@ -505,7 +505,7 @@ impl LazyBlock {
 /// A 64-byte-aligned staging buffer for streamed chunks (used only through raw pointers, so
 /// that it needs no clearing).
 #[repr(align(64))]
-pub(crate) struct Staging(#[allow(dead_code)] pub(crate) [f32; STREAM_CHUNK]);
+struct Staging(#[allow(dead_code)] [f32; STREAM_CHUNK]);
 
 /// Casts elements `[start, end)`; returns their amax bits. With `stream`, outputs are staged
 /// per [`STREAM_CHUNK`] and written with streaming stores.
@@ -913,12 +913,7 @@ pub(crate) fn prefetch_next(p: *const u8, bytes: usize) {
 }
 
 /// The element range `(start, len)` to prefetch while the block at `i` of a range ending at
-/// `end` runs: the block `PREFETCH_BLOCKS` ahead, clipped to the range.
-pub(crate) fn prefetch_window(i: usize, end: usize) -> (usize, usize) {
-    prefetch_window_blocks(i, end, PREFETCH_BLOCKS)
-}
-
-/// As [`prefetch_window`], `blocks` blocks ahead.
+/// `end` runs: the block `blocks` blocks ahead, clipped to the range.
 fn prefetch_window_blocks(i: usize, end: usize, blocks: usize) -> (usize, usize) {
     let start = (i + blocks * BLOCK).min(end);
     (start, (end - start).min(BLOCK))

@@ -10,8 +10,8 @@
 use crate::backend::EncodeArgs;
 use crate::backend::Kernels;
 use crate::cast::{
-    BLOCK, CastParams, STREAM_CHUNK, STREAM_MIN_BYTES, Staging, encode_block, fp8_args,
-    prefetch_next, prefetch_window, ranges_overlap, split_at_key_boundaries, widen_block,
+    BLOCK, CastParams, STREAM_CHUNK, STREAM_MIN_BYTES, fp8_args, ranges_overlap,
+    split_at_key_boundaries,
 };
 use crate::dtype::{DType, Element, Rounding};
 use crate::error::Error;
@@ -308,236 +308,21 @@ impl Exec {
     }
 }
 
-/// Rounds `n` f32 values to the 16-bit `io_type` at `dst`.
-///
-/// # Safety
-/// `src` valid for `n` f32, `dst` for `n` 16-bit elements.
-unsafe fn narrow16(k: &Kernels, io_type: DType, src: *const f32, dst: *mut u8, n: usize) {
-    // SAFETY: per the contract.
-    unsafe {
-        if io_type == DType::BF16 {
-            (k.f32_to_bf16)(1.0, false, src, dst.cast(), n);
-        } else {
-            (k.f32_to_f16)(1.0, false, src, dst.cast(), n);
-        }
-    }
-}
-
-/// Forward mix of elements `[start, end)`. With `stream`, outputs are staged per
-/// [`STREAM_CHUNK`] elements and written out with [`Kernels::stream_copy`].
-///
-/// # Safety
-/// Buffers (addresses; `q` = 0 when absent) valid and aliased as [`Exec::residual_mix_raw`] allows.
-#[allow(clippy::too_many_arguments)]
-unsafe fn mix_range(
-    k: &Kernels,
-    io_type: DType,
-    a: f32,
-    b: f32,
-    x: usize,
-    f: usize,
-    out: usize,
-    q: usize,
-    fp8_type: DType,
-    cast: &CastParams,
-    stream: bool,
-    start: usize,
-    end: usize,
-) {
-    if io_type == DType::F32 {
-        // SAFETY: forwarded contract.
-        return unsafe { mix_f32_range(k, a, b, x, f, out, q, fp8_type, cast, stream, start, end) };
-    }
-    let size = io_type.size();
-    let (mut bx, mut bf) = ([0f32; BLOCK], [0f32; BLOCK]);
-    let mut so = Staging([0f32; STREAM_CHUNK]);
-    let mut sq = [0u8; STREAM_CHUNK];
-    let chunk = if stream { STREAM_CHUNK } else { BLOCK };
-    let mut c = start;
-    while c < end {
-        let clen = chunk.min(end - c);
-        let mut j = 0;
-        while j < clen {
-            let len = BLOCK.min(clen - j);
-            let i = c + j;
-            // SAFETY: [i, i + len) within the buffers; staging buffers hold STREAM_CHUNK elements.
-            unsafe {
-                let xs = (x as *const u8).add(i * size);
-                let fs = (f as *const u8).add(i * size);
-                let (ahead, ahead_len) = prefetch_window(i, end);
-                prefetch_next(
-                    (x as *const u8).wrapping_add(ahead * size),
-                    ahead_len * size,
-                );
-                prefetch_next(
-                    (f as *const u8).wrapping_add(ahead * size),
-                    ahead_len * size,
-                );
-                let o_blk = if stream {
-                    so.0.as_mut_ptr().cast::<u8>().add(j * size)
-                } else {
-                    (out as *mut u8).add(i * size)
-                };
-                let q_blk = if stream {
-                    sq.as_mut_ptr().add(j)
-                } else {
-                    (q as *mut u8).wrapping_add(i)
-                };
-                let xf = widen_block(k, io_type, xs, len, &mut bx);
-                let ff = widen_block(k, io_type, fs, len, &mut bf);
-                (k.mix)(a, b, xf, ff, bx.as_mut_ptr(), len);
-                narrow16(k, io_type, bx.as_ptr(), o_blk, len);
-                if q != 0 {
-                    let stored = widen_block(k, io_type, o_blk, len, &mut bx);
-                    encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
-                }
-            }
-            j += len;
-        }
-        if stream {
-            // SAFETY: the chunk [c, c + clen) lies within the output buffers.
-            unsafe {
-                (k.stream_copy)(
-                    so.0.as_ptr().cast(),
-                    (out as *mut u8).add(c * size),
-                    clen * size,
-                );
-                if q != 0 {
-                    (k.stream_copy)(sq.as_ptr(), (q as *mut u8).add(c), clen);
-                }
-            }
-        }
-        c += clen;
-    }
-    if stream {
-        crate::backend::store_fence();
-    }
-}
-
-/// Backward mix of elements `[start, end)`. With `stream`, outputs are staged per
-/// [`STREAM_CHUNK`] elements and written out with [`Kernels::stream_copy`].
-///
-/// # Safety
-/// As [`Exec::residual_mix_backward_raw`] allows.
-#[allow(clippy::too_many_arguments)]
-unsafe fn mix_backward_range(
-    k: &Kernels,
-    io_type: DType,
-    a: f32,
-    b: f32,
-    accumulate: bool,
-    g: usize,
-    gx: usize,
-    gf: usize,
-    q: usize,
-    fp8_type: DType,
-    cast: &CastParams,
-    stream: bool,
-    start: usize,
-    end: usize,
-) {
-    if io_type == DType::F32 {
-        // SAFETY: forwarded contract.
-        return unsafe {
-            mix_backward_f32_range(
-                k, a, b, accumulate, g, gx, gf, q, fp8_type, cast, stream, start, end,
-            )
-        };
-    }
-    let size = io_type.size();
-    let (mut bg, mut bx, mut bf) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
-    let (mut sx, mut sf) = (Staging([0f32; STREAM_CHUNK]), Staging([0f32; STREAM_CHUNK]));
-    let mut sq = [0u8; STREAM_CHUNK];
-    let chunk = if stream { STREAM_CHUNK } else { BLOCK };
-    let mut c = start;
-    while c < end {
-        let clen = chunk.min(end - c);
-        let mut j = 0;
-        while j < clen {
-            let len = BLOCK.min(clen - j);
-            let i = c + j;
-            // SAFETY: [i, i + len) within the buffers; staging buffers hold STREAM_CHUNK elements.
-            unsafe {
-                let gs = (g as *const u8).add(i * size);
-                let xs = (gx as *mut u8).add(i * size);
-                let (ahead, ahead_len) = prefetch_window(i, end);
-                prefetch_next(
-                    (g as *const u8).wrapping_add(ahead * size),
-                    ahead_len * size,
-                );
-                if accumulate {
-                    prefetch_next(
-                        (gx as *const u8).wrapping_add(ahead * size),
-                        ahead_len * size,
-                    );
-                }
-                let x_blk = if stream {
-                    sx.0.as_mut_ptr().cast::<u8>().add(j * size)
-                } else {
-                    xs
-                };
-                let f_blk = if stream {
-                    sf.0.as_mut_ptr().cast::<u8>().add(j * size)
-                } else {
-                    (gf as *mut u8).add(i * size)
-                };
-                let q_blk = if stream {
-                    sq.as_mut_ptr().add(j)
-                } else {
-                    (q as *mut u8).wrapping_add(i)
-                };
-                let gw = widen_block(k, io_type, gs, len, &mut bg);
-                if accumulate {
-                    widen_block(k, io_type, xs, len, &mut bx);
-                }
-                (k.mix_backward)(a, b, accumulate, gw, bx.as_mut_ptr(), bf.as_mut_ptr(), len);
-                narrow16(k, io_type, bx.as_ptr(), x_blk, len);
-                narrow16(k, io_type, bf.as_ptr(), f_blk, len);
-                if q != 0 {
-                    let stored = widen_block(k, io_type, f_blk, len, &mut bf);
-                    encode_block(k, fp8_type, cast, stored, q_blk, len, i as u64);
-                }
-            }
-            j += len;
-        }
-        if stream {
-            // SAFETY: the chunk [c, c + clen) lies within the output buffers.
-            unsafe {
-                (k.stream_copy)(
-                    sx.0.as_ptr().cast(),
-                    (gx as *mut u8).add(c * size),
-                    clen * size,
-                );
-                (k.stream_copy)(
-                    sf.0.as_ptr().cast(),
-                    (gf as *mut u8).add(c * size),
-                    clen * size,
-                );
-                if q != 0 {
-                    (k.stream_copy)(sq.as_ptr(), (q as *mut u8).add(c), clen);
-                }
-            }
-        }
-        c += clen;
-    }
-    if stream {
-        crate::backend::store_fence();
-    }
-}
-
-/// The pieces of an f32 range `[start, end)` for the fused kernels: at most [`STREAM_CHUNK`]
+/// The pieces of a range `[start, end)` for the fused kernels: at most [`STREAM_CHUNK`]
 /// elements each. When streaming, the first piece ends where the output `base` (the address of
-/// element 0) reaches a 64-byte boundary, so every later piece starts on one; a piece is
-/// `(start, len, streamed)`. Outputs not 4-byte aligned are never streamed.
-fn f32_pieces(
+/// element 0; elements of `size` bytes) reaches a 64-byte boundary, so every later piece
+/// starts on one; a piece is `(start, len, streamed)`. Outputs not aligned to their element
+/// size are never streamed.
+fn pieces(
     base: usize,
+    size: usize,
     stream: bool,
     start: usize,
     end: usize,
 ) -> impl Iterator<Item = (usize, usize, bool)> {
-    let stream = stream && base.is_multiple_of(4);
+    let stream = stream && base.is_multiple_of(size);
     let head = if stream {
-        ((64 - (base + 4 * start) % 64) % 64 / 4).min(end - start)
+        ((64 - (base + size * start) % 64) % 64 / size).min(end - start)
     } else {
         0
     };
@@ -566,15 +351,16 @@ fn copy_args(fp8_type: DType, cast: &CastParams, index: u64) -> EncodeArgs {
     )
 }
 
-/// Forward mix of f32 elements `[start, end)` with the fused kernel: one pass computes `out`
-/// and the FP8 codes. With `stream`, `out` is written with streaming stores from its first
-/// 64-byte boundary on and the codes are staged per piece and streamed out.
+/// Forward mix of elements `[start, end)` with the fused kernel: one pass computes `out` and
+/// the FP8 codes. With `stream`, `out` is written with streaming stores from its first 64-byte
+/// boundary on and the codes are staged per piece and streamed out.
 ///
 /// # Safety
-/// As [`mix_range`], with f32 buffers.
+/// Buffers (addresses; `q` = 0 when absent) valid and aliased as [`Exec::residual_mix_raw`] allows.
 #[allow(clippy::too_many_arguments)]
-unsafe fn mix_f32_range(
+unsafe fn mix_range(
     k: &Kernels,
+    io_type: DType,
     a: f32,
     b: f32,
     x: usize,
@@ -587,11 +373,12 @@ unsafe fn mix_f32_range(
     start: usize,
     end: usize,
 ) {
+    let size = io_type.size();
     // Only codes written for a piece are read back (by `stream_copy`): no clearing needed.
     let mut sq = core::mem::MaybeUninit::<[u8; STREAM_CHUNK]>::uninit();
-    let (x, f, o) = (x as *const f32, f as *const f32, out as *mut f32);
+    let (x, f, o) = (x as *const u8, f as *const u8, out as *mut u8);
     let mut any_streamed = false;
-    for (p0, plen, streamed) in f32_pieces(out, stream, start, end) {
+    for (p0, plen, streamed) in pieces(out, size, stream, start, end) {
         any_streamed |= streamed;
         // Codes go straight to `q`, or to the staging area when the piece is streamed.
         let codes = match (q, streamed) {
@@ -606,11 +393,12 @@ unsafe fn mix_f32_range(
             // >= plen codes; a streamed piece starts on a 64-byte boundary of `out`.
             unsafe {
                 (k.mix_fp8)(
+                    io_type,
                     a,
                     b,
-                    x.add(i),
-                    f.add(i),
-                    o.add(i),
+                    x.add(i * size),
+                    f.add(i * size),
+                    o.add(i * size),
                     codes.wrapping_add(done),
                     &args,
                     streamed,
@@ -629,14 +417,15 @@ unsafe fn mix_f32_range(
     }
 }
 
-/// Backward mix of f32 elements `[start, end)` with the fused kernel, streamed as in
-/// [`mix_f32_range`] (aligned on `grad_x`).
+/// Backward mix of elements `[start, end)` with the fused kernel, streamed as in
+/// [`mix_range`] (aligned on `grad_x`).
 ///
 /// # Safety
-/// As [`mix_backward_range`], with f32 buffers.
+/// As [`Exec::residual_mix_backward_raw`] allows.
 #[allow(clippy::too_many_arguments)]
-unsafe fn mix_backward_f32_range(
+unsafe fn mix_backward_range(
     k: &Kernels,
+    io_type: DType,
     a: f32,
     b: f32,
     accumulate: bool,
@@ -650,11 +439,12 @@ unsafe fn mix_backward_f32_range(
     start: usize,
     end: usize,
 ) {
+    let size = io_type.size();
     // Only codes written for a piece are read back (by `stream_copy`): no clearing needed.
     let mut sq = core::mem::MaybeUninit::<[u8; STREAM_CHUNK]>::uninit();
-    let (g, x, fo) = (g as *const f32, gx as *mut f32, gf as *mut f32);
+    let (g, x, fo) = (g as *const u8, gx as *mut u8, gf as *mut u8);
     let mut any_streamed = false;
-    for (p0, plen, streamed) in f32_pieces(gx, stream, start, end) {
+    for (p0, plen, streamed) in pieces(gx, size, stream, start, end) {
         any_streamed |= streamed;
         let codes = match (q, streamed) {
             (0, _) => core::ptr::null_mut(),
@@ -668,12 +458,13 @@ unsafe fn mix_backward_f32_range(
             // >= plen codes; a streamed piece starts on a 64-byte boundary of `grad_x`.
             unsafe {
                 (k.mix_backward_fp8)(
+                    io_type,
                     a,
                     b,
                     accumulate,
-                    g.add(i),
-                    x.add(i),
-                    fo.add(i),
+                    g.add(i * size),
+                    x.add(i * size),
+                    fo.add(i * size),
                     codes.wrapping_add(done),
                     &args,
                     streamed,

@@ -740,233 +740,251 @@ fn mix_kernels() {
     }
 }
 
-/// The fused mixes with their FP8 copy (`mix_fp8`, `mix_backward_fp8`) against the scalar mix
-/// and the scalar encode of the values the kernel stored: every length, every format and
-/// rounding mode (and no copy), plain and streaming stores (the latter on 64-byte-aligned
-/// outputs), every allowed aliasing, misaligned and guarded buffers.
+/// The fused mixes with their FP8 copy (`mix_fp8`, `mix_backward_fp8`) against the scalar
+/// table's, over f32, bf16 and f16: every length, every format and rounding mode (and no copy),
+/// plain and streaming stores (the latter on 64-byte-aligned outputs), every allowed aliasing,
+/// misaligned and guarded buffers. Where both summands of an addition are NaN any NaN is
+/// accepted (see [`assert_same`]), and the codes are checked against the scalar encode of the
+/// values the kernel itself stored.
 #[test]
 fn fused_mix_kernels() {
     let mut rng = Rng(test_seed("fused_mix_kernels"));
-    let to_f32 = |v: &[u8]| -> Vec<f32> {
-        v.chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    };
-    let bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|y| y.to_le_bytes()).collect() };
-    // The codes the scalar table gives for the f32 values stored at `stored`.
-    let scalar_codes = |args: &EncodeArgs, stored: &[u8]| -> Vec<u8> {
-        let v = to_f32(stored);
-        let mut c = vec![0u8; v.len()];
-        // SAFETY: v and c hold v.len() elements.
-        unsafe { (scalar::KERNELS.f32_to_fp8)(args, v.as_ptr(), c.as_mut_ptr(), v.len()) };
-        c
-    };
     for (name, k) in simd_tables() {
-        for n in lengths() {
-            let (a, b) = (random_scale(&mut rng).abs(), random_scale(&mut rng).abs());
-            let x = interesting_f32_bytes(&mut rng, n);
-            let f = interesting_f32_bytes(&mut rng, n);
-            let gx0 = interesting_f32_bytes(&mut rng, n);
-            let (xs, fs, gx0s) = (to_f32(&x), to_f32(&f), to_f32(&gx0));
-            let mut want = vec![0f32; n];
-            // SAFETY: all buffers hold n f32.
-            unsafe { (scalar::KERNELS.mix)(a, b, xs.as_ptr(), fs.as_ptr(), want.as_mut_ptr(), n) };
-            let want = bytes(&want);
-            let mix_nans = |i: usize| (a * xs[i]).is_nan() && (b * fs[i]).is_nan();
-            let poison = rng.u32() as u8;
-            // None: no FP8 copy.
-            let mut modes: Vec<Option<(Fp8Format, Rounding)>> = vec![None];
-            for format in FORMATS {
-                for rounding in ROUNDINGS {
-                    modes.push(Some((format, rounding)));
-                }
-            }
-            for mode in modes {
-                let args = EncodeArgs {
-                    format: mode.map_or(Fp8Format::E4M3, |m| m.0),
-                    scale: 1.0,
-                    rounding: mode.map_or(Rounding::NearestSaturate, |m| m.1),
-                    key: StreamKey::new(rng.u64(), rng.u32()),
-                    index_lo: random_index_lo(&mut rng, n),
-                };
-                let stream = rng.below(2) == 0;
-                let alias = rng.below(3); // 0: out separate, 1: out == x, 2: out == f
-                let accumulate = rng.below(2) == 0;
-                let ctx = format!("{name} n={n} {mode:?} stream={stream} alias={alias}");
-                // Streamed outputs are 64-byte aligned (the contract); the rest at any offset.
-                let m = |rng: &mut Rng| rng.below(4);
-                let out_m = if stream { 0 } else { m(&mut rng) };
-                let mut xb =
-                    Buf::with_data(&x, if alias == 1 { out_m } else { m(&mut rng) }, poison);
-                let mut fb =
-                    Buf::with_data(&f, if alias == 2 { out_m } else { m(&mut rng) }, poison);
-                let mut ob = Buf::new(4 * n, out_m, poison);
-                let mut qb = Buf::new(n, m(&mut rng), poison);
-                let (xp, fp) = (xb.ptr(), fb.ptr());
-                let op = match alias {
-                    1 => xp,
-                    2 => fp,
-                    _ => ob.ptr(),
-                };
-                let qp = if mode.is_some() {
-                    qb.ptr()
-                } else {
-                    core::ptr::null_mut()
-                };
-                // SAFETY: n f32 each; out is x, f or separate as the contract allows; streamed
-                // outputs are 64-byte aligned.
-                unsafe {
-                    (k.mix_fp8)(a, b, xp.cast(), fp.cast(), op.cast(), qp, &args, stream, n);
-                }
-                unitfp8::backend::store_fence();
-                let got = match alias {
-                    1 => xb.data().to_vec(),
-                    2 => fb.data().to_vec(),
-                    _ => ob.data().to_vec(),
-                };
-                assert_same(&format!("{ctx} mix_fp8"), &got, &want, &x, &f, &mix_nans);
-                if mode.is_some() {
-                    assert_eq!(
-                        qb.data(),
-                        &scalar_codes(&args, &got)[..],
-                        "{ctx} mix_fp8 codes"
-                    );
-                } else {
-                    assert!(qb.data().iter().all(|&c| c == poison), "{ctx} no codes");
-                }
-                assert!(
-                    xb.guards_intact()
-                        && fb.guards_intact()
-                        && ob.guards_intact()
-                        && qb.guards_intact(),
-                    "{ctx} mix_fp8 guards"
-                );
-                if alias != 1 {
-                    assert_eq!(xb.data(), &x[..], "{ctx} x untouched");
-                }
-
-                // Backward: g = x; 0: separate, 1: gx == g, 2: gf == g.
-                let (mut wx, mut wf) = (
-                    if accumulate {
-                        gx0s.clone()
-                    } else {
-                        vec![0f32; n]
-                    },
-                    vec![0f32; n],
-                );
-                let mut gs = xs.clone();
-                // SAFETY: n f32 each, under the same aliasing as the kernel below.
-                unsafe {
-                    match alias {
-                        1 => {
-                            let gp = gs.as_mut_ptr();
-                            (scalar::KERNELS.mix_backward)(
-                                a,
-                                b,
-                                accumulate,
-                                gp,
-                                gp,
-                                wf.as_mut_ptr(),
-                                n,
-                            );
-                            wx = gs.clone();
-                        }
-                        2 => {
-                            let gp = gs.as_mut_ptr();
-                            (scalar::KERNELS.mix_backward)(
-                                a,
-                                b,
-                                accumulate,
-                                gp,
-                                wx.as_mut_ptr(),
-                                gp,
-                                n,
-                            );
-                            wf = gs.clone();
-                        }
-                        _ => (scalar::KERNELS.mix_backward)(
-                            a,
-                            b,
-                            accumulate,
-                            xs.as_ptr(),
-                            wx.as_mut_ptr(),
-                            wf.as_mut_ptr(),
-                            n,
-                        ),
-                    }
-                }
-                let gx_m = if stream { 0 } else { m(&mut rng) };
-                let mut gb =
-                    Buf::with_data(&x, if alias == 1 { gx_m } else { m(&mut rng) }, poison);
-                let mut gxb = if accumulate {
-                    Buf::with_data(&gx0, gx_m, poison)
-                } else {
-                    Buf::new(4 * n, gx_m, poison)
-                };
-                let mut gfb = Buf::new(4 * n, m(&mut rng), poison);
-                let mut qb = Buf::new(n, m(&mut rng), poison);
-                let gp = gb.ptr();
-                let (gxp, gfp) = match alias {
-                    1 => (gp, gfb.ptr()),
-                    2 => (gxb.ptr(), gp),
-                    _ => (gxb.ptr(), gfb.ptr()),
-                };
-                let qp = if mode.is_some() {
-                    qb.ptr()
-                } else {
-                    core::ptr::null_mut()
-                };
-                // SAFETY: n f32 each; gx or gf may be g; streamed gx is 64-byte aligned.
-                unsafe {
-                    (k.mix_backward_fp8)(
-                        a,
-                        b,
-                        accumulate,
-                        gp.cast(),
-                        gxp.cast(),
-                        gfp.cast(),
-                        qp,
-                        &args,
-                        stream,
-                        n,
-                    );
-                }
-                unitfp8::backend::store_fence();
-                let (got_x, got_f) = match alias {
-                    1 => (gb.data().to_vec(), gfb.data().to_vec()),
-                    2 => (gxb.data().to_vec(), gb.data().to_vec()),
-                    _ => (gxb.data().to_vec(), gfb.data().to_vec()),
-                };
-                let acc_nans = |i: usize| {
-                    let g0 = if alias == 1 { xs[i] } else { gx0s[i] };
-                    accumulate && g0.is_nan() && (a * xs[i]).is_nan()
-                };
-                let ctx = format!("{ctx} accumulate={accumulate} mix_backward_fp8");
-                assert_same(
-                    &format!("{ctx} gx"),
-                    &got_x,
-                    &bytes(&wx),
-                    &gx0,
-                    &x,
-                    &acc_nans,
-                );
-                assert_same(&format!("{ctx} gf"), &got_f, &bytes(&wf), &x, &x, &|_| {
-                    false
-                });
-                if mode.is_some() {
-                    assert_eq!(qb.data(), &scalar_codes(&args, &got_f)[..], "{ctx} codes");
-                } else {
-                    assert!(qb.data().iter().all(|&c| c == poison), "{ctx} no codes");
-                }
-                assert!(
-                    gb.guards_intact()
-                        && gxb.guards_intact()
-                        && gfb.guards_intact()
-                        && qb.guards_intact(),
-                    "{ctx} guards"
-                );
+        for io in [DType::F32, DType::BF16, DType::F16] {
+            for n in lengths() {
+                fused_mix_case(&name, k, io, n, &mut rng);
             }
         }
+    }
+}
+
+/// The values of `n` elements of `io` in `bytes`, as f32 (exact).
+fn widen_io(io: DType, bytes: &[u8]) -> Vec<f32> {
+    let n = bytes.len() / io.size();
+    let mut out = vec![0f32; n];
+    // SAFETY: bytes holds n elements of io, out n f32.
+    unsafe {
+        match io {
+            DType::BF16 => {
+                (scalar::KERNELS.bf16_to_f32)(bytes.as_ptr().cast(), out.as_mut_ptr(), n)
+            }
+            DType::F16 => (scalar::KERNELS.f16_to_f32)(bytes.as_ptr().cast(), out.as_mut_ptr(), n),
+            _ => {
+                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *o = f32::from_le_bytes(c.try_into().unwrap());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Element-wise equality of `io` outputs; where `either_nan(i)`, any two NaNs match.
+fn assert_same_io(
+    ctx: &str,
+    io: DType,
+    got: &[u8],
+    want: &[u8],
+    either_nan: &dyn Fn(usize) -> bool,
+) {
+    let (g, w) = (widen_io(io, got), widen_io(io, want));
+    let size = io.size();
+    for i in 0..g.len() {
+        let same = got[i * size..(i + 1) * size] == want[i * size..(i + 1) * size];
+        if !(same || (either_nan(i) && g[i].is_nan() && w[i].is_nan())) {
+            panic!("{ctx}: element {i}: got {:?}, scalar {:?}", g[i], w[i]);
+        }
+    }
+}
+
+fn fused_mix_case(name: &str, k: &Kernels, io: DType, n: usize, rng: &mut Rng) {
+    let size = io.size();
+    let input = |rng: &mut Rng| {
+        if io == DType::F32 {
+            interesting_f32_bytes(rng, n)
+        } else {
+            u16_bytes(rng, n)
+        }
+    };
+    let (a, b) = (random_scale(rng).abs(), random_scale(rng).abs());
+    let (x, f, gx0) = (input(rng), input(rng), input(rng));
+    let (xs, fs, gx0s) = (widen_io(io, &x), widen_io(io, &f), widen_io(io, &gx0));
+    let poison = rng.u32() as u8;
+    let mut modes: Vec<Option<(Fp8Format, Rounding)>> = vec![None];
+    for format in FORMATS {
+        for rounding in ROUNDINGS {
+            modes.push(Some((format, rounding)));
+        }
+    }
+    // The codes the scalar table gives for the stored values `stored`.
+    let scalar_codes = |args: &EncodeArgs, stored: &[u8]| -> Vec<u8> {
+        let v = widen_io(io, stored);
+        let mut c = vec![0u8; n];
+        // SAFETY: v and c hold n elements.
+        unsafe { (scalar::KERNELS.f32_to_fp8)(args, v.as_ptr(), c.as_mut_ptr(), n) };
+        c
+    };
+    for mode in modes {
+        let args = EncodeArgs {
+            format: mode.map_or(Fp8Format::E4M3, |m| m.0),
+            scale: 1.0,
+            rounding: mode.map_or(Rounding::NearestSaturate, |m| m.1),
+            key: StreamKey::new(rng.u64(), rng.u32()),
+            index_lo: random_index_lo(rng, n),
+        };
+        let stream = rng.below(2) == 0;
+        let alias = rng.below(3); // forward: 0 out separate, 1 out == x, 2 out == f
+        let accumulate = rng.below(2) == 0;
+        let ctx = format!("{name} {io:?} n={n} {mode:?} stream={stream} alias={alias}");
+        // Streamed outputs are 64-byte aligned (the contract); the rest at any offset.
+        let mut m = || rng.below(4);
+        let out_m = if stream { 0 } else { m() };
+
+        // Forward: the scalar table on plain separate buffers is the reference.
+        let mut want = vec![0u8; n * size];
+        // SAFETY: n elements each; no codes.
+        unsafe {
+            (scalar::KERNELS.mix_fp8)(
+                io,
+                a,
+                b,
+                x.as_ptr(),
+                f.as_ptr(),
+                want.as_mut_ptr(),
+                core::ptr::null_mut(),
+                &args,
+                false,
+                n,
+            )
+        };
+        let mix_nans = |i: usize| (a * xs[i]).is_nan() && (b * fs[i]).is_nan();
+        let mut xb = Buf::with_data(&x, if alias == 1 { out_m } else { m() }, poison);
+        let mut fb = Buf::with_data(&f, if alias == 2 { out_m } else { m() }, poison);
+        let mut ob = Buf::new(n * size, out_m, poison);
+        let mut qb = Buf::new(n, m(), poison);
+        let (xp, fp) = (xb.ptr(), fb.ptr());
+        let op = match alias {
+            1 => xp,
+            2 => fp,
+            _ => ob.ptr(),
+        };
+        let qp = if mode.is_some() {
+            qb.ptr()
+        } else {
+            core::ptr::null_mut()
+        };
+        // SAFETY: n elements each; out is x, f or separate as the contract allows; streamed
+        // outputs are 64-byte aligned.
+        unsafe { (k.mix_fp8)(io, a, b, xp, fp, op, qp, &args, stream, n) };
+        unitfp8::backend::store_fence();
+        let got = match alias {
+            1 => xb.data().to_vec(),
+            2 => fb.data().to_vec(),
+            _ => ob.data().to_vec(),
+        };
+        assert_same_io(&format!("{ctx} mix_fp8"), io, &got, &want, &mix_nans);
+        if mode.is_some() {
+            assert_eq!(
+                qb.data(),
+                &scalar_codes(&args, &got)[..],
+                "{ctx} mix_fp8 codes"
+            );
+        } else {
+            assert!(qb.data().iter().all(|&c| c == poison), "{ctx} no codes");
+        }
+        assert!(
+            xb.guards_intact() && fb.guards_intact() && ob.guards_intact() && qb.guards_intact(),
+            "{ctx} mix_fp8 guards"
+        );
+        if alias != 1 {
+            assert_eq!(xb.data(), &x[..], "{ctx} x untouched");
+        }
+        if alias != 2 {
+            assert_eq!(fb.data(), &f[..], "{ctx} f untouched");
+        }
+
+        // Backward with g = x: 0 separate, 1 gx == g, 2 gf == g; the scalar table under the
+        // same aliasing is the reference.
+        let ctx = format!("{ctx} accumulate={accumulate} mix_backward_fp8");
+        let (mut sg, mut sx, mut sf) = (
+            x.clone(),
+            if accumulate {
+                gx0.clone()
+            } else {
+                vec![0u8; n * size]
+            },
+            vec![0u8; n * size],
+        );
+        let sgp = sg.as_mut_ptr();
+        let (sxp, sfp) = match alias {
+            1 => (sgp, sf.as_mut_ptr()),
+            2 => (sx.as_mut_ptr(), sgp),
+            _ => (sx.as_mut_ptr(), sf.as_mut_ptr()),
+        };
+        // SAFETY: n elements each, aliased as the contract allows; no codes.
+        unsafe {
+            (scalar::KERNELS.mix_backward_fp8)(
+                io,
+                a,
+                b,
+                accumulate,
+                sgp,
+                sxp,
+                sfp,
+                core::ptr::null_mut(),
+                &args,
+                false,
+                n,
+            )
+        };
+        let (want_x, want_f) = match alias {
+            1 => (sg.clone(), sf),
+            2 => (sx, sg.clone()),
+            _ => (sx, sf),
+        };
+        let gx_m = if stream { 0 } else { m() };
+        let mut gb = Buf::with_data(&x, if alias == 1 { gx_m } else { m() }, poison);
+        let mut gxb = if accumulate {
+            Buf::with_data(&gx0, gx_m, poison)
+        } else {
+            Buf::new(n * size, gx_m, poison)
+        };
+        let mut gfb = Buf::new(n * size, m(), poison);
+        let mut qb = Buf::new(n, m(), poison);
+        let gp = gb.ptr();
+        let (gxp, gfp) = match alias {
+            1 => (gp, gfb.ptr()),
+            2 => (gxb.ptr(), gp),
+            _ => (gxb.ptr(), gfb.ptr()),
+        };
+        let qp = if mode.is_some() {
+            qb.ptr()
+        } else {
+            core::ptr::null_mut()
+        };
+        // SAFETY: n elements each; gx or gf may be g; a streamed gx is 64-byte aligned.
+        unsafe { (k.mix_backward_fp8)(io, a, b, accumulate, gp, gxp, gfp, qp, &args, stream, n) };
+        unitfp8::backend::store_fence();
+        let (got_x, got_f) = match alias {
+            1 => (gb.data().to_vec(), gfb.data().to_vec()),
+            2 => (gxb.data().to_vec(), gb.data().to_vec()),
+            _ => (gxb.data().to_vec(), gfb.data().to_vec()),
+        };
+        let acc_nans = |i: usize| {
+            let g0 = if alias == 1 { xs[i] } else { gx0s[i] };
+            accumulate && g0.is_nan() && (a * xs[i]).is_nan()
+        };
+        assert_same_io(&format!("{ctx} gx"), io, &got_x, &want_x, &acc_nans);
+        assert_same_io(&format!("{ctx} gf"), io, &got_f, &want_f, &|_| false);
+        if mode.is_some() {
+            assert_eq!(qb.data(), &scalar_codes(&args, &got_f)[..], "{ctx} codes");
+        } else {
+            assert!(qb.data().iter().all(|&c| c == poison), "{ctx} no codes");
+        }
+        assert!(
+            gb.guards_intact() && gxb.guards_intact() && gfb.guards_intact() && qb.guards_intact(),
+            "{ctx} guards"
+        );
     }
 }
 

@@ -1198,6 +1198,99 @@ fn streamed_mixes_at_any_alignment() {
     }
 }
 
+/// As [`streamed_mixes_at_any_alignment`] for bf16 mixes (outputs rounded to bf16, the FP8
+/// copies encoded from the rounded values).
+#[test]
+fn streamed_bf16_mixes_at_any_alignment() {
+    let mut rng = fresh_rng();
+    let n = 8_400_001; // 4 × 16.8 MB + 8.4 MB: above the streaming threshold
+    let bf = |v: f32| f32_to_bf16_bits(v, false);
+    let wid = |h: u16| f32::from_bits((h as u32) << 16);
+    let x: Vec<u16> = (0..n).map(|_| bf(rng.normal() * 3.0)).collect();
+    let f: Vec<u16> = (0..n).map(|_| bf(rng.normal() * 3.0)).collect();
+    let mp = MixParams {
+        tau: 0.3,
+        rounding: Rounding::StochasticSaturate,
+        seed: rng.next(),
+    };
+    let (a, b) = mp.coefficients().unwrap();
+    let placed = |len: usize, off: usize| -> (Vec<u8>, usize) {
+        let v = vec![POISON; len + 128];
+        let start = v.as_ptr().align_offset(64) + off;
+        (v, start)
+    };
+    let read = |v: &[u8], start: usize, i: usize| -> u16 {
+        u16::from_le_bytes(v[start + 2 * i..start + 2 * i + 2].try_into().unwrap())
+    };
+    for (exec, (o_off, q_off, f_off)) in [
+        (Exec::global(), (0usize, 0usize, 0usize)),
+        (Exec::global().with_threads(1), (2, 3, 6)),
+        (Exec::global(), (1, 5, 2)),
+    ] {
+        let ctx = format!("{exec:?} offsets {o_off} {q_off} {f_off}");
+        let (mut ob, os) = placed(2 * n, o_off);
+        let (mut qb, qs) = placed(n, q_off);
+        // SAFETY: x, f hold n bf16; ob and qb hold n bf16 / n bytes from their starts.
+        unsafe {
+            exec.residual_mix_raw(
+                x.as_ptr().cast(),
+                f.as_ptr().cast(),
+                ob.as_mut_ptr().add(os),
+                DType::BF16,
+                n,
+                qb.as_mut_ptr().add(qs),
+                DType::E4M3,
+                &mp,
+            )
+        }
+        .unwrap();
+        for i in 0..n {
+            let y = bf(a * wid(x[i]) + b * wid(f[i]));
+            assert_eq!(read(&ob, os, i), y, "{ctx} mix i {i}");
+            let r = stochastic_bits(mp.seed, i as u64);
+            let want = unitfp8::Fp8Format::E4M3.encode(wid(y), mp.rounding, r);
+            assert_eq!(qb[qs + i], want, "{ctx} mix copy i {i}");
+        }
+        assert!(
+            ob[..os]
+                .iter()
+                .chain(&ob[os + 2 * n..])
+                .all(|&c| c == POISON)
+        );
+        assert!(qb[..qs].iter().chain(&qb[qs + n..]).all(|&c| c == POISON));
+
+        let (mut gxb, gxs) = placed(2 * n, o_off);
+        for (i, v) in f.iter().enumerate() {
+            gxb[gxs + 2 * i..gxs + 2 * i + 2].copy_from_slice(&v.to_le_bytes());
+        }
+        let (mut gfb, gfs) = placed(2 * n, f_off);
+        let (mut gqb, gqs) = placed(n, q_off);
+        // SAFETY: x holds n bf16; the outputs hold n elements from their starts.
+        unsafe {
+            exec.residual_mix_backward_raw(
+                x.as_ptr().cast(),
+                gxb.as_mut_ptr().add(gxs),
+                gfb.as_mut_ptr().add(gfs),
+                DType::BF16,
+                n,
+                true,
+                gqb.as_mut_ptr().add(gqs),
+                DType::E5M2,
+                &mp,
+            )
+        }
+        .unwrap();
+        for i in 0..n {
+            let (dx, df) = (bf(wid(f[i]) + a * wid(x[i])), bf(b * wid(x[i])));
+            assert_eq!(read(&gxb, gxs, i), dx, "{ctx} grad_x i {i}");
+            assert_eq!(read(&gfb, gfs, i), df, "{ctx} grad_f i {i}");
+            let r = stochastic_bits(mp.seed, i as u64);
+            let want = unitfp8::Fp8Format::E5M2.encode(wid(df), mp.rounding, r);
+            assert_eq!(gqb[gqs + i], want, "{ctx} grad_f copy i {i}");
+        }
+    }
+}
+
 /// Whole 64-row tiles into 64-byte-aligned output rows take the streaming-store path.
 #[test]
 fn transpose_kernel_aligned_full_tiles() {

@@ -3,6 +3,7 @@
 //! Every table computes exactly what [`scalar`] computes, bit for bit; the drivers in
 //! [`crate::cast`](mod@crate::cast) and [`crate::residual`] split work into blocks and call these kernels.
 
+use crate::dtype::DType;
 use crate::error::Error;
 use crate::fp8::Fp8Format;
 use crate::rng::StreamKey;
@@ -103,59 +104,148 @@ fn avx512_available() -> bool {
 }
 
 /// Defines `mix_fp8` and `mix_backward_fp8` ([`Kernels::mix_fp8`],
-/// [`Kernels::mix_backward_fp8`]) in the invoking back-end module from its own `mix`,
-/// `mix_backward` and `f32_to_fp8`: the mix, then the encode of the stored values (plain
-/// stores only).
+/// [`Kernels::mix_backward_fp8`]) in the invoking back-end module from its own conversions,
+/// `mix`, `mix_backward` and `f32_to_fp8`: per chunk, widen the inputs, mix, narrow the outputs,
+/// then encode the stored values (plain stores only).
 macro_rules! fused_mix_by_composition {
     () => {
-        /// See [`Kernels::mix_fp8`]: `mix`, then `f32_to_fp8` on the stored values.
+        /// Elements per chunk of the composed fused mixes (f32 staging on the stack).
+        const FUSED_CHUNK: usize = 256;
+
+        /// `n <= FUSED_CHUNK` elements of `io` at `src` as f32 in `buf`.
+        ///
+        /// # Safety
+        /// `src` valid for `n` elements of `io`.
+        unsafe fn fused_widen(io: DType, src: *const u8, buf: &mut [f32; FUSED_CHUNK], n: usize) {
+            // SAFETY: per the contract; buf holds FUSED_CHUNK >= n.
+            unsafe {
+                match io {
+                    DType::BF16 => bf16_to_f32(src.cast(), buf.as_mut_ptr(), n),
+                    DType::F16 => f16_to_f32(src.cast(), buf.as_mut_ptr(), n),
+                    _ => core::ptr::copy_nonoverlapping(src.cast::<f32>(), buf.as_mut_ptr(), n),
+                }
+            }
+        }
+
+        /// Stores `n` f32 of `buf` as `io` at `dst` (bf16/f16 round to nearest even, no
+        /// saturation), then reads the stored values back into `buf` as f32.
+        ///
+        /// # Safety
+        /// `dst` valid for `n` elements of `io`.
+        unsafe fn fused_store(io: DType, buf: &mut [f32; FUSED_CHUNK], dst: *mut u8, n: usize) {
+            // SAFETY: per the contract; buf holds FUSED_CHUNK >= n.
+            unsafe {
+                match io {
+                    DType::BF16 => {
+                        f32_to_bf16(1.0, false, buf.as_ptr(), dst.cast(), n);
+                    }
+                    DType::F16 => {
+                        f32_to_f16(1.0, false, buf.as_ptr(), dst.cast(), n);
+                    }
+                    _ => core::ptr::copy_nonoverlapping(buf.as_ptr(), dst.cast::<f32>(), n),
+                }
+                fused_widen(io, dst, buf, n);
+            }
+        }
+
+        /// See [`Kernels::mix_fp8`]: per chunk, widen, `mix`, narrow, then `f32_to_fp8` on
+        /// the stored values.
         ///
         /// # Safety
         /// As in the [`Kernels`] contract.
         #[allow(clippy::too_many_arguments)]
         unsafe fn mix_fp8(
+            io: DType,
             a: f32,
             b: f32,
-            x: *const f32,
-            f: *const f32,
-            out: *mut f32,
+            x: *const u8,
+            f: *const u8,
+            out: *mut u8,
             codes: *mut u8,
             args: &EncodeArgs,
             _stream: bool,
             n: usize,
         ) {
-            // SAFETY: forwarded contract; `out` holds n stored values when it is read back.
-            unsafe {
-                mix(a, b, x, f, out, n);
-                if !codes.is_null() {
-                    f32_to_fp8(args, out, codes, n);
+            let size = io.size();
+            let (mut bx, mut bf) = ([0f32; FUSED_CHUNK], [0f32; FUSED_CHUNK]);
+            let mut i = 0;
+            while i < n {
+                let len = FUSED_CHUNK.min(n - i);
+                // SAFETY: [i, i + len) is in bounds (contract); both inputs of the chunk are
+                // read before its output (which may be one of them) is written.
+                unsafe {
+                    fused_widen(io, x.add(i * size), &mut bx, len);
+                    fused_widen(io, f.add(i * size), &mut bf, len);
+                    mix(a, b, bx.as_ptr(), bf.as_ptr(), bx.as_mut_ptr(), len);
+                    fused_store(io, &mut bx, out.add(i * size), len);
+                    if !codes.is_null() {
+                        let piece = EncodeArgs {
+                            index_lo: args.index_lo.wrapping_add(i as u32),
+                            ..*args
+                        };
+                        f32_to_fp8(&piece, bx.as_ptr(), codes.add(i), len);
+                    }
                 }
+                i += len;
             }
         }
 
-        /// See [`Kernels::mix_backward_fp8`]: `mix_backward`, then `f32_to_fp8` on `gf`.
+        /// See [`Kernels::mix_backward_fp8`]: per chunk, widen, `mix_backward`, narrow, then
+        /// `f32_to_fp8` on the stored `gf`.
         ///
         /// # Safety
         /// As in the [`Kernels`] contract.
         #[allow(clippy::too_many_arguments)]
         unsafe fn mix_backward_fp8(
+            io: DType,
             a: f32,
             b: f32,
             accumulate: bool,
-            g: *const f32,
-            gx: *mut f32,
-            gf: *mut f32,
+            g: *const u8,
+            gx: *mut u8,
+            gf: *mut u8,
             codes: *mut u8,
             args: &EncodeArgs,
             _stream: bool,
             n: usize,
         ) {
-            // SAFETY: forwarded contract; `gf` holds n stored values when it is read back.
-            unsafe {
-                mix_backward(a, b, accumulate, g, gx, gf, n);
-                if !codes.is_null() {
-                    f32_to_fp8(args, gf, codes, n);
+            let size = io.size();
+            let (mut bg, mut bx, mut bf) = (
+                [0f32; FUSED_CHUNK],
+                [0f32; FUSED_CHUNK],
+                [0f32; FUSED_CHUNK],
+            );
+            let mut i = 0;
+            while i < n {
+                let len = FUSED_CHUNK.min(n - i);
+                // SAFETY: [i, i + len) is in bounds (contract); the chunk of `g` (and of `gx`
+                // when accumulating) is read before its outputs (which may alias `g`) are
+                // written.
+                unsafe {
+                    fused_widen(io, g.add(i * size), &mut bg, len);
+                    if accumulate {
+                        fused_widen(io, gx.add(i * size), &mut bx, len);
+                    }
+                    mix_backward(
+                        a,
+                        b,
+                        accumulate,
+                        bg.as_ptr(),
+                        bx.as_mut_ptr(),
+                        bf.as_mut_ptr(),
+                        len,
+                    );
+                    fused_store(io, &mut bx, gx.add(i * size), len);
+                    fused_store(io, &mut bf, gf.add(i * size), len);
+                    if !codes.is_null() {
+                        let piece = EncodeArgs {
+                            index_lo: args.index_lo.wrapping_add(i as u32),
+                            ..*args
+                        };
+                        f32_to_fp8(&piece, bf.as_ptr(), codes.add(i), len);
+                    }
                 }
+                i += len;
             }
         }
     };
@@ -179,11 +269,12 @@ pub struct EncodeArgs {
 
 /// The signature of [`Kernels::mix_fp8`].
 pub type MixFp8Fn = unsafe fn(
+    io: DType,
     a: f32,
     b: f32,
-    x: *const f32,
-    f: *const f32,
-    out: *mut f32,
+    x: *const u8,
+    f: *const u8,
+    out: *mut u8,
     codes: *mut u8,
     args: &EncodeArgs,
     stream: bool,
@@ -192,12 +283,13 @@ pub type MixFp8Fn = unsafe fn(
 
 /// The signature of [`Kernels::mix_backward_fp8`].
 pub type MixBackwardFp8Fn = unsafe fn(
+    io: DType,
     a: f32,
     b: f32,
     accumulate: bool,
-    g: *const f32,
-    gx: *mut f32,
-    gf: *mut f32,
+    g: *const u8,
+    gx: *mut u8,
+    gf: *mut u8,
     codes: *mut u8,
     args: &EncodeArgs,
     stream: bool,
@@ -274,15 +366,17 @@ pub struct Kernels {
         gf: *mut f32,
         n: usize,
     ),
-    /// [`Kernels::mix`] with the FP8 copy fused: when `codes` is non-null it also receives
-    /// the FP8 codes of `out` (exactly [`Kernels::f32_to_fp8`] with `args` on the stored
-    /// values; no amax). With `stream`, `out` is 64-byte aligned and may be written with
-    /// streaming stores (the caller ends a run of calls with [`store_fence`]); `codes` gets
-    /// plain stores. `out` may equal `x` or `f`; `codes` overlaps nothing.
+    /// The residual mix over `io` elements (f32, bf16 or f16; 16-bit inputs widen exactly,
+    /// outputs round to nearest even without saturation, as the drivers define it) with the FP8
+    /// copy fused: when `codes` is non-null it also receives the FP8 codes of the stored `out`
+    /// (exactly [`Kernels::f32_to_fp8`] with `args` on the stored values; no amax). With
+    /// `stream`, `out` is 64-byte aligned and may be written with streaming stores (the caller
+    /// ends a run of calls with [`store_fence`]); `codes` gets plain stores. `out` may equal
+    /// `x` or `f`; `codes` overlaps nothing.
     pub mix_fp8: MixFp8Fn,
-    /// [`Kernels::mix_backward`] with the FP8 copy of `gf` fused as in [`Kernels::mix_fp8`].
-    /// With `stream`, `gx` is 64-byte aligned; `gx` and `gf` may be written with streaming
-    /// stores.
+    /// The backward residual mix over `io` elements with the FP8 copy of the stored `gf`
+    /// fused, as in [`Kernels::mix_fp8`]. With `stream`, `gx` is 64-byte aligned; `gx` and `gf`
+    /// may be written with streaming stores.
     pub mix_backward_fp8: MixBackwardFp8Fn,
 }
 

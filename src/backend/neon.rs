@@ -11,6 +11,7 @@
 //! `n`. Base NEON is part of every AArch64 CPU, so no runtime detection is needed.
 
 use super::{EncodeArgs, Kernels};
+use crate::dtype::DType;
 use crate::dtype::Rounding;
 use crate::fp8::Fp8Format;
 use core::arch::aarch64::*;

@@ -1,6 +1,7 @@
 //! The portable scalar back end: the reference semantics of every kernel.
 
 use super::{EncodeArgs, Kernels};
+use crate::dtype::DType;
 use crate::fp8::{Fp8Format, f32_to_bf16_bits, f32_to_f16_bits};
 use half::f16;
 

@@ -498,7 +498,11 @@ pub(super) unsafe fn bf16_to_fp8(
 /// f32 → bf16 or f16 bits of 16 values (in 32-bit lanes); returns `(bits, |x| bits)`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-fn encode16_half<const BF16: bool>(x: __m512, scale: __m512, clamp: __m512i) -> (__m512i, __m512i) {
+pub(super) fn encode16_half<const BF16: bool>(
+    x: __m512,
+    scale: __m512,
+    clamp: __m512i,
+) -> (__m512i, __m512i) {
     let xabs = _mm512_and_si512(_mm512_castps_si512(x), splat(ABS as u32));
     let y = _mm512_castps_si512(_mm512_mul_ps(x, scale));
     let yabs = _mm512_and_si512(y, splat(ABS as u32));
