@@ -534,8 +534,13 @@ unsafe fn cast_range(
     let chunk = if stream { STREAM_CHUNK * 4 / ds } else { BLOCK };
     // Sources narrower than f32 are prefetched further ahead (in blocks; 4 KiB of E4M3 or
     // 8 KiB of bf16): at 2^26 elements on one Zen 4 core, bf16 -> E4M3 went from ~87% to ~95%
-    // of copy bandwidth and E4M3 -> bf16 from ~78% to ~92% (f32 sources keep 1 block).
-    let ahead_blocks = if ss < 4 { 4 } else { PREFETCH_BLOCKS };
+    // of copy bandwidth and E4M3 -> bf16 from ~78% to ~92% (f32 sources keep 1 block, unless
+    // the kernels prefetch them themselves).
+    let ahead_blocks = match (ss, k.prefetches_f32_sources) {
+        (4, true) => 0,
+        (4, false) => PREFETCH_BLOCKS,
+        _ => 4,
+    };
     let mut amax = 0;
     let mut c = start;
     while c < end {
@@ -555,8 +560,10 @@ unsafe fn cast_range(
                 let i = c + j;
                 // Prefetch the next block's source (the hardware prefetcher alone leaves one
                 // core short of its share of DRAM bandwidth on this kind of stream).
-                let (ahead, ahead_len) = prefetch_window_blocks(i, end, ahead_blocks);
-                prefetch_next(src.wrapping_add(ahead * ss), ahead_len * ss);
+                if ahead_blocks > 0 {
+                    let (ahead, ahead_len) = prefetch_window_blocks(i, end, ahead_blocks);
+                    prefetch_next(src.wrapping_add(ahead * ss), ahead_len * ss);
+                }
                 let block_amax = cast_block(
                     k,
                     src.add(i * ss),

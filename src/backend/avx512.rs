@@ -86,6 +86,7 @@ static BASE: Kernels = Kernels {
     stream_copy: transpose::stream_copy,
     mix_fp8: mix::mix_fp8,
     mix_backward_fp8: mix::mix_backward_fp8,
+    prefetches_f32_sources: true,
 };
 
 /// Table for AVX-512 F/BW/VL/DQ + VBMI (byte-lookup FP8 decoding).

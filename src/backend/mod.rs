@@ -378,6 +378,9 @@ pub struct Kernels {
     /// fused, as in [`Kernels::mix_fp8`]. With `stream`, `gx` is 64-byte aligned; `gx` and `gf`
     /// may be written with streaming stores.
     pub mix_backward_fp8: MixBackwardFp8Fn,
+    /// Whether the kernels with f32 sources (`f32_to_fp8`, `f32_to_bf16`, `f32_to_f16`,
+    /// `f32_to_f32`) prefetch their own sources ahead; otherwise the drivers prefetch for them.
+    pub prefetches_f32_sources: bool,
 }
 
 /// Orders earlier non-temporal stores (from [`Kernels::stream_copy`]) before later stores, so

@@ -34,6 +34,7 @@ pub static KERNELS: Kernels = Kernels {
     stream_copy: super::scalar::stream_copy,
     mix_fp8,
     mix_backward_fp8,
+    prefetches_f32_sources: false,
 };
 
 // `mix_fp8` and `mix_backward_fp8`: the NEON mixes, then the NEON `f32_to_fp8` on the stored

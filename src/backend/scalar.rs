@@ -22,6 +22,7 @@ pub static KERNELS: Kernels = Kernels {
     stream_copy,
     mix_fp8,
     mix_backward_fp8,
+    prefetches_f32_sources: false,
 };
 
 #[inline(always)]

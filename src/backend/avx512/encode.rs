@@ -10,6 +10,19 @@ use core::arch::x86_64::*;
 const ABS: i32 = 0x7FFF_FFFF;
 const INF: i32 = 0x7F80_0000;
 
+/// How far ahead of the current source vector the f32-source kernels prefetch, in bytes: one
+/// prefetch per loop iteration, spread evenly instead of in bursts per block from the driver
+/// (measured at 2^26 elements, f32 → E4M3 on 2 threads: 82-97% → 101-107% of copy bandwidth,
+/// stochastic rounding 78-94% → 101-104%).
+const PREFETCH_AHEAD: usize = 4096;
+
+/// Prefetches the line `PREFETCH_AHEAD` bytes past `p` into L1.
+#[inline(always)]
+fn prefetch_ahead(p: *const u8) {
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD).cast()) }
+}
+
 /// `a | (b & c)`, the `vpternlogd` immediate.
 const A_OR_B_AND_C: i32 = 0xF8;
 
@@ -312,6 +325,9 @@ unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool, const BF16:
         } else {
             _mm512_setzero_si512()
         };
+        if !BF16 {
+            prefetch_ahead(src.wrapping_add(i * size));
+        }
         // SAFETY: elements [i, i + 16) are in bounds (contract); unaligned access is allowed.
         let x = unsafe { load16::<BF16>(src.add(i * size)) };
         let (code, xabs) = encode16::<SH, BIAS, SR>(x, &c, r);
@@ -543,6 +559,7 @@ unsafe fn encode_half<const BF16: bool>(
     let mut amax = _mm512_setzero_si512();
     let mut i = 0;
     while i + 16 <= n {
+        prefetch_ahead(src.wrapping_add(i).cast());
         // SAFETY: elements [i, i + 16) are in bounds (contract); unaligned access is allowed.
         let x = unsafe { _mm512_loadu_ps(src.add(i)) };
         let (bits, xabs) = encode16_half::<BF16>(x, scale, clamp);
@@ -620,6 +637,7 @@ unsafe fn scale_f32<const SAT: bool>(scale: f32, src: *const f32, dst: *mut f32,
     let mut amax = _mm512_setzero_si512();
     let mut i = 0;
     while i + 16 <= n {
+        prefetch_ahead(src.wrapping_add(i).cast());
         // SAFETY: elements [i, i + 16) are in bounds (contract); `dst` is `src` or disjoint, and
         // each vector is loaded before it is stored.
         unsafe {
