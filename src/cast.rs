@@ -830,8 +830,10 @@ unsafe fn cast_transpose_rows(
                         let s_row = (src as *const u8).add((row * g.ld_src + col) * ss);
                         // The next piece of this row (the hardware prefetchers miss it when many
                         // rows are read a little at a time).
-                        let next = g.cols.saturating_sub(col + len).min(band_cols);
-                        prefetch_next(s_row.wrapping_add(len * ss), next.min(BLOCK) * ss);
+                        if !(ss == 4 && k.prefetches_f32_sources) {
+                            let next = g.cols.saturating_sub(col + len).min(band_cols);
+                            prefetch_next(s_row.wrapping_add(len * ss), next.min(BLOCK) * ss);
+                        }
                         let f = widen_block(k, g.src_type, s_row, len, buf.get());
                         let out = stage.add(r * stride + j * ds);
                         amax = amax.max(encode_block(
