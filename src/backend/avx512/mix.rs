@@ -210,6 +210,32 @@ unsafe fn store16_io<const IO: u8>(
     }
 }
 
+/// Encodes the 16 stored values `stored` of elements `i..i + 16` (indices from `index_lo`)
+/// and stores their FP8 codes at element `i` of `codes` (lanes of `k` only when given).
+///
+/// # Safety
+/// The selected codes are valid for writes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn store_codes<const SH: u32, const BIAS: u32, const SR: bool>(
+    enc: &Fp8Encoder,
+    stored: __m512,
+    index_lo: u32,
+    codes: *mut u8,
+    i: usize,
+    k: Option<__mmask16>,
+) {
+    let idx = lane_indices(index_lo.wrapping_add(i as u32));
+    let q = encode16_codes::<SH, BIAS, SR>(enc, stored, idx);
+    // SAFETY: per the contract.
+    unsafe {
+        match k {
+            Some(k) => _mm_mask_storeu_epi8(codes.add(i).cast(), k, q),
+            None => _mm_storeu_si128(codes.add(i).cast(), q),
+        }
+    }
+}
+
 /// [`mix_fp8`] for one element type and encoder (`CODES`: whether codes are written at all).
 ///
 /// # Safety
@@ -252,12 +278,7 @@ unsafe fn mix_fp8_impl<
             let y = _mm512_add_ps(_mm512_mul_ps(va, xv), _mm512_mul_ps(vb, fv));
             let stored = store16_io::<IO>(out, i, y, k, stream);
             if CODES {
-                let idx = lane_indices(args.index_lo.wrapping_add(i as u32));
-                let q = encode16_codes::<SH, BIAS, SR>(&enc, stored, idx);
-                match k {
-                    Some(k) => _mm_mask_storeu_epi8(codes.add(i).cast(), k, q),
-                    None => _mm_storeu_si128(codes.add(i).cast(), q),
-                }
+                store_codes::<SH, BIAS, SR>(&enc, stored, args.index_lo, codes, i, k);
             }
         }
         i += 16;
@@ -382,12 +403,7 @@ unsafe fn mix_backward_fp8_impl<
             store16_io::<IO>(gx, i, dx, k, stream);
             let stored = store16_io::<IO>(gf, i, df, k, nt_f);
             if CODES {
-                let idx = lane_indices(args.index_lo.wrapping_add(i as u32));
-                let q = encode16_codes::<SH, BIAS, SR>(&enc, stored, idx);
-                match k {
-                    Some(k) => _mm_mask_storeu_epi8(codes.add(i).cast(), k, q),
-                    None => _mm_storeu_si128(codes.add(i).cast(), q),
-                }
+                store_codes::<SH, BIAS, SR>(&enc, stored, args.index_lo, codes, i, k);
             }
         }
         i += 16;
