@@ -355,6 +355,7 @@ fn copy_args(fp8_type: DType, cast: &CastParams, index: u64) -> EncodeArgs {
         fp8_type.fp8().unwrap_or(crate::Fp8Format::E4M3),
         cast,
         index,
+        false,
     )
 }
 

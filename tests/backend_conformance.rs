@@ -348,6 +348,7 @@ impl Unary {
                 rounding: rng.pick(&ROUNDINGS),
                 key: StreamKey::new(rng.u64(), rng.u32()),
                 index_lo: 0, // set per length
+                stream: rng.below(2) == 0,
             }),
             4 => Unary::F32ToBf16(random_scale(rng), sat),
             5 => Unary::F32ToF16(random_scale(rng), sat),
@@ -363,6 +364,7 @@ impl Unary {
                 rounding: rng.pick(&ROUNDINGS),
                 key: StreamKey::new(rng.u64(), rng.u32()),
                 index_lo: 0, // set per length
+                stream: rng.below(2) == 0,
             }),
             _ => Unary::Fp8ToBf16(rng.pick(&FORMATS)),
         }
@@ -483,6 +485,7 @@ fn fp8_encode_modes_and_scales() {
                         rounding,
                         key: StreamKey::new(rng.u64(), rng.u32()),
                         index_lo: random_index_lo(&mut rng, n),
+                        stream: rep % 3 == 0,
                     };
                     // Odd repetitions: bf16 sources (every fourth at scale 1).
                     let op = match rep % 4 {
@@ -522,6 +525,7 @@ fn stochastic_rounding_statistics() {
                 rounding: Rounding::StochasticSaturate,
                 key: StreamKey::new(rng.u64(), rng.u32()),
                 index_lo: random_index_lo(&mut rng, n),
+                stream: false,
             });
             check_unary(&name, k, op, &input, n, &mut rng);
             let (out, _) = scalar_result(op, &input, n);
@@ -831,6 +835,7 @@ fn fused_mix_case(name: &str, k: &Kernels, io: DType, n: usize, rng: &mut Rng) {
             rounding: mode.map_or(Rounding::NearestSaturate, |m| m.1),
             key: StreamKey::new(rng.u64(), rng.u32()),
             index_lo: random_index_lo(rng, n),
+            stream: false,
         };
         let stream = rng.below(2) == 0;
         let alias = rng.below(3); // forward: 0 out separate, 1 out == x, 2 out == f

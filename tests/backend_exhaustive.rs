@@ -226,6 +226,7 @@ impl Enc {
                         rounding,
                         key: StreamKey::new(0, 0),
                         index_lo: 0,
+                        stream: true,
                     };
                     tmp[..n].fill(0xA5);
                     let a = (k.f32_to_fp8)(&args, x.as_ptr(), tmp.as_mut_ptr(), n);
@@ -330,6 +331,7 @@ fn all_f32_patterns() {
                 rounding: Rounding::StochasticSaturate,
                 key,
                 index_lo,
+                stream: false,
             };
             for negative in [false, true] {
                 let x = if negative {
@@ -423,6 +425,7 @@ fn all_16_bit_patterns_widen_and_encode() {
                                 rounding,
                                 key: StreamKey::new(seed, hi),
                                 index_lo,
+                                stream: true,
                             };
                             let (mut w, mut g) = (vec![0u8; n], vec![0xA5u8; n]);
                             // SAFETY: all buffers hold n elements.
@@ -560,6 +563,7 @@ fn all_bf16_patterns_to_fp8() {
                             rounding,
                             key: StreamKey::new(seed, hi),
                             index_lo,
+                            stream: false,
                         };
                         let ctx = format!(
                             "{name} bf16->{format:?} {rounding:?} scale {scale} seed {seed} {index_lo}"

@@ -217,6 +217,7 @@ fn sweep_fp8(
             rounding,
             key,
             index_lo: base.wrapping_add((blk * SWEEP_BLOCK) as u32),
+            stream: false,
         };
         a[..n].fill(0xA5);
         b[..n].fill(0x5A);
@@ -354,6 +355,7 @@ fn stochastic_rounding_uses_the_randomness() {
         rounding: Rounding::StochasticSaturate,
         key: StreamKey::new(42, 0),
         index_lo: 0,
+        stream: false,
     };
     // SAFETY: buffers hold x.len() elements.
     unsafe { (neon().f32_to_fp8)(&args, x.as_ptr(), out.as_mut_ptr(), x.len()) };
@@ -577,6 +579,7 @@ fn lengths_alignment_poison_guards() {
                     } else {
                         u32::MAX - 5
                     },
+                    stream: false,
                 };
                 compare_regions(
                     &ctx(&format!("f32_to_fp8 {fmt:?} {rounding:?}")),
@@ -775,6 +778,7 @@ fn results_do_not_depend_on_flush_to_zero() {
                 rounding,
                 key: StreamKey::new(7, 0),
                 index_lo: 0,
+                stream: false,
             };
             let mut out = vec![0u8; n];
             // SAFETY: n elements.

@@ -265,6 +265,9 @@ pub struct EncodeArgs {
     pub key: StreamKey,
     /// Low 32 bits of the index of the block's first element; the block never wraps them.
     pub index_lo: u32,
+    /// The destination may be written with streaming stores (outputs larger than the caches;
+    /// the caller ends a run of calls with [`store_fence`]). Back ends may ignore it.
+    pub stream: bool,
 }
 
 /// The signature of [`Kernels::mix_fp8`].

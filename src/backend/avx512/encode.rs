@@ -296,11 +296,49 @@ fn fp8_clamp_and_nan(args: &EncodeArgs) -> (u32, u32) {
     }
 }
 
+/// Encodes the lanes of `k` of the 16 source values at element `i` (element indices from the
+/// lanes of `idx`) and stores their codes at element `i` of `dst` with a masked store; returns
+/// their `|x|` bits (0 in the other lanes).
+///
+/// # Safety
+/// The selected elements of `src` and `dst` are valid.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn encode_masked<const SH: u32, const BIAS: u32, const SR: bool, const BF16: bool>(
+    c: &Fp8Consts,
+    k1: __m512i,
+    k2: __m512i,
+    idx: __m512i,
+    src: *const u8,
+    dst: *mut u8,
+    i: usize,
+    k: __mmask16,
+) -> __m512i {
+    let size = if BF16 { 2 } else { 4 };
+    let r = if SR {
+        random_bits(idx, k1, k2)
+    } else {
+        _mm512_setzero_si512()
+    };
+    // SAFETY: masked lanes are in bounds (contract); masked-off lanes are neither read nor
+    // written (and load as 0, which leaves amax alone).
+    unsafe {
+        let x = load16_masked::<BF16>(k, src.add(i * size));
+        let (code, xabs) = encode16::<SH, BIAS, SR>(x, c, r);
+        _mm_mask_storeu_epi8(dst.add(i).cast(), k, _mm512_cvtepi32_epi8(code));
+        xabs
+    }
+}
+
 /// f32 (or, with `BF16`, exactly widened bf16) → FP8 over `n` elements; returns the amax bits.
+/// With `stream`, the codes from the first 16-byte boundary of `dst` on leave through
+/// streaming stores.
 ///
 /// # Safety
 /// The [`crate::backend::Kernels`] contract for `n` source elements.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool, const BF16: bool>(
     c: Fp8Consts,
     key: StreamKey,
@@ -308,6 +346,7 @@ unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool, const BF16:
     src: *const u8,
     dst: *mut u8,
     n: usize,
+    stream: bool,
 ) -> u32 {
     let size = if BF16 { 2 } else { 4 };
     let (k1, k2) = (
@@ -316,9 +355,22 @@ unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool, const BF16:
     );
     let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut idx = _mm512_add_epi32(splat(index_lo), iota);
-    let step = splat(16);
     let mut amax = _mm512_setzero_si512();
     let mut i = 0;
+    let head = if stream {
+        ((16 - (dst as usize) % 16) % 16).min(n)
+    } else {
+        0
+    };
+    if head > 0 {
+        // SAFETY: elements [0, head) are in bounds.
+        let xabs = unsafe {
+            encode_masked::<SH, BIAS, SR, BF16>(&c, k1, k2, idx, src, dst, 0, tail_mask(head))
+        };
+        amax = _mm512_max_epu32(amax, xabs);
+        idx = _mm512_add_epi32(idx, splat(head as u32));
+        i = head;
+    }
     while i + 16 <= n {
         let r = if SR {
             random_bits(idx, k1, k2)
@@ -328,28 +380,28 @@ unsafe fn encode_fp8<const SH: u32, const BIAS: u32, const SR: bool, const BF16:
         if !BF16 {
             prefetch_ahead(src.wrapping_add(i * size));
         }
-        // SAFETY: elements [i, i + 16) are in bounds (contract); unaligned access is allowed.
-        let x = unsafe { load16::<BF16>(src.add(i * size)) };
-        let (code, xabs) = encode16::<SH, BIAS, SR>(x, &c, r);
-        amax = _mm512_max_epu32(amax, xabs);
-        // SAFETY: as above.
-        unsafe { _mm_storeu_si128(dst.add(i).cast(), _mm512_cvtepi32_epi8(code)) };
-        idx = _mm512_add_epi32(idx, step);
+        // SAFETY: elements [i, i + 16) are in bounds (contract); unaligned loads are allowed;
+        // with `stream`, dst + i is 16-byte aligned (the head aligned it).
+        unsafe {
+            let x = load16::<BF16>(src.add(i * size));
+            let (code, xabs) = encode16::<SH, BIAS, SR>(x, &c, r);
+            amax = _mm512_max_epu32(amax, xabs);
+            let q = _mm512_cvtepi32_epi8(code);
+            if stream {
+                _mm_stream_si128(dst.add(i).cast(), q);
+            } else {
+                _mm_storeu_si128(dst.add(i).cast(), q);
+            }
+        }
+        idx = _mm512_add_epi32(idx, splat(16));
         i += 16;
     }
     if i < n {
-        let k = tail_mask(n - i);
-        let r = if SR {
-            random_bits(idx, k1, k2)
-        } else {
-            _mm512_setzero_si512()
+        // SAFETY: elements [i, n) are in bounds.
+        let xabs = unsafe {
+            encode_masked::<SH, BIAS, SR, BF16>(&c, k1, k2, idx, src, dst, i, tail_mask(n - i))
         };
-        // SAFETY: masked lanes [i, n) are in bounds; masked-off lanes are neither read nor written.
-        let x = unsafe { load16_masked::<BF16>(k, src.add(i * size)) };
-        let (code, xabs) = encode16::<SH, BIAS, SR>(x, &c, r);
         amax = _mm512_max_epu32(amax, xabs);
-        // SAFETY: as above.
-        unsafe { _mm_mask_storeu_epi8(dst.add(i).cast(), k, _mm512_cvtepi32_epi8(code)) };
     }
     _mm512_reduce_max_epu32(amax)
 }
@@ -381,15 +433,18 @@ unsafe fn encode_fp8_any<const BF16: bool>(
         clamp: splat(clamp),
         nan: splat(nan),
     };
-    let (key, lo) = (args.key, args.index_lo);
-    let sr = args.rounding == Rounding::StochasticSaturate;
+    let (key, lo, st) = (args.key, args.index_lo, args.stream);
     // SAFETY: forwarded contract.
     unsafe {
-        match (args.format, sr) {
-            (Fp8Format::E4M3, false) => encode_fp8::<20, 7, false, BF16>(c, key, lo, src, dst, n),
-            (Fp8Format::E4M3, true) => encode_fp8::<20, 7, true, BF16>(c, key, lo, src, dst, n),
-            (Fp8Format::E5M2, false) => encode_fp8::<21, 15, false, BF16>(c, key, lo, src, dst, n),
-            (Fp8Format::E5M2, true) => encode_fp8::<21, 15, true, BF16>(c, key, lo, src, dst, n),
+        match encoder_kind(args) {
+            EncoderKind::E4m3 => encode_fp8::<20, 7, false, BF16>(c, key, lo, src, dst, n, st),
+            EncoderKind::E4m3Stochastic => {
+                encode_fp8::<20, 7, true, BF16>(c, key, lo, src, dst, n, st)
+            }
+            EncoderKind::E5m2 => encode_fp8::<21, 15, false, BF16>(c, key, lo, src, dst, n, st),
+            EncoderKind::E5m2Stochastic => {
+                encode_fp8::<21, 15, true, BF16>(c, key, lo, src, dst, n, st)
+            }
         }
     }
 }
