@@ -491,6 +491,8 @@ fn encode32_bf16_rne<const MBITS: u32, const EMIN: i16>(
 }
 
 /// bf16 → FP8, round to nearest even at scale 1, 32 elements per step ([`encode32_bf16_rne`]).
+/// With `stream`, the codes from the first 32-byte boundary of `dst` on leave through
+/// streaming stores.
 ///
 /// # Safety
 /// The [`crate::backend::Kernels`] contract.
@@ -501,31 +503,50 @@ unsafe fn bf16_fp8_rne<const MBITS: u32, const EMIN: i16>(
     src: *const u16,
     dst: *mut u8,
     n: usize,
+    stream: bool,
 ) -> u32 {
     let clamp = _mm512_set1_epi16(clamp as i16);
     let nan = _mm512_set1_epi16(nan as i16);
     let mut amax = _mm512_setzero_si512();
-    let mut i = 0;
+    // The masked step: lanes [i, i + len) (len <= 32), plain masked store; returns |h|.
+    let masked = |i: usize, len: usize| {
+        let k = ((1u64 << len) - 1) as __mmask32;
+        // SAFETY: masked lanes [i, i + len) are in bounds; masked-off lanes are neither read
+        // nor written (and load as 0, which leaves amax alone).
+        unsafe {
+            let h = _mm512_maskz_loadu_epi16(k, src.add(i).cast());
+            let (code, a) = encode32_bf16_rne::<MBITS, EMIN>(h, clamp, nan);
+            _mm256_mask_storeu_epi8(dst.add(i).cast(), k, _mm512_cvtepi16_epi8(code));
+            a
+        }
+    };
+    let head = if stream {
+        ((32 - (dst as usize) % 32) % 32).min(n)
+    } else {
+        0
+    };
+    if head > 0 {
+        amax = _mm512_max_epu16(amax, masked(0, head));
+    }
+    let mut i = head;
     while i + 32 <= n {
-        // SAFETY: elements [i, i + 32) are in bounds (contract); unaligned access is allowed.
+        // SAFETY: elements [i, i + 32) are in bounds (contract); unaligned loads are allowed;
+        // with `stream`, dst + i is 32-byte aligned (the head aligned it).
         unsafe {
             let h = _mm512_loadu_si512(src.add(i).cast());
             let (code, a) = encode32_bf16_rne::<MBITS, EMIN>(h, clamp, nan);
             amax = _mm512_max_epu16(amax, a);
-            _mm256_storeu_si256(dst.add(i).cast(), _mm512_cvtepi16_epi8(code));
+            let q = _mm512_cvtepi16_epi8(code);
+            if stream {
+                _mm256_stream_si256(dst.add(i).cast(), q);
+            } else {
+                _mm256_storeu_si256(dst.add(i).cast(), q);
+            }
         }
         i += 32;
     }
     if i < n {
-        let k = ((1u64 << (n - i)) - 1) as __mmask32;
-        // SAFETY: masked lanes [i, n) are in bounds; masked-off lanes are neither read nor written
-        // (and load as 0, which leaves amax alone).
-        unsafe {
-            let h = _mm512_maskz_loadu_epi16(k, src.add(i).cast());
-            let (code, a) = encode32_bf16_rne::<MBITS, EMIN>(h, clamp, nan);
-            amax = _mm512_max_epu16(amax, a);
-            _mm256_mask_storeu_epi8(dst.add(i).cast(), k, _mm512_cvtepi16_epi8(code));
-        }
+        amax = _mm512_max_epu16(amax, masked(i, n - i));
     }
     // 16-bit lane maximum, as the f32 bits of the widened value.
     let lo = _mm512_and_si512(amax, _mm512_set1_epi32(0xFFFF));
@@ -556,11 +577,11 @@ pub(super) unsafe fn bf16_to_fp8(
         match args.format {
             Fp8Format::E4M3 => {
                 let clamp = if nearest { 0x43F0 } else { 0x43E0 };
-                bf16_fp8_rne::<3, 121>(clamp, 0x7F, src, dst, n)
+                bf16_fp8_rne::<3, 121>(clamp, 0x7F, src, dst, n, args.stream)
             }
             Fp8Format::E5M2 => {
                 let clamp = if nearest { 0x4780 } else { 0x4760 };
-                bf16_fp8_rne::<2, 113>(clamp, 0x7E, src, dst, n)
+                bf16_fp8_rne::<2, 113>(clamp, 0x7E, src, dst, n, args.stream)
             }
         }
     }
