@@ -395,13 +395,17 @@ unsafe fn run_fused(
             (_, false) => (q as *mut u8).wrapping_add(p0),
         };
         split_at_key_boundaries(plen, p0 as u64, |done, len, index| {
-            call(
-                p0 + done,
-                len,
-                codes.wrapping_add(done),
-                &copy_args(fp8_type, cast, index),
-                streamed,
-            );
+            let i = p0 + done;
+            // A piece split where the stochastic key changes (at a multiple of 2^32 elements)
+            // streams on only from a 64-byte boundary.
+            let aligned = (out + i * size).is_multiple_of(64);
+            let args = copy_args(fp8_type, cast, index);
+            let piece_codes = if codes.is_null() {
+                codes
+            } else {
+                codes.wrapping_add(done)
+            };
+            call(i, len, piece_codes, &args, streamed && aligned);
             0
         });
         if streamed && q != 0 {
@@ -485,4 +489,48 @@ unsafe fn mix_backward_range(
     };
     // SAFETY: forwarded contract.
     unsafe { run_fused(k, gx, size, q, fp8_type, cast, stream, start, end, &call) }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// The pieces handed to the fused kernels cover the range once, in order, and only those
+    /// that start on a 64-byte boundary of the output stream, also where a piece is split at a
+    /// 2^32 element boundary (where the stochastic key changes). No memory is touched: the
+    /// kernel call is recorded.
+    #[test]
+    fn streamed_pieces_start_aligned_across_key_boundaries() {
+        let k = &crate::backend::scalar::KERNELS;
+        for (out, size) in [(16usize, 4usize), (64, 4), (6, 2), (1, 4), (0x1000, 2)] {
+            let start = (1usize << 32) - 5000 - 3;
+            let end = (1usize << 32) + 9001;
+            let calls = RefCell::new(Vec::new());
+            let call = |i: usize, len: usize, codes: *mut u8, _: &EncodeArgs, streamed: bool| {
+                assert!(codes.is_null());
+                calls.borrow_mut().push((i, len, streamed));
+            };
+            let cast = CastParams::default();
+            // SAFETY: no codes (q = 0) and the recording call touches no memory.
+            unsafe { run_fused(k, out, size, 0, DType::E4M3, &cast, true, start, end, &call) };
+            let calls = calls.into_inner();
+            let mut at = start;
+            for &(i, len, streamed) in &calls {
+                assert_eq!(i, at, "pieces cover the range in order");
+                assert!(len > 0 && len <= STREAM_CHUNK);
+                assert!(
+                    i >> 32 == (i + len - 1) >> 32,
+                    "a piece never crosses a key boundary"
+                );
+                if streamed {
+                    assert_eq!((out + i * size) % 64, 0, "streamed piece at {i} unaligned");
+                }
+                at += len;
+            }
+            assert_eq!(at, end);
+            // Streaming is used wherever the output can be aligned at all.
+            assert_eq!(calls.iter().any(|c| c.2), out % size == 0);
+        }
+    }
 }
