@@ -1085,16 +1085,55 @@ fn streamed_large_calls_match_model() {
 
 /// Large f32 mixes stream `out` / `grad_x` from their first 64-byte boundary on with the fused
 /// kernels: check every element (values and stochastically rounded copies) with the outputs at
-/// byte offsets that align them, misalign them by a whole f32 or break f32 alignment (never
-/// streamed), and `grad_f` aligned differently from `grad_x`, on 1 and 2 threads.
+/// byte offsets that align them, misalign them by a whole element or break element alignment
+/// (never streamed), and `grad_f` aligned differently from `grad_x`, on 1 and 2 threads.
 #[test]
 fn streamed_mixes_at_any_alignment() {
+    let offsets = [(0, 0, 0), (4, 3, 8), (1, 5, 4), (20, 0, 2)];
+    // 3 × 16.8 MB + 4.2 MB: above the streaming threshold.
+    check_streamed_mixes(DType::F32, 4_200_001, 0.2, &offsets);
+}
+
+/// As [`streamed_mixes_at_any_alignment`] for bf16 mixes (outputs rounded to bf16, the FP8
+/// copies encoded from the rounded values).
+#[test]
+fn streamed_bf16_mixes_at_any_alignment() {
+    let offsets = [(0, 0, 0), (2, 3, 6), (1, 5, 2)];
+    // 4 × 16.8 MB + 8.4 MB: above the streaming threshold.
+    check_streamed_mixes(DType::BF16, 8_400_001, 0.3, &offsets);
+}
+
+/// Large forward and backward (accumulating) mixes over `io` (f32 or bf16) with stochastically
+/// rounded FP8 copies, against the per-element model, for each `(out / grad_x, codes, grad_f)`
+/// byte offset past a 64-byte boundary; calls alternate between all threads and one.
+fn check_streamed_mixes(io: DType, n: usize, tau: f32, offsets: &[(usize, usize, usize)]) {
+    let size = io.size();
+    // An element's bits from an f32 (rounded to nearest even for bf16) and back.
+    let round = |v: f32| -> u32 {
+        if io == DType::BF16 {
+            f32_to_bf16_bits(v, false) as u32
+        } else {
+            v.to_bits()
+        }
+    };
+    let widen = |h: u32| -> f32 {
+        if io == DType::BF16 {
+            f32::from_bits(h << 16)
+        } else {
+            f32::from_bits(h)
+        }
+    };
     let mut rng = fresh_rng();
-    let n = 4_200_001; // 3 × 16.8 MB + 4.2 MB: above the streaming threshold
-    let x: Vec<f32> = (0..n).map(|_| rng.normal() * 3.0).collect();
-    let f: Vec<f32> = (0..n).map(|_| rng.normal() * 3.0).collect();
+    let x: Vec<u32> = (0..n).map(|_| round(rng.normal() * 3.0)).collect();
+    let f: Vec<u32> = (0..n).map(|_| round(rng.normal() * 3.0)).collect();
+    let bytes = |v: &[u32]| -> Vec<u8> {
+        v.iter()
+            .flat_map(|e| e.to_le_bytes()[..size].to_vec())
+            .collect()
+    };
+    let (xb, fb) = (bytes(&x), bytes(&f));
     let mp = MixParams {
-        tau: 0.2,
+        tau,
         rounding: Rounding::StochasticSaturate,
         seed: rng.next(),
     };
@@ -1105,25 +1144,33 @@ fn streamed_mixes_at_any_alignment() {
         let start = v.as_ptr().align_offset(64) + off;
         (v, start)
     };
-    let read = |v: &[u8], start: usize, i: usize| -> f32 {
-        f32::from_le_bytes(v[start + 4 * i..start + 4 * i + 4].try_into().unwrap())
+    let read = |v: &[u8], start: usize, i: usize| -> u32 {
+        let mut e = [0u8; 4];
+        e[..size].copy_from_slice(&v[start + size * i..start + size * (i + 1)]);
+        u32::from_le_bytes(e)
     };
-    for (exec, (o_off, q_off, f_off)) in [
-        (Exec::global(), (0usize, 0usize, 0usize)),
-        (Exec::global().with_threads(1), (4, 3, 8)),
-        (Exec::global(), (1, 5, 4)),
-        (Exec::global().with_threads(1), (20, 0, 2)),
-    ] {
-        let ctx = format!("{exec:?} offsets {o_off} {q_off} {f_off}");
-        let (mut ob, os) = placed(4 * n, o_off);
+    let guards_intact = |v: &[u8], start: usize, len: usize| {
+        v[..start]
+            .iter()
+            .chain(&v[start + len..])
+            .all(|&c| c == POISON)
+    };
+    for (k, &(o_off, q_off, f_off)) in offsets.iter().enumerate() {
+        let exec = if k % 2 == 0 {
+            Exec::global()
+        } else {
+            Exec::global().with_threads(1)
+        };
+        let ctx = format!("{io:?} {exec:?} offsets {o_off} {q_off} {f_off}");
+        let (mut ob, os) = placed(size * n, o_off);
         let (mut qb, qs) = placed(n, q_off);
-        // SAFETY: x, f hold n f32; ob and qb hold n f32 / n bytes from their starts.
+        // SAFETY: x, f hold n elements; ob and qb hold n elements / n bytes from their starts.
         unsafe {
             exec.residual_mix_raw(
-                x.as_ptr().cast(),
-                f.as_ptr().cast(),
+                xb.as_ptr(),
+                fb.as_ptr(),
                 ob.as_mut_ptr().add(os),
-                DType::F32,
+                io,
                 n,
                 qb.as_mut_ptr().add(qs),
                 DType::E4M3,
@@ -1132,147 +1179,27 @@ fn streamed_mixes_at_any_alignment() {
         }
         .unwrap();
         for i in 0..n {
-            let y = a * x[i] + b * f[i];
-            assert_eq!(read(&ob, os, i).to_bits(), y.to_bits(), "{ctx} mix i {i}");
-            let r = stochastic_bits(mp.seed, i as u64);
-            let want = unitfp8::Fp8Format::E4M3.encode(y, mp.rounding, r);
-            assert_eq!(qb[qs + i], want, "{ctx} mix copy i {i}");
-        }
-        assert!(
-            ob[..os]
-                .iter()
-                .chain(&ob[os + 4 * n..])
-                .all(|&c| c == POISON)
-        );
-        assert!(qb[..qs].iter().chain(&qb[qs + n..]).all(|&c| c == POISON));
-
-        // Backward, accumulating into grad_x = f; grad_f offset differently from grad_x.
-        let (mut gxb, gxs) = placed(4 * n, o_off);
-        for (i, v) in f.iter().enumerate() {
-            gxb[gxs + 4 * i..gxs + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
-        }
-        let (mut gfb, gfs) = placed(4 * n, f_off);
-        let (mut gqb, gqs) = placed(n, q_off);
-        // SAFETY: x holds n f32; the outputs hold n elements from their starts.
-        unsafe {
-            exec.residual_mix_backward_raw(
-                x.as_ptr().cast(),
-                gxb.as_mut_ptr().add(gxs),
-                gfb.as_mut_ptr().add(gfs),
-                DType::F32,
-                n,
-                true,
-                gqb.as_mut_ptr().add(gqs),
-                DType::E5M2,
-                &mp,
-            )
-        }
-        .unwrap();
-        for i in 0..n {
-            let (dx, df) = (f[i] + a * x[i], b * x[i]);
-            assert_eq!(
-                read(&gxb, gxs, i).to_bits(),
-                dx.to_bits(),
-                "{ctx} grad_x i {i}"
-            );
-            assert_eq!(
-                read(&gfb, gfs, i).to_bits(),
-                df.to_bits(),
-                "{ctx} grad_f i {i}"
-            );
-            let r = stochastic_bits(mp.seed, i as u64);
-            let want = unitfp8::Fp8Format::E5M2.encode(df, mp.rounding, r);
-            assert_eq!(gqb[gqs + i], want, "{ctx} grad_f copy i {i}");
-        }
-        assert!(
-            gfb[..gfs]
-                .iter()
-                .chain(&gfb[gfs + 4 * n..])
-                .all(|&c| c == POISON)
-        );
-        assert!(
-            gqb[..gqs]
-                .iter()
-                .chain(&gqb[gqs + n..])
-                .all(|&c| c == POISON)
-        );
-    }
-}
-
-/// As [`streamed_mixes_at_any_alignment`] for bf16 mixes (outputs rounded to bf16, the FP8
-/// copies encoded from the rounded values).
-#[test]
-fn streamed_bf16_mixes_at_any_alignment() {
-    let mut rng = fresh_rng();
-    let n = 8_400_001; // 4 × 16.8 MB + 8.4 MB: above the streaming threshold
-    let bf = |v: f32| f32_to_bf16_bits(v, false);
-    let wid = |h: u16| f32::from_bits((h as u32) << 16);
-    let x: Vec<u16> = (0..n).map(|_| bf(rng.normal() * 3.0)).collect();
-    let f: Vec<u16> = (0..n).map(|_| bf(rng.normal() * 3.0)).collect();
-    let mp = MixParams {
-        tau: 0.3,
-        rounding: Rounding::StochasticSaturate,
-        seed: rng.next(),
-    };
-    let (a, b) = mp.coefficients().unwrap();
-    let placed = |len: usize, off: usize| -> (Vec<u8>, usize) {
-        let v = vec![POISON; len + 128];
-        let start = v.as_ptr().align_offset(64) + off;
-        (v, start)
-    };
-    let read = |v: &[u8], start: usize, i: usize| -> u16 {
-        u16::from_le_bytes(v[start + 2 * i..start + 2 * i + 2].try_into().unwrap())
-    };
-    for (exec, (o_off, q_off, f_off)) in [
-        (Exec::global(), (0usize, 0usize, 0usize)),
-        (Exec::global().with_threads(1), (2, 3, 6)),
-        (Exec::global(), (1, 5, 2)),
-    ] {
-        let ctx = format!("{exec:?} offsets {o_off} {q_off} {f_off}");
-        let (mut ob, os) = placed(2 * n, o_off);
-        let (mut qb, qs) = placed(n, q_off);
-        // SAFETY: x, f hold n bf16; ob and qb hold n bf16 / n bytes from their starts.
-        unsafe {
-            exec.residual_mix_raw(
-                x.as_ptr().cast(),
-                f.as_ptr().cast(),
-                ob.as_mut_ptr().add(os),
-                DType::BF16,
-                n,
-                qb.as_mut_ptr().add(qs),
-                DType::E4M3,
-                &mp,
-            )
-        }
-        .unwrap();
-        for i in 0..n {
-            let y = bf(a * wid(x[i]) + b * wid(f[i]));
+            let y = round(a * widen(x[i]) + b * widen(f[i]));
             assert_eq!(read(&ob, os, i), y, "{ctx} mix i {i}");
             let r = stochastic_bits(mp.seed, i as u64);
-            let want = unitfp8::Fp8Format::E4M3.encode(wid(y), mp.rounding, r);
+            let want = unitfp8::Fp8Format::E4M3.encode(widen(y), mp.rounding, r);
             assert_eq!(qb[qs + i], want, "{ctx} mix copy i {i}");
         }
-        assert!(
-            ob[..os]
-                .iter()
-                .chain(&ob[os + 2 * n..])
-                .all(|&c| c == POISON)
-        );
-        assert!(qb[..qs].iter().chain(&qb[qs + n..]).all(|&c| c == POISON));
+        assert!(guards_intact(&ob, os, size * n), "{ctx} out guards");
+        assert!(guards_intact(&qb, qs, n), "{ctx} copy guards");
 
-        let (mut gxb, gxs) = placed(2 * n, o_off);
-        for (i, v) in f.iter().enumerate() {
-            gxb[gxs + 2 * i..gxs + 2 * i + 2].copy_from_slice(&v.to_le_bytes());
-        }
-        let (mut gfb, gfs) = placed(2 * n, f_off);
+        // Backward, accumulating into grad_x = f; grad_f offset differently from grad_x.
+        let (mut gxb, gxs) = placed(size * n, o_off);
+        gxb[gxs..gxs + size * n].copy_from_slice(&fb);
+        let (mut gfb, gfs) = placed(size * n, f_off);
         let (mut gqb, gqs) = placed(n, q_off);
-        // SAFETY: x holds n bf16; the outputs hold n elements from their starts.
+        // SAFETY: x holds n elements; the outputs hold n elements from their starts.
         unsafe {
             exec.residual_mix_backward_raw(
-                x.as_ptr().cast(),
+                xb.as_ptr(),
                 gxb.as_mut_ptr().add(gxs),
                 gfb.as_mut_ptr().add(gfs),
-                DType::BF16,
+                io,
                 n,
                 true,
                 gqb.as_mut_ptr().add(gqs),
@@ -1282,13 +1209,17 @@ fn streamed_bf16_mixes_at_any_alignment() {
         }
         .unwrap();
         for i in 0..n {
-            let (dx, df) = (bf(wid(f[i]) + a * wid(x[i])), bf(b * wid(x[i])));
+            let dx = round(widen(f[i]) + a * widen(x[i]));
+            let df = round(b * widen(x[i]));
             assert_eq!(read(&gxb, gxs, i), dx, "{ctx} grad_x i {i}");
             assert_eq!(read(&gfb, gfs, i), df, "{ctx} grad_f i {i}");
             let r = stochastic_bits(mp.seed, i as u64);
-            let want = unitfp8::Fp8Format::E5M2.encode(wid(df), mp.rounding, r);
+            let want = unitfp8::Fp8Format::E5M2.encode(widen(df), mp.rounding, r);
             assert_eq!(gqb[gqs + i], want, "{ctx} grad_f copy i {i}");
         }
+        assert!(guards_intact(&gxb, gxs, size * n), "{ctx} grad_x guards");
+        assert!(guards_intact(&gfb, gfs, size * n), "{ctx} grad_f guards");
+        assert!(guards_intact(&gqb, gqs, n), "{ctx} grad_f copy guards");
     }
 }
 
