@@ -5,7 +5,7 @@
 // cores take). Products of FP8 values are exact in f32; partial sums from the tensor cores are
 // promoted into f32 registers at least every 128 K.
 #pragma once
-#include "common.cuh"
+#include "ptx.cuh"
 
 struct GemmArgs {
     const u8 *a;
@@ -66,6 +66,3 @@ GEMM_NAIVE(e4m3, T_E4M3, e4m3, T_E4M3)
 GEMM_NAIVE(e4m3, T_E4M3, e5m2, T_E5M2)
 GEMM_NAIVE(e5m2, T_E5M2, e4m3, T_E4M3)
 GEMM_NAIVE(e5m2, T_E5M2, e5m2, T_E5M2)
-
-// Shared-memory address of a generic pointer.
-static __device__ __forceinline__ u32 smem_u32(const void *p) { return (u32)__cvta_generic_to_shared(p); }

@@ -15,42 +15,13 @@
 #define G89_THREADS 256
 #define G89_SMEM (G89_STAGES * (G89_BM + G89_BN) * G89_BK)
 
-static __device__ __forceinline__ void cp_async16(u32 dst, const void *src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
-}
-static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-static __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
-
-static __device__ __forceinline__ void ldmatrix_x4(u32 r[4], u32 addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-#define MMA_FP8(TA, TB)                                                                          \
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32." TA "." TB ".f32 {%0, %1, %2, %3}, "   \
-                 "{%4, %5, %6, %7}, {%8, %9}, {%10, %10, %10, %10};\n"                            \
-                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])                               \
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(0.0f))
-
-template <int AT, int BT>
-static __device__ __forceinline__ void mma_fp8(float d[4], const u32 a[4], const u32 b[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-    if (AT == T_E4M3 && BT == T_E4M3) MMA_FP8("e4m3", "e4m3");
-    else if (AT == T_E4M3) MMA_FP8("e4m3", "e5m2");
-    else if (BT == T_E4M3) MMA_FP8("e5m2", "e4m3");
-    else MMA_FP8("e5m2", "e5m2");
-#endif
-}
-
 // Byte offset of 16-byte chunk `kc` (0..7) of tile row `row` (rows of 128 bytes, swizzled).
 static __device__ __forceinline__ u32 g89_off(int row, int kc) { return (u32)(row * G89_BK + ((kc ^ (row & 7)) << 4)); }
 
 template <int AT, int BT>
 static __device__ __forceinline__ void gemm_sm89_body(const GemmArgs &p) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-    extern __shared__ __align__(128) u8 g89_smem[];
+#ifdef UNITFP8_SM89_CODE
+    DYNAMIC_SMEM(g89_smem, 128);
     const u32 base = smem_u32(g89_smem);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int wm = warp & 1, wn = warp >> 1;
