@@ -2,7 +2,8 @@
 # The prepared GPU check for a session with a lent GPU (the `device` tool). Build here first
 # (scripts/cuda-check.sh builds target/release/libunitfp8.so with --features cuda), then run
 #
-#   run(command="bash gpu/run_checks.sh", carry=["target/release/libunitfp8.so"], timeout_s=540)
+#   run(command="bash gpu/run_checks.sh",
+#       carry=["target/release/libunitfp8.so", "target/release/cuda_device_test"], timeout_s=600)
 #
 # No Rust is needed there: the library is loaded from Python (PyTorch 2.11 cu130 on the device
 # image) through ctypes. Each section runs in its own process under a timeout, so a hung or
@@ -38,9 +39,19 @@ for s in info elementwise gemm bench; do
     [[ ${rc[$s]} == 124 || ${rc[$s]} == 137 ]] && echo "run_checks: $s TIMED OUT (a hung kernel?)"
 done
 
+# The Rust device tests (tests/cuda_device.rs, built by scripts/cuda-check.sh), if carried:
+# casts/mixes bit-exact and GEMM error bounds on the real GPU; output appended to gpu_info.log.
+sections=(info elementwise gemm bench)
+if [[ -x target/release/cuda_device_test ]]; then
+    echo "=== rust device tests (timeout 120 s)" | tee -a "$OUTDIR/gpu_info.log"
+    timeout -k 10 120 target/release/cuda_device_test --nocapture --test-threads 2 2>&1 | tee -a "$OUTDIR/gpu_info.log"
+    rc[rust]=${PIPESTATUS[0]}
+    sections+=(rust)
+fi
+
 echo "=== summary (exit codes: 0 ok, 1 check failed, 2 could not run, 124 timeout)"
 status=0
-for s in info elementwise gemm bench; do
+for s in "${sections[@]}"; do
     printf '  %-12s %s\n' "$s" "${rc[$s]}"
     [[ ${rc[$s]} == 0 ]] || status=1
 done

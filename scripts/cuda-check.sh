@@ -8,7 +8,10 @@
 #      - no kernel spills registers or uses a stack frame (ptxas -v: 0 bytes everywhere; no
 #        local loads/stores in the SASS),
 #   4. runs the CUDA tests (tests/cuda.rs; without a GPU they check argument validation and
-#      the "no driver / no device" statuses).
+#      the "no driver / no device" statuses),
+#   5. runs the kernels on the host SIMT emulator (scripts/cuda-emu.sh: tests/cuda_device.rs
+#      against the CPU reference, bit for bit) and keeps that test binary as
+#      target/release/cuda_device_test for the GPU machine.
 # Exits nonzero on any failure. Usage: scripts/cuda-check.sh [--no-test]
 # Environment: NVCC (an nvcc to use), UNITFP8_CUDA_VENV (venv for the PyPI tools; default
 # ~/.cache/unitfp8-cuda-venv), PYTHON (default python3).
@@ -127,5 +130,13 @@ awk '/Compiling entry function/{f=$7; a=$9} /Used [0-9]+ registers/{ if (f ~ /ge
 if [[ "${1:-}" != "--no-test" ]]; then
     cargo test --release --features cuda --test cuda -- --nocapture
     cargo test --release --features cuda --lib cuda
+    # 5. the kernels themselves, on the host SIMT emulator, against the CPU reference.
+    scripts/cuda-emu.sh
+    # The same device tests as a binary for the GPU machine (gpu/run_checks.sh runs it there).
+    exe=$(cargo test --release --features cuda --test cuda_device --no-run --message-format=json 2>/dev/null |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+    [[ -x "$exe" ]] || fail "no tests/cuda_device.rs executable"
+    cp "$exe" target/release/cuda_device_test
+    echo "cuda-check: target/release/cuda_device_test (carry it to the GPU machine with the library)"
 fi
 echo "cuda-check: OK"

@@ -1,0 +1,922 @@
+//! The CUDA kernels run on a device, through the C ABI, against the CPU reference.
+//!
+//! Runs on whatever device the driver offers: a real GPU (sm_89 / sm_90), or — in CI and on any
+//! machine without one — the SIMT emulator (`scripts/cuda-emu.sh` builds the stand-in
+//! `libcuda.so` from kernels/emu and runs this file with it: the kernels' own source compiled
+//! for the host, every CUDA thread a fiber). Without a usable device every test says so and
+//! returns (plain `cargo test` on a machine with no GPU).
+//!
+//! - Casts, cast-transpose, residual mix forward/backward: every output byte equal to the CPU
+//!   entry point's, with both outputs starting from the same random poison (so unwritten and
+//!   over-written elements show), guard bytes around every device buffer, odd sizes,
+//!   misaligned pointers, in-place mixes, absent outputs, the amax output.
+//! - GEMM (each kernel: naive, mma.sync, wgmma on compute capability 9.0) and the linear layer:
+//!   on the emulator bit for bit against a model of the kernel's accumulation order (exact
+//!   tensor-core sums rounded once: the emulator's arithmetic), which any indexing, swizzle,
+//!   fragment or pipeline error breaks; on a GPU, relative Frobenius error ≤ 1e-5 against
+//!   float64 for f32 outputs and one unit in the last place for narrower ones.
+//!
+//! Random inputs are seeded from the clock (printed; `UNITFP8_TEST_SEED` reproduces).
+#![cfg(feature = "cuda")]
+
+use core::ffi::c_void;
+use core::ptr::null_mut;
+use cudarc::driver::result;
+use unitfp8::ffi::*;
+use unitfp8::fp8::f32_to_bf16_bits;
+use unitfp8::{E4M3, E5M2, Fp8Format, Rounding, f16};
+
+// ---------------------------------------------------------------------------------------------
+// Infrastructure
+
+/// splitmix64.
+struct Rng(u64);
+
+impl Rng {
+    fn u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.u64() % n as u64) as usize
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len())]
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.u64() as u8).collect()
+    }
+    fn unit(&mut self) -> f64 {
+        (self.u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn rng(name: &str) -> Rng {
+    let seed = std::env::var("UNITFP8_TEST_SEED")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    println!("{name}: UNITFP8_TEST_SEED={seed}");
+    Rng(seed ^ name.len() as u64)
+}
+
+/// The device, if one is usable: whether it is the emulator, and its compute capability.
+struct Device {
+    emulated: bool,
+    cc: (i32, i32),
+}
+
+/// Binds the primary context of device 0 to this thread (the tests allocate with the driver
+/// API) and describes the device; `None` (with a message) when there is none.
+fn device(test: &str) -> Option<Device> {
+    let s = unitfp8_cuda_available();
+    if s != UNITFP8_OK {
+        println!(
+            "{test}: skipped, no usable CUDA device (status {s}); scripts/cuda-emu.sh runs these \
+             tests on the SIMT emulator"
+        );
+        return None;
+    }
+    let info = unitfp8::cuda::device_info().expect("device_info after a successful probe");
+    result::init().expect("cuInit");
+    let dev = result::device::get(0).expect("cuDeviceGet");
+    // SAFETY: dev comes from the driver; the retained primary context is never released.
+    let ctx = unsafe { result::primary_ctx::retain(dev) }.expect("cuDevicePrimaryCtxRetain");
+    // SAFETY: ctx is a live context.
+    unsafe { result::ctx::set_current(ctx) }.expect("cuCtxSetCurrent");
+    let emulated = info.name.contains("SIMT emulator");
+    println!(
+        "{test}: on {} (compute capability {}.{})",
+        info.name, info.compute_capability.0, info.compute_capability.1
+    );
+    Some(Device {
+        emulated,
+        cc: info.compute_capability,
+    })
+}
+
+const GUARD: usize = 256;
+
+/// A device buffer holding `contents` at byte offset `off` past a guard zone, with random
+/// guard bytes before and after that must survive every kernel.
+struct DevBuf {
+    base: u64,
+    image: Vec<u8>,
+    off: usize,
+    len: usize,
+}
+
+impl DevBuf {
+    fn new(rng: &mut Rng, contents: &[u8], off: usize) -> DevBuf {
+        let mut image = rng.bytes(GUARD + off + contents.len() + GUARD);
+        image[GUARD + off..GUARD + off + contents.len()].copy_from_slice(contents);
+        // SAFETY: plain allocation and copy of `image.len()` bytes.
+        let base = unsafe { result::malloc_sync(image.len()) }.expect("cuMemAlloc");
+        unsafe { result::memcpy_htod_sync(base, &image) }.expect("cuMemcpyHtoD");
+        DevBuf {
+            base,
+            image,
+            off,
+            len: contents.len(),
+        }
+    }
+    fn ptr(&self) -> *mut c_void {
+        (self.base + (GUARD + self.off) as u64) as *mut c_void
+    }
+    /// The contents now; panics if a guard byte changed.
+    fn read(&self, what: &str) -> Vec<u8> {
+        let mut now = vec![0u8; self.image.len()];
+        // SAFETY: the allocation holds image.len() bytes; kernels ran on the null stream.
+        unsafe { result::memcpy_dtoh_sync(&mut now, self.base) }.expect("cuMemcpyDtoH");
+        let lo = GUARD + self.off;
+        let hi = lo + self.len;
+        for i in (0..lo).chain(hi..now.len()) {
+            assert_eq!(
+                now[i],
+                self.image[i],
+                "{what}: guard byte {} written",
+                i as isize - lo as isize
+            );
+        }
+        now[lo..hi].to_vec()
+    }
+}
+
+impl Drop for DevBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated by malloc_sync, freed once.
+        let _ = unsafe { result::free_sync(self.base) };
+    }
+}
+
+fn size(t: u32) -> usize {
+    match t {
+        UNITFP8_F32 => 4,
+        UNITFP8_BF16 | UNITFP8_F16 => 2,
+        _ => 1,
+    }
+}
+
+/// `n` random elements of type `t` as bytes: half arbitrary bit patterns (NaN payloads,
+/// infinities, subnormals), half values of magnitude 2^-24 .. 2^12 (the FP8 ranges and their
+/// rounding boundaries).
+fn random_elements(rng: &mut Rng, t: u32, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * size(t));
+    for _ in 0..n {
+        let bits = if rng.below(2) == 0 {
+            rng.u64() as u32
+        } else {
+            let mag = (rng.unit() * 36.0 - 24.0).exp2() as f32;
+            let v = if rng.below(2) == 0 { -mag } else { mag };
+            match t {
+                UNITFP8_F32 => v.to_bits(),
+                UNITFP8_BF16 => v.to_bits() >> 16,
+                UNITFP8_F16 => f16::from_f32(v).to_bits() as u32,
+                UNITFP8_E4M3 => E4M3::from_f32(v).to_bits() as u32,
+                _ => E5M2::from_f32(v).to_bits() as u32,
+            }
+        };
+        out.extend_from_slice(&bits.to_le_bytes()[..size(t)]);
+    }
+    out
+}
+
+fn fp8_of(t: u32) -> Fp8Format {
+    if t == UNITFP8_E4M3 {
+        Fp8Format::E4M3
+    } else {
+        Fp8Format::E5M2
+    }
+}
+
+/// Compares two outputs byte for byte, except that element `i` may hold a different NaN where
+/// `both_nan_addends(i)`: when two NaN addends meet, which payload wins is the compiler's choice
+/// on the CPU (LLVM may commute an addition), so only "NaN" is defined there.
+fn assert_same(
+    what: &str,
+    t: u32,
+    got: &[u8],
+    want: &[u8],
+    both_nan_addends: &dyn Fn(usize) -> bool,
+) {
+    assert_eq!(got.len(), want.len());
+    let w = size(t);
+    for (i, (g, e)) in got.chunks(w).zip(want.chunks(w)).enumerate() {
+        if g == e {
+            continue;
+        }
+        let (gb, eb) = (bits_of(g), bits_of(e));
+        if is_nan(t, gb) && is_nan(t, eb) && both_nan_addends(i) {
+            continue;
+        }
+        panic!("{what}: element {i}: device {gb:#x}, CPU {eb:#x}");
+    }
+}
+
+fn bits_of(b: &[u8]) -> u32 {
+    b.iter().rev().fold(0u32, |acc, &x| (acc << 8) | x as u32)
+}
+
+fn is_nan(t: u32, b: u32) -> bool {
+    match t {
+        UNITFP8_F32 => (b & 0x7FFF_FFFF) > 0x7F80_0000,
+        UNITFP8_BF16 => (b & 0x7FFF) > 0x7F80,
+        UNITFP8_F16 => (b & 0x7FFF) > 0x7C00,
+        _ => fp8_of(t).code_is_nan(b as u8),
+    }
+}
+
+/// The value of element `i` of `bytes` (type f32, bf16 or f16).
+fn io_value(t: u32, bytes: &[u8], i: usize) -> f32 {
+    let w = size(t);
+    let b = bits_of(&bytes[i * w..(i + 1) * w]);
+    match t {
+        UNITFP8_F32 => f32::from_bits(b),
+        UNITFP8_BF16 => f32::from_bits(b << 16),
+        _ => f16::from_bits(b as u16).to_f32(),
+    }
+}
+
+/// Whether `v * coef` is NaN (a NaN, or infinity times zero).
+fn nan_term(v: f32, coef_is_zero: bool) -> bool {
+    v.is_nan() || (v.is_infinite() && coef_is_zero)
+}
+
+fn exact(_: usize) -> bool {
+    false
+}
+
+// ---------------------------------------------------------------------------------------------
+// Casts
+
+const TYPES: [u32; 5] = [
+    UNITFP8_F32,
+    UNITFP8_BF16,
+    UNITFP8_F16,
+    UNITFP8_E4M3,
+    UNITFP8_E5M2,
+];
+const MODES: [u32; 3] = [
+    UNITFP8_ROUND_NEAREST_SATURATE,
+    UNITFP8_ROUND_NEAREST,
+    UNITFP8_ROUND_STOCHASTIC_SATURATE,
+];
+
+#[test]
+fn casts_match_the_cpu() {
+    let Some(_dev) = device("casts_match_the_cpu") else {
+        return;
+    };
+    let mut rng = rng("casts_match_the_cpu");
+    let sizes = [1usize, 3, 4, 5, 31, 1000, 4099];
+    let mut cases = 0;
+    for st in TYPES {
+        for dt in TYPES {
+            for mode in MODES {
+                // One random configuration per (source, destination, mode), plus a large one.
+                let large = st == UNITFP8_F32 && mode != UNITFP8_ROUND_NEAREST;
+                let n = if large { 70_001 } else { rng.pick(&sizes) };
+                let (so, dof) = (rng.below(2) * size(st), rng.below(2) * size(dt));
+                let scale = rng.pick(&[1.0f32, 0.37, 3.5, 1.0 / 64.0]);
+                let seed = rng.u64();
+                let with_amax = rng.below(2) == 0;
+                let src = random_elements(&mut rng, st, n);
+                let poison = rng.bytes(n * size(dt));
+                let amax0 = rng.u64() as u32;
+                // CPU.
+                let mut cpu_out = poison.clone();
+                let mut cpu_amax = f32::from_bits(amax0);
+                // SAFETY: buffers sized for n elements.
+                let cpu_status = unsafe {
+                    unitfp8_cast(
+                        src.as_ptr().cast(),
+                        st,
+                        cpu_out.as_mut_ptr().cast(),
+                        dt,
+                        n,
+                        scale,
+                        mode,
+                        seed,
+                        if with_amax { &mut cpu_amax } else { null_mut() },
+                    )
+                };
+                // Device.
+                let dsrc = DevBuf::new(&mut rng, &src, so);
+                let dout = DevBuf::new(&mut rng, &poison, dof);
+                let damax = DevBuf::new(&mut rng, &amax0.to_le_bytes(), 0);
+                // SAFETY: device buffers sized for n elements.
+                let status = unsafe {
+                    unitfp8_cuda_cast(
+                        dsrc.ptr(),
+                        st,
+                        dout.ptr(),
+                        dt,
+                        n,
+                        scale,
+                        mode,
+                        seed,
+                        if with_amax {
+                            damax.ptr().cast()
+                        } else {
+                            null_mut()
+                        },
+                        null_mut(),
+                    )
+                };
+                let what = format!(
+                    "cast {st}->{dt} mode {mode} n {n} offsets {so}/{dof} scale {scale} seed {seed}"
+                );
+                assert_eq!(status, cpu_status, "{what}: status");
+                assert_same(&what, dt, &dout.read(&what), &cpu_out, &exact);
+                let got_amax = u32::from_le_bytes(damax.read(&what).try_into().unwrap());
+                if cpu_status == UNITFP8_OK && with_amax {
+                    let want = cpu_amax.to_bits();
+                    assert_eq!(
+                        got_amax, want,
+                        "{what}: amax device {got_amax:#x}, CPU {want:#x}"
+                    );
+                } else {
+                    assert_eq!(got_amax, amax0, "{what}: amax written");
+                }
+                cases += (cpu_status == UNITFP8_OK) as usize;
+            }
+        }
+    }
+    println!("{cases} cast configurations bit-exact");
+    assert!(cases >= 40, "too few valid cast configurations: {cases}");
+}
+
+#[test]
+fn cast_transpose_matches_the_cpu() {
+    let Some(_dev) = device("cast_transpose_matches_the_cpu") else {
+        return;
+    };
+    let mut rng = rng("cast_transpose_matches_the_cpu");
+    let shapes = [
+        (1usize, 1usize),
+        (63, 65),
+        (64, 64),
+        (130, 70),
+        (7, 200),
+        (200, 9),
+    ];
+    let mut cases = 0;
+    for st in TYPES {
+        for dt in TYPES {
+            let mode = rng.pick(&MODES);
+            let (rows, cols) = rng.pick(&shapes);
+            let ld_src = cols + rng.pick(&[0usize, 3]);
+            let ld_dst = cols + rng.pick(&[0usize, 5]);
+            let ld_dst_t = rows + rng.pick(&[0usize, 2]);
+            let which = rng.below(3); // 0: both outputs, 1: no dst, 2: no dst_t
+            let scale = rng.pick(&[1.0f32, 0.5, 3.0]);
+            let seed = rng.u64();
+            let with_amax = rng.below(2) == 0;
+            let src = random_elements(&mut rng, st, rows * ld_src);
+            let p_dst = rng.bytes(rows * ld_dst * size(dt));
+            let p_dst_t = rng.bytes(cols * ld_dst_t * size(dt));
+            let (mut c_dst, mut c_dst_t) = (p_dst.clone(), p_dst_t.clone());
+            let mut c_amax = 0f32;
+            let opt = |p: *mut u8, on: bool| if on { p.cast::<c_void>() } else { null_mut() };
+            // SAFETY: buffers sized for their shapes and leading dimensions.
+            let cpu_status = unsafe {
+                unitfp8_cast_transpose(
+                    src.as_ptr().cast(),
+                    st,
+                    rows,
+                    cols,
+                    ld_src,
+                    opt(c_dst.as_mut_ptr(), which != 1),
+                    ld_dst,
+                    opt(c_dst_t.as_mut_ptr(), which != 2),
+                    ld_dst_t,
+                    dt,
+                    scale,
+                    mode,
+                    seed,
+                    if with_amax { &mut c_amax } else { null_mut() },
+                )
+            };
+            let off = rng.below(2);
+            let dsrc = DevBuf::new(&mut rng, &src, off * size(st));
+            let ddst = DevBuf::new(&mut rng, &p_dst, 0);
+            let ddst_t = DevBuf::new(&mut rng, &p_dst_t, off * size(dt));
+            let damax = DevBuf::new(&mut rng, &[0xAB; 4], 0);
+            let dopt = |b: &DevBuf, on: bool| if on { b.ptr() } else { null_mut() };
+            // SAFETY: device buffers sized as the host ones.
+            let status = unsafe {
+                unitfp8_cuda_cast_transpose(
+                    dsrc.ptr(),
+                    st,
+                    rows,
+                    cols,
+                    ld_src,
+                    dopt(&ddst, which != 1),
+                    ld_dst,
+                    dopt(&ddst_t, which != 2),
+                    ld_dst_t,
+                    dt,
+                    scale,
+                    mode,
+                    seed,
+                    if with_amax {
+                        damax.ptr().cast()
+                    } else {
+                        null_mut()
+                    },
+                    null_mut(),
+                )
+            };
+            let what = format!(
+                "cast_transpose {st}->{dt} mode {mode} {rows}x{cols} ld {ld_src}/{ld_dst}/{ld_dst_t} outputs {which} seed {seed}"
+            );
+            assert_eq!(status, cpu_status, "{what}: status");
+            assert_same(&what, dt, &ddst.read(&what), &c_dst, &exact);
+            assert_same(&what, dt, &ddst_t.read(&what), &c_dst_t, &exact);
+            let got_amax = damax.read(&what);
+            if cpu_status == UNITFP8_OK && with_amax {
+                assert_eq!(got_amax, c_amax.to_le_bytes(), "{what}: amax");
+            } else {
+                assert_eq!(got_amax, [0xAB; 4], "{what}: amax written");
+            }
+            cases += (cpu_status == UNITFP8_OK) as usize;
+        }
+    }
+    println!("{cases} cast-transpose configurations bit-exact");
+    assert!(cases >= 15, "too few valid configurations: {cases}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Residual mix
+
+#[test]
+fn residual_mixes_match_the_cpu() {
+    let Some(_dev) = device("residual_mixes_match_the_cpu") else {
+        return;
+    };
+    let mut rng = rng("residual_mixes_match_the_cpu");
+    let mut cases = 0;
+    for io in [UNITFP8_F32, UNITFP8_BF16, UNITFP8_F16] {
+        for q_type in [0, UNITFP8_E4M3, UNITFP8_E5M2] {
+            for backward in [false, true] {
+                for variant in ["plain", "inplace", "misaligned"] {
+                    let n = rng.pick(&[1usize, 2, 7, 64, 1001, 5003]);
+                    let u = rng.unit() as f32;
+                    let tau = rng.pick(&[0.0f32, 1.0, 0.1, 0.4, u]);
+                    let mode = if q_type == 0 { 0 } else { rng.pick(&MODES) };
+                    let seed = rng.u64();
+                    let accumulate = rng.below(2) as i32;
+                    let off = if variant == "misaligned" { size(io) } else { 0 };
+                    let qoff = if variant == "misaligned" { 1 } else { 0 };
+                    let x = random_elements(&mut rng, io, n);
+                    let y = random_elements(&mut rng, io, n);
+                    let p_out = rng.bytes(n * size(io));
+                    let p_q = rng.bytes(n);
+                    let inplace = variant == "inplace";
+                    let what = format!(
+                        "mix io {io} fp8 {q_type} backward {backward} {variant} n {n} tau {tau} mode {mode} acc {accumulate} seed {seed}"
+                    );
+                    // CPU: forward out = mix(x, y) (in place: out is x); backward
+                    // grad_out = x, grad_x = y (read when accumulating), grad_f = out
+                    // (in place: grad_f is grad_out).
+                    let (mut c_x, mut c_y, mut c_out, mut c_q) =
+                        (x.clone(), y.clone(), p_out.clone(), p_q.clone());
+                    let qp = |p: *mut u8| {
+                        if q_type == 0 {
+                            null_mut()
+                        } else {
+                            p.cast::<c_void>()
+                        }
+                    };
+                    // SAFETY: every buffer holds n elements; in-place calls alias exactly.
+                    let cpu_status = unsafe {
+                        if !backward {
+                            let out = if inplace {
+                                c_x.as_mut_ptr()
+                            } else {
+                                c_out.as_mut_ptr()
+                            };
+                            unitfp8_residual_mix(
+                                c_x.as_ptr().cast(),
+                                c_y.as_ptr().cast(),
+                                out.cast(),
+                                io,
+                                n,
+                                tau,
+                                qp(c_q.as_mut_ptr()),
+                                q_type,
+                                mode,
+                                seed,
+                            )
+                        } else {
+                            let gf = if inplace {
+                                c_x.as_mut_ptr()
+                            } else {
+                                c_out.as_mut_ptr()
+                            };
+                            unitfp8_residual_mix_backward(
+                                c_x.as_ptr().cast(),
+                                c_y.as_mut_ptr().cast(),
+                                gf.cast(),
+                                io,
+                                n,
+                                tau,
+                                accumulate,
+                                qp(c_q.as_mut_ptr()),
+                                q_type,
+                                mode,
+                                seed,
+                            )
+                        }
+                    };
+                    let dx = DevBuf::new(&mut rng, &x, off);
+                    let dy = DevBuf::new(&mut rng, &y, off);
+                    let dout = DevBuf::new(&mut rng, &p_out, off);
+                    let dq = DevBuf::new(&mut rng, &p_q, qoff);
+                    let dqp = if q_type == 0 { null_mut() } else { dq.ptr() };
+                    // SAFETY: device buffers as the host ones.
+                    let status = unsafe {
+                        if !backward {
+                            let out = if inplace { dx.ptr() } else { dout.ptr() };
+                            unitfp8_cuda_residual_mix(
+                                dx.ptr(),
+                                dy.ptr(),
+                                out,
+                                io,
+                                n,
+                                tau,
+                                dqp,
+                                q_type,
+                                mode,
+                                seed,
+                                null_mut(),
+                            )
+                        } else {
+                            let gf = if inplace { dx.ptr() } else { dout.ptr() };
+                            unitfp8_cuda_residual_mix_backward(
+                                dx.ptr(),
+                                dy.ptr(),
+                                gf,
+                                io,
+                                n,
+                                tau,
+                                accumulate,
+                                dqp,
+                                q_type,
+                                mode,
+                                seed,
+                                null_mut(),
+                            )
+                        }
+                    };
+                    assert_eq!(status, cpu_status, "{what}: status");
+                    // Two NaN addends: forward x*a + f*b; backward (accumulating) grad_x + g*a.
+                    let (a0, b0) = (tau == 1.0, tau == 0.0);
+                    let two_nans = |i: usize| {
+                        if backward {
+                            accumulate != 0
+                                && io_value(io, &y, i).is_nan()
+                                && nan_term(io_value(io, &x, i), a0)
+                        } else {
+                            nan_term(io_value(io, &x, i), a0) && nan_term(io_value(io, &y, i), b0)
+                        }
+                    };
+                    assert_same(&what, io, &dx.read(&what), &c_x, &two_nans);
+                    assert_same(&what, io, &dy.read(&what), &c_y, &two_nans);
+                    assert_same(&what, io, &dout.read(&what), &c_out, &two_nans);
+                    assert_same(
+                        &what,
+                        q_type.max(UNITFP8_E4M3),
+                        &dq.read(&what),
+                        &c_q,
+                        &two_nans,
+                    );
+                    cases += (cpu_status == UNITFP8_OK) as usize;
+                }
+            }
+        }
+    }
+    println!("{cases} residual-mix configurations bit-exact");
+    assert!(cases >= 40, "too few valid configurations: {cases}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEMM
+
+/// The accumulation order of one GEMM kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Order {
+    /// f32 FMAs in K order, a fresh partial sum per 128 K added into the total.
+    Naive,
+    /// Each 32-K tensor-core sum rounded once to f32, added into an f32 total.
+    MmaSync,
+    /// Four chained 32-K tensor-core sums per 128 K (each rounded once, accumulator included),
+    /// the 128-K result added into an f32 total.
+    Wgmma,
+}
+
+/// value * 2^16 of a finite FP8 code (exact: every FP8 value is a multiple of 2^-16).
+fn fixed16(fmt: Fp8Format, code: u8) -> i128 {
+    let v = fmt.decode(code) as f64 * 65536.0;
+    assert!(v.is_finite() && v == v.trunc());
+    v as i128
+}
+
+/// x * 2^-32 rounded to the nearest f32, ties to even.
+fn round_fixed32(x: i128) -> f32 {
+    if x == 0 {
+        return 0.0;
+    }
+    let mut m = x.unsigned_abs();
+    let bits = 128 - m.leading_zeros() as i32;
+    let shift = (bits - 24).max(0);
+    if shift > 0 {
+        let rem = m & ((1u128 << shift) - 1);
+        let half = 1u128 << (shift - 1);
+        m >>= shift;
+        if rem > half || (rem == half && m & 1 == 1) {
+            m += 1;
+        }
+    }
+    let r = m as f64 * 2f64.powi(shift - 32);
+    (if x < 0 { -r } else { r }) as f32
+}
+
+/// An f32 multiple of 2^-32 as the integer value * 2^32.
+fn to_fixed32(v: f32) -> i128 {
+    let s = v as f64 * 2f64.powi(32);
+    assert!(s == s.trunc() && s.abs() < 1e30, "{v}");
+    s as i128
+}
+
+/// One output element of A * B^T (rows `a` and `b`, K codes each) summed in `order`.
+fn dot(order: Order, fa: Fp8Format, fb: Fp8Format, a: &[u8], b: &[u8]) -> f32 {
+    let k = a.len();
+    let exact = |lo: usize, hi: usize| -> i128 {
+        (lo..hi.min(k))
+            .map(|i| fixed16(fa, a[i]) * fixed16(fb, b[i]))
+            .sum()
+    };
+    let mut total = 0f32;
+    match order {
+        Order::Naive => {
+            for k0 in (0..k).step_by(128) {
+                let mut part = 0f32;
+                for i in k0..(k0 + 128).min(k) {
+                    part = fa.decode(a[i]).mul_add(fb.decode(b[i]), part);
+                }
+                total += part;
+            }
+        }
+        Order::MmaSync => {
+            for k0 in (0..k).step_by(32) {
+                total += round_fixed32(exact(k0, k0 + 32));
+            }
+        }
+        Order::Wgmma => {
+            for k0 in (0..k).step_by(128) {
+                let mut d = 0f32;
+                for j in 0..4 {
+                    let lo = k0 + 32 * j;
+                    let prev = if j == 0 { 0 } else { to_fixed32(d) };
+                    d = round_fixed32(prev + exact(lo, lo + 32));
+                }
+                total += d;
+            }
+        }
+    }
+    total
+}
+
+fn decode_c(t: u32, bytes: &[u8]) -> f32 {
+    match t {
+        UNITFP8_F32 => f32::from_le_bytes(bytes.try_into().unwrap()),
+        UNITFP8_BF16 => {
+            f32::from_bits((u16::from_le_bytes(bytes.try_into().unwrap()) as u32) << 16)
+        }
+        _ => fp8_of(t).decode(bytes[0]),
+    }
+}
+
+fn encode_c(t: u32, v: f32) -> Vec<u8> {
+    match t {
+        UNITFP8_F32 => v.to_le_bytes().to_vec(),
+        UNITFP8_BF16 => f32_to_bf16_bits(v, false).to_le_bytes().to_vec(),
+        _ => vec![fp8_of(t).encode(v, Rounding::NearestSaturate, 0)],
+    }
+}
+
+struct GemmCase {
+    m: usize,
+    n: usize,
+    k: usize,
+    lda: usize,
+    ldb: usize,
+    ldc: usize,
+    at: u32,
+    bt: u32,
+    ct: u32,
+    alpha: f32,
+    beta: f32,
+}
+
+/// Runs one GEMM on the device with kernel `kernel` and checks it; returns false when the
+/// forced kernel reported "unsupported" for these operands.
+fn gemm_case(dev: &Device, rng: &mut Rng, kernel: u32, order: Order, g: &GemmCase) -> bool {
+    let (fa, fb) = (fp8_of(g.at), fp8_of(g.bt));
+    // Finite FP8 operands of magnitude about 2^-3 .. 2^3, random signs.
+    let operand = |rng: &mut Rng, fmt: Fp8Format, rows: usize, ld: usize| -> Vec<u8> {
+        (0..rows * ld)
+            .map(|_| {
+                let v = ((rng.unit() * 6.0 - 3.0).exp2()
+                    * if rng.below(2) == 0 { 1.0 } else { -1.0 }) as f32;
+                fmt.encode(v, Rounding::NearestSaturate, 0)
+            })
+            .collect()
+    };
+    let a = operand(rng, fa, g.m, g.lda);
+    let b = operand(rng, fb, g.n, g.ldb);
+    let cs = size(g.ct);
+    let c0: Vec<u8> = if g.beta != 0.0 {
+        (0..g.m * g.ldc)
+            .flat_map(|_| encode_c(g.ct, (rng.unit() * 4.0 - 2.0) as f32))
+            .collect()
+    } else {
+        rng.bytes(g.m * g.ldc * cs)
+    };
+    let da = DevBuf::new(rng, &a, 0);
+    let db = DevBuf::new(rng, &b, 0);
+    let dc = DevBuf::new(rng, &c0, 0);
+    assert_eq!(unitfp8_cuda_set_gemm_kernel(kernel), UNITFP8_OK);
+    // SAFETY: device buffers hold the K-major operands and C at the given strides.
+    let status = unsafe {
+        unitfp8_cuda_gemm(
+            g.m,
+            g.n,
+            g.k,
+            g.alpha,
+            da.ptr(),
+            g.at,
+            g.lda as isize,
+            1,
+            db.ptr(),
+            g.bt,
+            1,
+            g.ldb as isize,
+            g.beta,
+            dc.ptr(),
+            g.ct,
+            g.ldc as isize,
+            1,
+            null_mut(),
+        )
+    };
+    assert_eq!(unitfp8_cuda_set_gemm_kernel(0), UNITFP8_OK);
+    let what = format!(
+        "gemm kernel {kernel} {}x{}x{} ld {}/{}/{} types {}/{}->{} alpha {} beta {}",
+        g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.at, g.bt, g.ct, g.alpha, g.beta
+    );
+    if status == UNITFP8_ERROR_UNSUPPORTED {
+        assert_eq!(
+            dc.read(&what),
+            c0,
+            "{what}: C written by an unsupported call"
+        );
+        return false;
+    }
+    assert_eq!(status, UNITFP8_OK, "{what}");
+    let got = dc.read(&what);
+    let (mut err2, mut ref2) = (0f64, 0f64);
+    for i in 0..g.m {
+        for j in 0..g.ldc {
+            let at = (i * g.ldc + j) * cs;
+            let old = &c0[at..at + cs];
+            let now = &got[at..at + cs];
+            if j >= g.n {
+                assert_eq!(now, old, "{what}: C({i}, {j}) past n written");
+                continue;
+            }
+            let arow = &a[i * g.lda..i * g.lda + g.k];
+            let brow = &b[j * g.ldb..j * g.ldb + g.k];
+            let v = dot(order, fa, fb, arow, brow);
+            let mut r = if g.k == 0 { 0.0 } else { g.alpha * v };
+            if g.beta != 0.0 {
+                let c = decode_c(g.ct, old);
+                r = if g.k == 0 { g.beta * c } else { r + g.beta * c };
+            }
+            let want = encode_c(g.ct, r);
+            if dev.emulated {
+                assert_eq!(now, &want[..], "{what}: C({i}, {j})");
+            } else {
+                // Against float64 (f32 outputs) or the model (narrower outputs).
+                let exact: f64 = arow
+                    .iter()
+                    .zip(brow)
+                    .map(|(&x, &y)| fa.decode(x) as f64 * fb.decode(y) as f64)
+                    .sum::<f64>()
+                    * g.alpha as f64
+                    + if g.beta != 0.0 {
+                        g.beta as f64 * decode_c(g.ct, old) as f64
+                    } else {
+                        0.0
+                    };
+                let d = decode_c(g.ct, now) as f64;
+                if g.ct == UNITFP8_F32 {
+                    err2 += (d - exact).powi(2);
+                    ref2 += exact.powi(2);
+                } else {
+                    let m = decode_c(g.ct, &want) as f64;
+                    let ulp = match g.ct {
+                        UNITFP8_BF16 => 2f64.powi(-7),
+                        UNITFP8_E4M3 => 2f64.powi(-3),
+                        _ => 2f64.powi(-2),
+                    } * m.abs().max(2f64.powi(-6));
+                    assert!((d - m).abs() <= ulp, "{what}: C({i}, {j}) = {d}, model {m}");
+                }
+            }
+        }
+    }
+    if !dev.emulated && g.ct == UNITFP8_F32 && ref2 > 0.0 {
+        let rel = (err2 / ref2).sqrt();
+        assert!(rel <= 1e-5, "{what}: relative Frobenius error {rel:e}");
+    }
+    true
+}
+
+#[test]
+fn gemm_kernels_match_their_model() {
+    let Some(dev) = device("gemm_kernels_match_their_model") else {
+        return;
+    };
+    let mut rng = rng("gemm_kernels_match_their_model");
+    let fp8 = [UNITFP8_E4M3, UNITFP8_E5M2];
+    let outs = [UNITFP8_F32, UNITFP8_BF16, UNITFP8_E4M3, UNITFP8_E5M2];
+    // (m, n, k, lda, ldb): one tile; ragged tiles with a K tail; more K stages than pipeline
+    // stages; more tiles than multiprocessors (the persistent wgmma grid loops).
+    let shapes = [
+        (1usize, 3usize, 16usize, 16usize, 16usize),
+        (130, 200, 300, 304, 320),
+        (64, 128, 1000, 1008, 1008),
+        (300, 260, 256, 256, 272),
+    ];
+    let mut kernels = vec![(3u32, Order::Naive), (2, Order::MmaSync)];
+    if dev.cc == (9, 0) {
+        kernels.push((1, Order::Wgmma));
+    }
+    for (kernel, order) in kernels {
+        for (i, &(m, n, k, lda, ldb)) in shapes.iter().enumerate() {
+            for j in 0..2 {
+                let ct = outs[(i + 2 * j) % 4];
+                let beta = if ct == UNITFP8_F32 || ct == UNITFP8_BF16 {
+                    rng.pick(&[0.0f32, 0.5, -1.0])
+                } else {
+                    0.0
+                };
+                let g = GemmCase {
+                    m,
+                    n,
+                    k,
+                    lda,
+                    ldb,
+                    ldc: n + rng.pick(&[0usize, 3]),
+                    at: fp8[(i + j) % 2],
+                    bt: fp8[(i / 2 + j) % 2],
+                    ct,
+                    alpha: rng.pick(&[1.0f32, 0.03125, -0.7]),
+                    beta,
+                };
+                assert!(
+                    gemm_case(&dev, &mut rng, kernel, order, &g),
+                    "kernel {kernel} refused an aligned case"
+                );
+            }
+        }
+        println!(
+            "GEMM kernel {kernel} ({order:?}): {} cases exact",
+            2 * shapes.len()
+        );
+    }
+    // Tensor-core kernels refuse misaligned operands (the naive one takes them).
+    let g = GemmCase {
+        m: 5,
+        n: 7,
+        k: 40,
+        lda: 40,
+        ldb: 41,
+        ldc: 7,
+        at: UNITFP8_E4M3,
+        bt: UNITFP8_E4M3,
+        ct: UNITFP8_F32,
+        alpha: 1.0,
+        beta: 0.0,
+    };
+    assert!(!gemm_case(&dev, &mut rng, 2, Order::MmaSync, &g));
+    assert!(gemm_case(&dev, &mut rng, 0, Order::Naive, &g));
+}
