@@ -104,6 +104,9 @@ fn device(test: &str) -> Option<Device> {
 
 const GUARD: usize = 256;
 
+/// Serialises the tests that force a GEMM kernel (the choice is process-wide).
+static GEMM_KERNEL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A device buffer holding `contents` at byte offset `off` past a guard zone, with random
 /// guard bytes before and after that must survive every kernel.
 struct DevBuf {
@@ -353,6 +356,71 @@ fn casts_match_the_cpu() {
     assert!(cases >= 40, "too few valid cast configurations: {cases}");
 }
 
+/// Every bf16, f16 and FP8 bit pattern (and 65536 f32 patterns spread over all exponents and
+/// both signs) through every cast and rounding mode.
+#[test]
+fn casts_of_every_pattern_match_the_cpu() {
+    let Some(_dev) = device("casts_of_every_pattern_match_the_cpu") else {
+        return;
+    };
+    let mut rng = rng("casts_of_every_pattern_match_the_cpu");
+    let mut cases = 0;
+    for st in TYPES {
+        let src: Vec<u8> = match size(st) {
+            4 => (0..65536u32)
+                .flat_map(|i| i.wrapping_mul(65537).wrapping_add(i >> 3).to_le_bytes())
+                .collect(),
+            2 => (0..=u16::MAX).flat_map(|i| i.to_le_bytes()).collect(),
+            _ => (0..=u8::MAX).collect(),
+        };
+        let n = src.len() / size(st);
+        let dsrc = DevBuf::new(&mut rng, &src, 0);
+        for dt in TYPES {
+            for mode in MODES {
+                let seed = rng.u64();
+                let poison = rng.bytes(n * size(dt));
+                let mut cpu_out = poison.clone();
+                // SAFETY: buffers sized for n elements.
+                let cpu_status = unsafe {
+                    unitfp8_cast(
+                        src.as_ptr().cast(),
+                        st,
+                        cpu_out.as_mut_ptr().cast(),
+                        dt,
+                        n,
+                        1.0,
+                        mode,
+                        seed,
+                        null_mut(),
+                    )
+                };
+                let dout = DevBuf::new(&mut rng, &poison, 0);
+                // SAFETY: device buffers sized for n elements.
+                let status = unsafe {
+                    unitfp8_cuda_cast(
+                        dsrc.ptr(),
+                        st,
+                        dout.ptr(),
+                        dt,
+                        n,
+                        1.0,
+                        mode,
+                        seed,
+                        null_mut(),
+                        null_mut(),
+                    )
+                };
+                let what = format!("every pattern: cast {st}->{dt} mode {mode} seed {seed}");
+                assert_eq!(status, cpu_status, "{what}: status");
+                assert_same(&what, dt, &dout.read(&what), &cpu_out, &exact);
+                cases += (cpu_status == UNITFP8_OK) as usize;
+            }
+        }
+    }
+    println!("{cases} exhaustive cast configurations bit-exact");
+    assert!(cases >= 40, "too few valid configurations: {cases}");
+}
+
 #[test]
 fn cast_transpose_matches_the_cpu() {
     let Some(_dev) = device("cast_transpose_matches_the_cpu") else {
@@ -371,7 +439,12 @@ fn cast_transpose_matches_the_cpu() {
     for st in TYPES {
         for dt in TYPES {
             let mode = rng.pick(&MODES);
-            let (rows, cols) = rng.pick(&shapes);
+            // One shape with more tiles than blocks (each block loops over tiles).
+            let (rows, cols) = if (st, dt) == (UNITFP8_F32, UNITFP8_E4M3) {
+                (600, 700)
+            } else {
+                rng.pick(&shapes)
+            };
             let ld_src = cols + rng.pick(&[0usize, 3]);
             let ld_dst = cols + rng.pick(&[0usize, 5]);
             let ld_dst_t = rows + rng.pick(&[0usize, 2]);
@@ -713,13 +786,115 @@ fn encode_c(t: u32, v: f32) -> Vec<u8> {
     }
 }
 
+/// Finite FP8 codes of magnitude about 2^-3 .. 2^3 with random signs.
+fn fp8_operand(rng: &mut Rng, fmt: Fp8Format, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            let sign = if rng.below(2) == 0 { 1.0 } else { -1.0 };
+            let v = ((rng.unit() * 6.0 - 3.0).exp2() * sign) as f32;
+            fmt.encode(v, Rounding::NearestSaturate, 0)
+        })
+        .collect()
+}
+
+/// A product C = alpha * A * B^T + beta * C0 to check: A is m x k (row i at `a[i * lda..]`),
+/// B is n x k (row j at `b[j * ldb..]`), C element (i, j) at index `i * c_rs + j * c_cs`.
+struct Product<'a> {
+    what: String,
+    order: Order,
+    a: &'a [u8],
+    fa: Fp8Format,
+    lda: usize,
+    b: &'a [u8],
+    fb: Fp8Format,
+    ldb: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    beta: f32,
+    ct: u32,
+    c_rs: usize,
+    c_cs: usize,
+}
+
+/// Checks the device's C (`got`, started as `c0`): on the emulator every element equals the
+/// model of the kernel's order; on a GPU, f32 C has relative Frobenius error <= 1e-5 against
+/// float64 and narrower C is within one unit in the last place of the model. Elements outside
+/// the m x n matrix must be untouched.
+fn check_product(dev: &Device, p: &Product, c0: &[u8], got: &[u8]) {
+    let what = &p.what;
+    let cs = size(p.ct);
+    let mut inside = vec![false; c0.len() / cs];
+    let (mut err2, mut ref2) = (0f64, 0f64);
+    for i in 0..p.m {
+        for j in 0..p.n {
+            let e = i * p.c_rs + j * p.c_cs;
+            inside[e] = true;
+            let (old, now) = (&c0[e * cs..(e + 1) * cs], &got[e * cs..(e + 1) * cs]);
+            let arow = &p.a[i * p.lda..i * p.lda + p.k];
+            let brow = &p.b[j * p.ldb..j * p.ldb + p.k];
+            let v = dot(p.order, p.fa, p.fb, arow, brow);
+            let mut r = if p.k == 0 { 0.0 } else { p.alpha * v };
+            if p.beta != 0.0 {
+                let c = decode_c(p.ct, old);
+                r = if p.k == 0 { p.beta * c } else { r + p.beta * c };
+            }
+            let want = encode_c(p.ct, r);
+            if dev.emulated {
+                assert_eq!(now, &want[..], "{what}: C({i}, {j})");
+                continue;
+            }
+            let exact: f64 = arow
+                .iter()
+                .zip(brow)
+                .map(|(&x, &y)| p.fa.decode(x) as f64 * p.fb.decode(y) as f64)
+                .sum::<f64>()
+                * p.alpha as f64
+                + if p.beta != 0.0 {
+                    p.beta as f64 * decode_c(p.ct, old) as f64
+                } else {
+                    0.0
+                };
+            let d = decode_c(p.ct, now) as f64;
+            if p.ct == UNITFP8_F32 {
+                err2 += (d - exact).powi(2);
+                ref2 += exact.powi(2);
+            } else {
+                let m = decode_c(p.ct, &want) as f64;
+                let ulp = match p.ct {
+                    UNITFP8_BF16 => 2f64.powi(-7),
+                    UNITFP8_E4M3 => 2f64.powi(-3),
+                    _ => 2f64.powi(-2),
+                } * m.abs().max(2f64.powi(-6));
+                assert!((d - m).abs() <= ulp, "{what}: C({i}, {j}) = {d}, model {m}");
+            }
+        }
+    }
+    for (e, &inn) in inside.iter().enumerate() {
+        if !inn {
+            assert_eq!(
+                &got[e * cs..(e + 1) * cs],
+                &c0[e * cs..(e + 1) * cs],
+                "{what}: C element {e} outside the matrix written"
+            );
+        }
+    }
+    if !dev.emulated && p.ct == UNITFP8_F32 && ref2 > 0.0 {
+        let rel = (err2 / ref2).sqrt();
+        assert!(rel <= 1e-5, "{what}: relative Frobenius error {rel:e}");
+    }
+}
+
 struct GemmCase {
     m: usize,
     n: usize,
     k: usize,
     lda: usize,
     ldb: usize,
+    /// Leading dimension of C: its row stride, or its column stride when `col_major`.
     ldc: usize,
+    col_major: bool,
     at: u32,
     bt: u32,
     ct: u32,
@@ -727,30 +902,25 @@ struct GemmCase {
     beta: f32,
 }
 
-/// Runs one GEMM on the device with kernel `kernel` and checks it; returns false when the
-/// forced kernel reported "unsupported" for these operands.
+/// Runs one `unitfp8_cuda_gemm` with kernel `kernel` forced and checks it; returns false when
+/// that kernel reported "unsupported" for these operands (C must then be untouched).
 fn gemm_case(dev: &Device, rng: &mut Rng, kernel: u32, order: Order, g: &GemmCase) -> bool {
     let (fa, fb) = (fp8_of(g.at), fp8_of(g.bt));
-    // Finite FP8 operands of magnitude about 2^-3 .. 2^3, random signs.
-    let operand = |rng: &mut Rng, fmt: Fp8Format, rows: usize, ld: usize| -> Vec<u8> {
-        (0..rows * ld)
-            .map(|_| {
-                let v = ((rng.unit() * 6.0 - 3.0).exp2()
-                    * if rng.below(2) == 0 { 1.0 } else { -1.0 }) as f32;
-                fmt.encode(v, Rounding::NearestSaturate, 0)
-            })
-            .collect()
+    let a = fp8_operand(rng, fa, g.m * g.lda);
+    let b = fp8_operand(rng, fb, g.n * g.ldb);
+    let c_len = if g.col_major {
+        g.n * g.ldc
+    } else {
+        g.m * g.ldc
     };
-    let a = operand(rng, fa, g.m, g.lda);
-    let b = operand(rng, fb, g.n, g.ldb);
-    let cs = size(g.ct);
     let c0: Vec<u8> = if g.beta != 0.0 {
-        (0..g.m * g.ldc)
+        (0..c_len)
             .flat_map(|_| encode_c(g.ct, (rng.unit() * 4.0 - 2.0) as f32))
             .collect()
     } else {
-        rng.bytes(g.m * g.ldc * cs)
+        rng.bytes(c_len * size(g.ct))
     };
+    let (c_rs, c_cs) = if g.col_major { (1, g.ldc) } else { (g.ldc, 1) };
     let da = DevBuf::new(rng, &a, 0);
     let db = DevBuf::new(rng, &b, 0);
     let dc = DevBuf::new(rng, &c0, 0);
@@ -773,15 +943,26 @@ fn gemm_case(dev: &Device, rng: &mut Rng, kernel: u32, order: Order, g: &GemmCas
             g.beta,
             dc.ptr(),
             g.ct,
-            g.ldc as isize,
-            1,
+            c_rs as isize,
+            c_cs as isize,
             null_mut(),
         )
     };
     assert_eq!(unitfp8_cuda_set_gemm_kernel(0), UNITFP8_OK);
     let what = format!(
-        "gemm kernel {kernel} {}x{}x{} ld {}/{}/{} types {}/{}->{} alpha {} beta {}",
-        g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.at, g.bt, g.ct, g.alpha, g.beta
+        "gemm kernel {kernel} {}x{}x{} ld {}/{}/{}{} types {}/{}->{} alpha {} beta {}",
+        g.m,
+        g.n,
+        g.k,
+        g.lda,
+        g.ldb,
+        g.ldc,
+        if g.col_major { " (C column-major)" } else { "" },
+        g.at,
+        g.bt,
+        g.ct,
+        g.alpha,
+        g.beta
     );
     if status == UNITFP8_ERROR_UNSUPPORTED {
         assert_eq!(
@@ -793,61 +974,36 @@ fn gemm_case(dev: &Device, rng: &mut Rng, kernel: u32, order: Order, g: &GemmCas
     }
     assert_eq!(status, UNITFP8_OK, "{what}");
     let got = dc.read(&what);
-    let (mut err2, mut ref2) = (0f64, 0f64);
-    for i in 0..g.m {
-        for j in 0..g.ldc {
-            let at = (i * g.ldc + j) * cs;
-            let old = &c0[at..at + cs];
-            let now = &got[at..at + cs];
-            if j >= g.n {
-                assert_eq!(now, old, "{what}: C({i}, {j}) past n written");
-                continue;
-            }
-            let arow = &a[i * g.lda..i * g.lda + g.k];
-            let brow = &b[j * g.ldb..j * g.ldb + g.k];
-            let v = dot(order, fa, fb, arow, brow);
-            let mut r = if g.k == 0 { 0.0 } else { g.alpha * v };
-            if g.beta != 0.0 {
-                let c = decode_c(g.ct, old);
-                r = if g.k == 0 { g.beta * c } else { r + g.beta * c };
-            }
-            let want = encode_c(g.ct, r);
-            if dev.emulated {
-                assert_eq!(now, &want[..], "{what}: C({i}, {j})");
-            } else {
-                // Against float64 (f32 outputs) or the model (narrower outputs).
-                let exact: f64 = arow
-                    .iter()
-                    .zip(brow)
-                    .map(|(&x, &y)| fa.decode(x) as f64 * fb.decode(y) as f64)
-                    .sum::<f64>()
-                    * g.alpha as f64
-                    + if g.beta != 0.0 {
-                        g.beta as f64 * decode_c(g.ct, old) as f64
-                    } else {
-                        0.0
-                    };
-                let d = decode_c(g.ct, now) as f64;
-                if g.ct == UNITFP8_F32 {
-                    err2 += (d - exact).powi(2);
-                    ref2 += exact.powi(2);
-                } else {
-                    let m = decode_c(g.ct, &want) as f64;
-                    let ulp = match g.ct {
-                        UNITFP8_BF16 => 2f64.powi(-7),
-                        UNITFP8_E4M3 => 2f64.powi(-3),
-                        _ => 2f64.powi(-2),
-                    } * m.abs().max(2f64.powi(-6));
-                    assert!((d - m).abs() <= ulp, "{what}: C({i}, {j}) = {d}, model {m}");
-                }
-            }
-        }
-    }
-    if !dev.emulated && g.ct == UNITFP8_F32 && ref2 > 0.0 {
-        let rel = (err2 / ref2).sqrt();
-        assert!(rel <= 1e-5, "{what}: relative Frobenius error {rel:e}");
-    }
+    let p = Product {
+        what,
+        order,
+        a: &a,
+        fa,
+        lda: g.lda,
+        b: &b,
+        fb,
+        ldb: g.ldb,
+        m: g.m,
+        n: g.n,
+        k: g.k,
+        alpha: g.alpha,
+        beta: g.beta,
+        ct: g.ct,
+        c_rs,
+        c_cs,
+    };
+    check_product(dev, &p, &c0, &got);
     true
+}
+
+/// The tensor-core kernels this device runs, fastest first, with their accumulation orders.
+fn tensor_core_kernels(dev: &Device) -> Vec<(u32, Order)> {
+    let mut kernels = Vec::new();
+    if dev.cc == (9, 0) {
+        kernels.push((1, Order::Wgmma));
+    }
+    kernels.push((2, Order::MmaSync));
+    kernels
 }
 
 #[test]
@@ -856,21 +1012,22 @@ fn gemm_kernels_match_their_model() {
         return;
     };
     let mut rng = rng("gemm_kernels_match_their_model");
+    let _forced = GEMM_KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let fp8 = [UNITFP8_E4M3, UNITFP8_E5M2];
     let outs = [UNITFP8_F32, UNITFP8_BF16, UNITFP8_E4M3, UNITFP8_E5M2];
-    // (m, n, k, lda, ldb): one tile; ragged tiles with a K tail; more K stages than pipeline
-    // stages; more tiles than multiprocessors (the persistent wgmma grid loops).
+    // (m, n, k, lda, ldb): one row; ragged tiles with a K tail; more K stages than pipeline
+    // stages; more tiles than multiprocessors (the persistent wgmma grid loops); odd sizes.
     let shapes = [
         (1usize, 3usize, 16usize, 16usize, 16usize),
         (130, 200, 300, 304, 320),
         (64, 128, 1000, 1008, 1008),
         (300, 260, 256, 256, 272),
+        (77, 45, 130, 144, 144),
     ];
-    let mut kernels = vec![(3u32, Order::Naive), (2, Order::MmaSync)];
-    if dev.cc == (9, 0) {
-        kernels.push((1, Order::Wgmma));
-    }
+    let mut kernels = vec![(3u32, Order::Naive)];
+    kernels.extend(tensor_core_kernels(&dev));
     for (kernel, order) in kernels {
+        let mut cases = 0;
         for (i, &(m, n, k, lda, ldb)) in shapes.iter().enumerate() {
             for j in 0..2 {
                 let ct = outs[(i + 2 * j) % 4];
@@ -879,13 +1036,15 @@ fn gemm_kernels_match_their_model() {
                 } else {
                     0.0
                 };
+                let col_major = (i + j) % 3 == 1 && m > 1;
                 let g = GemmCase {
                     m,
                     n,
                     k,
                     lda,
                     ldb,
-                    ldc: n + rng.pick(&[0usize, 3]),
+                    ldc: if col_major { m } else { n } + rng.pick(&[0usize, 3]),
+                    col_major,
                     at: fp8[(i + j) % 2],
                     bt: fp8[(i / 2 + j) % 2],
                     ct,
@@ -896,27 +1055,188 @@ fn gemm_kernels_match_their_model() {
                     gemm_case(&dev, &mut rng, kernel, order, &g),
                     "kernel {kernel} refused an aligned case"
                 );
+                cases += 1;
             }
         }
-        println!(
-            "GEMM kernel {kernel} ({order:?}): {} cases exact",
-            2 * shapes.len()
-        );
+        println!("GEMM kernel {kernel} ({order:?}): {cases} cases exact");
     }
-    // Tensor-core kernels refuse misaligned operands (the naive one takes them).
-    let g = GemmCase {
+    // k = 0 (C = beta * C, only the naive kernel takes it) and misaligned operands: the
+    // tensor-core kernels refuse them, the automatic choice falls back to the naive kernel.
+    let mut g = GemmCase {
         m: 5,
         n: 7,
         k: 40,
         lda: 40,
         ldb: 41,
         ldc: 7,
+        col_major: false,
         at: UNITFP8_E4M3,
         bt: UNITFP8_E4M3,
         ct: UNITFP8_F32,
         alpha: 1.0,
         beta: 0.0,
     };
-    assert!(!gemm_case(&dev, &mut rng, 2, Order::MmaSync, &g));
+    for (kernel, _) in tensor_core_kernels(&dev) {
+        assert!(!gemm_case(&dev, &mut rng, kernel, Order::Naive, &g));
+    }
     assert!(gemm_case(&dev, &mut rng, 0, Order::Naive, &g));
+    (g.k, g.beta, g.ldb) = (0, 0.75, 48);
+    for (kernel, _) in tensor_core_kernels(&dev) {
+        assert!(!gemm_case(&dev, &mut rng, kernel, Order::Naive, &g));
+    }
+    assert!(gemm_case(&dev, &mut rng, 0, Order::Naive, &g));
+}
+
+#[test]
+fn linear_layer_matches_its_model() {
+    let Some(dev) = device("linear_layer_matches_its_model") else {
+        return;
+    };
+    let mut rng = rng("linear_layer_matches_its_model");
+    let _forced = GEMM_KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let (batch, fan_in, fan_out) = (96usize, 272usize, 144usize);
+    let (kernel, order) = tensor_core_kernels(&dev)[0];
+    let (e4, e5) = (Fp8Format::E4M3, Fp8Format::E5M2);
+    let x = fp8_operand(&mut rng, e4, batch * fan_in);
+    let w = fp8_operand(&mut rng, e4, fan_out * fan_in);
+    let w_t = fp8_operand(&mut rng, e4, fan_in * fan_out);
+    let dy = fp8_operand(&mut rng, e5, batch * fan_out);
+    let dy_t = fp8_operand(&mut rng, e5, fan_out * batch);
+    let x_t = fp8_operand(&mut rng, e4, fan_in * batch);
+    let alpha = 1.0 / (fan_in as f32).sqrt();
+    let dev_buf = |rng: &mut Rng, v: &[u8]| DevBuf::new(rng, v, 0);
+    assert_eq!(unitfp8_cuda_set_gemm_kernel(kernel), UNITFP8_OK);
+    let product = |what: &str, a, fa, lda, b, fb, ldb, m, n, k, beta, ct| Product {
+        what: format!("{what} (kernel {kernel})"),
+        order,
+        a,
+        fa,
+        lda,
+        b,
+        fb,
+        ldb,
+        m,
+        n,
+        k,
+        alpha,
+        beta,
+        ct,
+        c_rs: n,
+        c_cs: 1,
+    };
+    // Forward: y = alpha x W^T, bf16 out; alpha given as 0 means 1/sqrt(fan_in).
+    let y0 = rng.bytes(batch * fan_out * 2);
+    let (dx, dw, dyb) = (
+        dev_buf(&mut rng, &x),
+        dev_buf(&mut rng, &w),
+        dev_buf(&mut rng, &y0),
+    );
+    // SAFETY: dense device buffers of the documented shapes.
+    let s = unsafe {
+        unitfp8_cuda_linear_forward(
+            batch,
+            fan_in,
+            fan_out,
+            0.0,
+            dx.ptr(),
+            dw.ptr(),
+            dyb.ptr(),
+            UNITFP8_BF16,
+            null_mut(),
+        )
+    };
+    assert_eq!(s, UNITFP8_OK);
+    let p = product(
+        "linear_forward",
+        &x,
+        e4,
+        fan_in,
+        &w,
+        e4,
+        fan_in,
+        batch,
+        fan_out,
+        fan_in,
+        0.0,
+        UNITFP8_BF16,
+    );
+    check_product(&dev, &p, &y0, &dyb.read("linear_forward"));
+    // Backward data: dx = alpha dy W with W^T given, f32 out.
+    let g0 = rng.bytes(batch * fan_in * 4);
+    let (ddy, dwt, dgx) = (
+        dev_buf(&mut rng, &dy),
+        dev_buf(&mut rng, &w_t),
+        dev_buf(&mut rng, &g0),
+    );
+    // SAFETY: as above.
+    let s = unsafe {
+        unitfp8_cuda_linear_backward_data(
+            batch,
+            fan_in,
+            fan_out,
+            alpha,
+            ddy.ptr(),
+            dwt.ptr(),
+            dgx.ptr(),
+            UNITFP8_F32,
+            null_mut(),
+        )
+    };
+    assert_eq!(s, UNITFP8_OK);
+    let p = product(
+        "linear_backward_data",
+        &dy,
+        e5,
+        fan_out,
+        &w_t,
+        e4,
+        fan_out,
+        batch,
+        fan_in,
+        fan_out,
+        0.0,
+        UNITFP8_F32,
+    );
+    check_product(&dev, &p, &g0, &dgx.read("linear_backward_data"));
+    // Backward weight, accumulating: dW = alpha dy^T x + dW.
+    let w0: Vec<u8> = (0..fan_out * fan_in)
+        .flat_map(|_| ((rng.unit() * 2.0 - 1.0) as f32).to_le_bytes())
+        .collect();
+    let (ddyt, dxt, ddw) = (
+        dev_buf(&mut rng, &dy_t),
+        dev_buf(&mut rng, &x_t),
+        dev_buf(&mut rng, &w0),
+    );
+    // SAFETY: as above.
+    let s = unsafe {
+        unitfp8_cuda_linear_backward_weight(
+            batch,
+            fan_in,
+            fan_out,
+            alpha,
+            ddyt.ptr(),
+            dxt.ptr(),
+            1.0,
+            ddw.ptr().cast(),
+            null_mut(),
+        )
+    };
+    assert_eq!(s, UNITFP8_OK);
+    let p = product(
+        "linear_backward_weight",
+        &dy_t,
+        e5,
+        batch,
+        &x_t,
+        e4,
+        batch,
+        fan_out,
+        fan_in,
+        batch,
+        1.0,
+        UNITFP8_F32,
+    );
+    check_product(&dev, &p, &w0, &ddw.read("linear_backward_weight"));
+    assert_eq!(unitfp8_cuda_set_gemm_kernel(0), UNITFP8_OK);
+    println!("linear forward / backward data / backward weight exact (kernel {kernel})");
 }
