@@ -43,8 +43,8 @@ done
 # casts/mixes bit-exact and GEMM error bounds on the real GPU; output appended to gpu_info.log.
 sections=(info elementwise gemm bench)
 if [[ -x target/release/cuda_device_test ]]; then
-    echo "=== rust device tests (timeout 120 s)" | tee -a "$OUTDIR/gpu_info.log"
-    timeout -k 10 120 target/release/cuda_device_test --nocapture --test-threads 2 2>&1 | tee -a "$OUTDIR/gpu_info.log"
+    echo "=== rust device tests (timeout 90 s)" | tee -a "$OUTDIR/gpu_info.log"
+    timeout -k 10 90 target/release/cuda_device_test --nocapture --test-threads 2 2>&1 | tee -a "$OUTDIR/gpu_info.log"
     rc[rust]=${PIPESTATUS[0]}
     sections+=(rust)
 fi

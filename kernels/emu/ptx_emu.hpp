@@ -27,7 +27,7 @@ static inline void cp_async16(u32 dst, const void *src, int bytes) {
     u8 *d = emu::smem(dst, 16, 16, "cp.async");
     for (int i = 0; i < 16; i++) d[i] = (u8)emu::random64();  // in flight: unreadable
     emu::st().cur->cp_open.push_back(emu::CpAsync{dst, src, bytes});
-    emu::st().progress++;
+    emu::preempt();
 }
 static inline void cp_async_commit() {
     emu::Fiber *f = emu::st().cur;
@@ -176,11 +176,13 @@ static inline void mbar_expect_tx(u32 bar, u32 bytes) {
     b.tx += bytes;
     b.pending--;
     emu::mbar_check(b);
+    emu::preempt();
 }
 static inline void mbar_arrive(u32 bar) {
     emu::Mbar &b = emu::mbar(bar);
     b.pending--;
     emu::mbar_check(b);
+    emu::preempt();
 }
 static inline void mbar_wait(u32 bar, u32 parity) {
     while ((emu::mbar(bar).phase & 1u) == (parity & 1u)) emu::spin();
@@ -218,14 +220,33 @@ static inline void tma_load_2d(u32 dst, const TmaMap *map, int c0, int c1, u32 b
         b.tx -= bytes;
         emu::mbar_check(b);
     });
+    emu::preempt();
 }
 
 // --- setmaxnreg, wgmma -----------------------------------------------------------------------------
 static inline void setmaxnreg_producer() {}
 static inline void setmaxnreg_consumer() {}
-static inline void wgmma_fence() {}
-static inline void wgmma_commit() {}
-static inline void wgmma_wait0() {}
+// wgmma is asynchronous: an operation runs when its group is waited for, reading shared
+// memory then; at issue its accumulator registers are poisoned (after saving them when the
+// operation accumulates), so reading them before the wait, or releasing the operands' stage
+// before it, gives wrong results.
+static inline void wgmma_fence() { emu::st().cur->wgmma_fenced = true; }
+static inline void wgmma_commit() {
+    emu::Fiber *f = emu::st().cur;
+    f->wgmma_groups.push_back(std::move(f->wgmma_open));
+    f->wgmma_open.clear();
+    emu::preempt();
+}
+static inline void wgmma_wait0() {
+    emu::Fiber *f = emu::st().cur;
+    if (!f->wgmma_open.empty()) emu::fail("wgmma.wait_group with uncommitted wgmma operations");
+    for (auto &g : f->wgmma_groups)
+        for (auto &op : g) op();
+    f->wgmma_groups.clear();
+    f->wgmma_fenced = false;
+    // .sync.aligned: no thread of the warp goes on before all have waited.
+    emu::group_sync(emu::my_warp());
+}
 
 // Byte (row, k) of a K-major operand described by `desc` (128-byte swizzle, rows of 128 bytes,
 // 8-row groups SBO apart), as the hardware addresses it: swizzle applied to address bits.
@@ -240,7 +261,9 @@ template <int AT, int BT>
 static inline void wgmma_128(float d[64], u64 da, u64 db, u32 scale_d) {
     emu::Group &g = emu::my_warpgroup();
     if (g.size != 128) emu::fail("wgmma outside a full warpgroup");
-    const int t = emu::st().cur->linear % 128;
+    emu::Fiber *f = emu::st().cur;
+    if (!f->wgmma_fenced) emu::fail("wgmma without a wgmma.fence since the last wait");
+    const int t = f->linear % 128;
     g.slot[t][0] = da;
     g.slot[t][1] = db;
     g.slot[t][2] = scale_d != 0;
@@ -248,18 +271,29 @@ static inline void wgmma_128(float d[64], u64 da, u64 db, u32 scale_d) {
     for (int i = 0; i < 128; i++)
         if (g.slot[i][0] != da || g.slot[i][1] != db || g.slot[i][2] != (scale_d != 0))
             emu::fail("wgmma: descriptors or scale-d differ across the warpgroup");
+    emu::group_sync(g);
     for (u64 desc : {da, db}) {
         if ((desc >> 62) != 1) emu::fail("wgmma: only 128-byte swizzle descriptors are emulated");
         if (((desc >> 49) & 7u) != 0) emu::fail("wgmma: nonzero base offset");
     }
+    // The accumulator input: the registers now, unless an operation in flight writes them
+    // first (then its result, when they run in order).
+    bool chained = false;
+    for (auto &grp : f->wgmma_groups) chained |= !grp.empty();
+    chained |= !f->wgmma_open.empty();
+    std::vector<float> saved;
+    if (scale_d && !chained) saved.assign(d, d + 64);
+    for (int i = 0; i < 64; i++) d[i] = __uint_as_float(0x7FC0DEADu);  // in flight: unreadable
     const int warp = t / 32, lane = t % 32;
-    for (int i = 0; i < 64; i++) {
-        const int row = 16 * warp + lane / 4 + 8 * ((i >> 1) & 1);
-        const int col = 8 * (i >> 2) + 2 * (lane % 4) + (i & 1);
-        i128 sum = scale_d ? emu_fixed32(d[i]) : 0;
-        for (int k = 0; k < 32; k++)
-            sum += (i128)emu_fp8_fixed<AT>(emu_wgmma_byte(da, row, k)) * emu_fp8_fixed<BT>(emu_wgmma_byte(db, col, k));
-        d[i] = emu_round_fixed32(sum);
-    }
-    emu::group_sync(g);
+    f->wgmma_open.push_back([d, da, db, scale_d, saved, warp, lane]() {
+        for (int i = 0; i < 64; i++) {
+            const int row = 16 * warp + lane / 4 + 8 * ((i >> 1) & 1);
+            const int col = 8 * (i >> 2) + 2 * (lane % 4) + (i & 1);
+            i128 sum = 0;
+            if (scale_d) sum = emu_fixed32(saved.empty() ? d[i] : saved[(size_t)i]);
+            for (int k = 0; k < 32; k++)
+                sum += (i128)emu_fp8_fixed<AT>(emu_wgmma_byte(da, row, k)) * emu_fp8_fixed<BT>(emu_wgmma_byte(db, col, k));
+            d[i] = emu_round_fixed32(sum);
+        }
+    });
 }

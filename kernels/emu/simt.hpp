@@ -11,6 +11,8 @@
 //   all 128 threads, with uniform operands;
 // - asynchronous copies (cp.async, TMA) poison their destination when issued and land only when
 //   waited for (cp.async) or at a random later point (TMA, which then completes its mbarrier);
+//   wgmma runs when its group is waited for, its accumulators poisoned until then;
+// - a thread may be switched out at every asynchronous operation or mbarrier arrival;
 // - every shared-memory access of the emulated PTX is bounds- and alignment-checked;
 // - a block where no thread can progress is reported as a deadlock.
 // Not emulated: timing, memory-model subtleties beyond the above, GPU NaN payloads (the host
@@ -91,6 +93,11 @@ struct Fiber {
     unsigned gen = 0;
     std::vector<CpAsync> cp_open;                 // issued, not yet committed
     std::vector<std::vector<CpAsync>> cp_groups;  // committed, oldest first
+    // wgmma operations in flight: issued (open), committed groups (oldest first); they run
+    // when waited for. `wgmma_fenced`: a wgmma.fence since the last wait.
+    std::vector<std::function<void()>> wgmma_open;
+    std::vector<std::vector<std::function<void()>>> wgmma_groups;
+    bool wgmma_fenced = false;
 };
 
 // Shared memory window: address 0 is window[0]; dynamic shared memory starts at DYN_OFFSET.
@@ -155,6 +162,15 @@ static inline void spin() {
     yield();
 }
 
+// A point where the hardware could switch to other warps: at random, lets the others run
+// (asynchronous operations and barrier arrivals are where ordering bugs hide).
+static inline void preempt() {
+    if (random64() % 2 == 0) return;
+    st().progress++;
+    st().cur->wait = RUNNING;
+    yield();
+}
+
 static inline Group &my_warp() { return st().warps[st().cur->linear / 32]; }
 static inline int my_lane() { return st().cur->linear % 32; }
 static inline Group &my_warpgroup() { return st().warpgroups[st().cur->linear / 128]; }
@@ -185,6 +201,7 @@ static void fiber_main() {
     Fiber *f = s.cur;
     for (auto &g : f->cp_groups) complete_cp_group(g);
     complete_cp_group(f->cp_open);
+    if (!f->wgmma_open.empty() || !f->wgmma_groups.empty()) fail("a thread exited with wgmma operations in flight");
     f->wait = DONE;
     s.progress++;
     // Exited threads no longer take part in __syncthreads.
