@@ -17,6 +17,9 @@ g++ -std=c++17 -O2 -g -ffp-contract=off -fPIC -shared -Wall -Wextra -Werror -Wno
     -fsanitize=alignment,bounds,shift,signed-integer-overflow -fno-sanitize-recover=all \
     -o "$OUT/libcuda.so" kernels/emu/fake_driver.cpp
 
+# A fresh interleaving each run (printed: set it to reproduce one).
+export UNITFP8_EMU_SEED="${UNITFP8_EMU_SEED:-$(( (RANDOM << 15) | RANDOM ))}"
+echo "cuda-emu: UNITFP8_EMU_SEED=$UNITFP8_EMU_SEED"
 for cc in 90 89; do
     log="$OUT/sm_$cc.log"
     echo "cuda-emu: tests/cuda_device.rs on the emulated sm_$cc device"
