@@ -12,7 +12,8 @@ hung kernel cannot take the others down):
   bench       CUDA-event timings: device copy bandwidth, casts/mixes vs PyTorch, GEMM vs
               torch._scaled_mm (cuBLASLt) and bf16 torch.matmul
 
-Usage: check.py SECTION [--lib target/release/libunitfp8.so] [--out DIR] [--seed N] [--quick]
+Usage: check.py SECTION [--lib target/release/libunitfp8.so] [--out DIR] [--seed N] [--quick] [--tiny]
+(--tiny: bench sizes for the SIMT emulator's smoke run in CI, where timings mean nothing.)
 Writes DIR/gpu_SECTION.json and prints a table; exits 1 when a correctness check fails, 2 when
 the section could not run at all.
 """
@@ -34,6 +35,7 @@ SIZE = {F32: 4, BF16: 2, F16: 2, E4M3: 1, E5M2: 1}
 NP_BITS = {4: np.uint32, 2: np.uint16, 1: np.uint8}
 SAT, NEAREST, STOCH = 0, 1, 2
 GEMM_KERNELS = {"auto": 0, "wgmma": 1, "mma_sync": 2, "naive": 3}
+TINY = False  # --tiny
 
 VP = ctypes.c_void_p
 U32, U64, SZ, SSZ, F = ctypes.c_uint32, ctypes.c_uint64, ctypes.c_size_t, ctypes.c_ssize_t, ctypes.c_float
@@ -563,6 +565,8 @@ def section_gemm(c):
 
 
 def timed(torch, fn, reps=20, warmup=3):
+    if TINY:
+        reps, warmup = 2, 1
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -581,6 +585,8 @@ def section_bench(c):
     lib = c.lib
     sp = lambda: stream_ptr(torch)  # noqa: E731
     n = 1 << 28 if not c.args.quick else 1 << 24  # 1 GiB of f32
+    if c.args.tiny:
+        n = 1 << 16
     x = torch.randn(n, device="cuda")
     y = torch.empty_like(x)
     t, _ = timed(torch, lambda: y.copy_(x))
@@ -618,6 +624,8 @@ def section_bench(c):
     ew("torch bf16.to(e4m3)", 3 * n, lambda: xb.to(torch.float8_e4m3fn))
     # cast-transpose 16384 x 16384 bf16 -> e4m3 (both outputs)
     r = 1 << 14 if not c.args.quick else 1 << 12
+    if c.args.tiny:
+        r = 256
     m2 = torch.randn(r, r, device="cuda").to(torch.bfloat16)
     d1 = torch.empty(r, r, dtype=torch.uint8, device="cuda")
     d2 = torch.empty(r, r, dtype=torch.uint8, device="cuda")
@@ -659,6 +667,8 @@ def section_bench(c):
                    ("%s up" % model, tokens, ffn, d), ("%s down" % model, tokens, d, ffn)]
     if c.args.quick:
         shapes = shapes[:1]
+    if c.args.tiny:
+        shapes = [("256x384x512", 256, 384, 512)]
     one = torch.ones((), device="cuda")
     cc = torch.cuda.get_device_capability()
     for name, m, nn, k in shapes:
@@ -709,7 +719,10 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT") or "bench/results")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args()
+    global TINY
+    TINY = args.tiny
     os.makedirs(args.out, exist_ok=True)
     started = time.time()
     try:

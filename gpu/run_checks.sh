@@ -20,6 +20,7 @@ PY="${PYTHON:-python3}"
 args=(--lib "$LIB" --out "$OUTDIR")
 [[ -n "${SEED:-}" ]] && args+=(--seed "$SEED")
 [[ -n "${QUICK:-}" ]] && args+=(--quick)
+[[ -n "${TINY:-}" ]] && args+=(--tiny)  # bench sizes for the SIMT emulator's dry run (scripts/cuda-emu.sh)
 
 if [[ ! -f "$LIB" ]]; then
     echo "run_checks: $LIB is missing: build it with scripts/cuda-check.sh and pass carry=[\"$LIB\"]"
@@ -44,7 +45,8 @@ done
 sections=(info elementwise gemm bench)
 if [[ -x target/release/cuda_device_test ]]; then
     echo "=== rust device tests (timeout 90 s)" | tee -a "$OUTDIR/gpu_info.log"
-    timeout -k 10 90 target/release/cuda_device_test --nocapture --test-threads 2 2>&1 | tee -a "$OUTDIR/gpu_info.log"
+    UNITFP8_REQUIRE_DEVICE=1 timeout -k 10 90 target/release/cuda_device_test --nocapture --test-threads 2 2>&1 |
+        tee -a "$OUTDIR/gpu_info.log"
     rc[rust]=${PIPESTATUS[0]}
     sections+=(rust)
 fi

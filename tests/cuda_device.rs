@@ -4,7 +4,8 @@
 //! machine without one — the SIMT emulator (`scripts/cuda-emu.sh` builds the stand-in
 //! `libcuda.so` from kernels/emu and runs this file with it: the kernels' own source compiled
 //! for the host, every CUDA thread a fiber). Without a usable device every test says so and
-//! returns (plain `cargo test` on a machine with no GPU).
+//! returns (plain `cargo test` on a machine with no GPU), unless `UNITFP8_REQUIRE_DEVICE` is set
+//! (the GPU script and the emulator runs set it): then they fail.
 //!
 //! - Casts, cast-transpose, residual mix forward/backward: every output byte equal to the CPU
 //!   entry point's, with both outputs starting from the same random poison (so unwritten and
@@ -78,6 +79,10 @@ struct Device {
 fn device(test: &str) -> Option<Device> {
     let s = unitfp8_cuda_available();
     if s != UNITFP8_OK {
+        assert!(
+            std::env::var_os("UNITFP8_REQUIRE_DEVICE").is_none(),
+            "{test}: no usable CUDA device (status {s}) and UNITFP8_REQUIRE_DEVICE is set"
+        );
         println!(
             "{test}: skipped, no usable CUDA device (status {s}); scripts/cuda-emu.sh runs these \
              tests on the SIMT emulator"

@@ -88,6 +88,10 @@ class Tensor:
         self.a[...] = v
         return self
 
+    def copy_(self, o):
+        self.a[...] = _arr(o)
+        return self
+
     def cpu(self):
         return self
 
@@ -202,6 +206,22 @@ def from_numpy(a):
     return Tensor(a)
 
 
+def empty_like(t, dtype=None, device=None):
+    return Tensor(np.empty(t.shape, (dtype or t.dtype).np))
+
+
+def add(a, b, alpha=1, out=None):
+    r = _arr(a) + _arr(b) * alpha
+    if out is None:
+        return Tensor(r.astype(_arr(a).dtype))
+    out.a[...] = r
+    return out
+
+
+def matmul(a, b):
+    return Tensor((a.a.astype(np.float32) @ b.a.astype(np.float32)).astype(a.a.dtype))
+
+
 def maximum(a, b):
     return Tensor(np.maximum(_arr(a), _arr(b)))
 
@@ -234,6 +254,20 @@ class _Stream:
     cuda_stream = 0
 
 
+class _Event:
+    """Host wall-clock events (kernels run synchronously on the emulator)."""
+
+    def __init__(self, enable_timing=False):
+        self.t = None
+
+    def record(self, stream=None):
+        import time
+        self.t = time.perf_counter()
+
+    def elapsed_time(self, end):
+        return (end.t - self.t) * 1e3
+
+
 class cuda:
     @staticmethod
     def is_available():
@@ -263,3 +297,5 @@ class cuda:
     @staticmethod
     def empty_cache():
         pass
+
+    Event = _Event
