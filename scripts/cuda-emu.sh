@@ -4,7 +4,8 @@
 # as they run) into target/cuda-emu, then runs tests/cuda_device.rs against it twice: as an
 # sm_90a device (GEMM kernels: naive, mma.sync, wgmma + TMA) and as an sm_89 device (naive,
 # mma.sync). Fails unless every test really ran on the emulator. Then dry-runs the GPU check
-# (gpu/run_checks.sh) on the emulated sm_90a device.
+# (gpu/run_checks.sh) on the emulated sm_90a device, and checks that deliberate kernel bugs
+# (kernels/emu/mutants.txt) make the tests fail (scripts/cuda-emu-mutants.sh).
 # Needs a `--features cuda` build (nvcc on PATH or NVCC: scripts/cuda-check.sh calls this).
 # Environment: UNITFP8_EMU_SEED (thread interleaving and poison), UNITFP8_TEST_SEED (inputs).
 set -euo pipefail
@@ -21,6 +22,12 @@ g++ -std=c++17 -O2 -g -ffp-contract=off -fPIC -shared -Wall -Wextra -Werror -Wno
 # A fresh interleaving each run (printed: set it to reproduce one).
 export UNITFP8_EMU_SEED="${UNITFP8_EMU_SEED:-$(( (RANDOM << 15) | RANDOM ))}"
 echo "cuda-emu: UNITFP8_EMU_SEED=$UNITFP8_EMU_SEED"
+# The device tests as one binary: run here, and carried to the GPU machine (gpu/run_checks.sh).
+exe=$(cargo test --release --features cuda --test cuda_device --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[[ -x "$exe" ]] || fail "no tests/cuda_device.rs executable (is nvcc on PATH?)"
+cp "$exe" target/release/cuda_device_test
+
 for cc in 90 89; do
     log="$OUT/sm_$cc.log"
     echo "cuda-emu: tests/cuda_device.rs on the emulated sm_$cc device"
@@ -47,4 +54,7 @@ fi
 sed -n '/=== summary/,/=== tables/p' "$OUT/run_checks.log"
 n=$(find "$OUT/check" -type f | wc -l)
 [[ $n -le 8 ]] || fail "gpu/run_checks.sh left $n files (the device tool returns at most 8)"
+# The tests can fail: each deliberate kernel bug of kernels/emu/mutants.txt must be caught.
+echo "cuda-emu: deliberate kernel bugs (kernels/emu/mutants.txt)"
+PYTHON="${PYTHON:-$PWD/.venv/bin/python}" scripts/cuda-emu-mutants.sh target/release/cuda_device_test
 echo "cuda-emu: OK"
