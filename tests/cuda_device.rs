@@ -1232,3 +1232,176 @@ fn linear_layer_matches_its_model() {
     assert_eq!(unitfp8_cuda_set_gemm_kernel(0), UNITFP8_OK);
     println!("linear forward / backward data / backward weight exact (kernel {kernel})");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The element functions on every f32 (emulator only)
+
+/// `unitfp8_emu_encode_f32` of the emulator's libcuda.so: the kernels' own element encoder.
+type EncodeHook =
+    unsafe extern "C" fn(*const u32, *mut c_void, u64, i32, i32, u64, u32, u32, u64, f32);
+/// `unitfp8_emu_sr_bits`: the kernels' stochastic-rounding bits of one element.
+type SrBitsHook = unsafe extern "C" fn(u64, u32, u32, u64) -> u32;
+
+/// Runs the kernels' encoder (host-compiled, through the emulator's hook) on f32 bit patterns
+/// `lo..hi` in steps of `step`, as elements `index0 + i`, and compares every result with the
+/// scalar reference; returns the number compared.
+#[allow(clippy::too_many_arguments)]
+fn sweep(
+    encode: EncodeHook,
+    dt: u32,
+    mode: u32,
+    seed: u64,
+    index0: u64,
+    lo: u64,
+    hi: u64,
+    step: u64,
+) -> u64 {
+    let key = unitfp8::rng::StreamKey::new(seed, 0);
+    let rounding = Rounding::from_code(mode).unwrap();
+    let chunk = 1u64 << 16;
+    let mut src = Vec::with_capacity(chunk as usize);
+    let mut got = vec![0u16; chunk as usize];
+    let mut count = 0;
+    let mut start = lo;
+    while start < hi {
+        src.clear();
+        src.extend(
+            (0..chunk)
+                .map(|j| start + j * step)
+                .take_while(|&b| b < hi)
+                .map(|b| b as u32),
+        );
+        let n = src.len();
+        // SAFETY: src holds n inputs; got has room for n outputs of up to 2 bytes.
+        unsafe {
+            encode(
+                src.as_ptr(),
+                got.as_mut_ptr().cast(),
+                n as u64,
+                dt as i32,
+                mode as i32,
+                seed,
+                key.k1,
+                key.k2,
+                index0 + count,
+                1.0,
+            )
+        };
+        let bytes: &[u8] = unsafe { core::slice::from_raw_parts(got.as_ptr().cast(), n * 2) };
+        for (j, &b) in src.iter().enumerate() {
+            let x = f32::from_bits(b);
+            let index = index0 + count + j as u64;
+            let (dev, want) = match dt {
+                UNITFP8_BF16 => (got[j], f32_to_bf16_bits(x, mode != UNITFP8_ROUND_NEAREST)),
+                UNITFP8_F16 => (
+                    got[j],
+                    unitfp8::fp8::f32_to_f16_bits(x, mode != UNITFP8_ROUND_NEAREST),
+                ),
+                _ => {
+                    let random = unitfp8::rng::stochastic_bits(seed, index);
+                    (
+                        bytes[j] as u16,
+                        fp8_of(dt).encode(x, rounding, random) as u16,
+                    )
+                }
+            };
+            assert_eq!(
+                dev, want,
+                "type {dt} mode {mode}: f32 {b:#010x} (element {index}): kernel {dev:#x}, reference {want:#x}"
+            );
+        }
+        count += n as u64;
+        start += n as u64 * step;
+    }
+    count
+}
+
+#[test]
+fn kernel_encoders_on_every_f32_match_the_reference() {
+    let Some(dev) = device("kernel_encoders_on_every_f32_match_the_reference") else {
+        return;
+    };
+    if !dev.emulated {
+        println!(
+            "skipped on a GPU: this test calls the emulator's hooks (the cast tests cover the GPU)"
+        );
+        return;
+    }
+    let mut rng = rng("kernel_encoders_on_every_f32_match_the_reference");
+    // SAFETY: the driver library is loaded (a device answered); the hooks have these types.
+    let (encode, sr_bits) = unsafe {
+        let lib = cudarc::driver::sys::culib();
+        let e: EncodeHook = *lib.get(b"unitfp8_emu_encode_f32\0").expect("emulator hook");
+        let s: SrBitsHook = *lib.get(b"unitfp8_emu_sr_bits\0").expect("emulator hook");
+        (e, s)
+    };
+    // Stochastic-rounding bits, also above 2^32 elements (where the kernels derive the key).
+    let seed = rng.u64();
+    let key = unitfp8::rng::StreamKey::new(seed, 0);
+    let mut indices = vec![
+        0u64,
+        1,
+        (1 << 32) - 1,
+        1 << 32,
+        (1 << 32) + 1,
+        u64::MAX,
+        7 << 40,
+    ];
+    indices.extend((0..10_000).map(|_| rng.u64() >> rng.below(40)));
+    for &i in &indices {
+        // SAFETY: plain function of its arguments.
+        let got = unsafe { sr_bits(seed, key.k1, key.k2, i) };
+        assert_eq!(
+            got,
+            unitfp8::rng::stochastic_bits(seed, i),
+            "SR bits of element {i}, seed {seed}"
+        );
+    }
+    // Every f32 through the saturating nearest encoders (the muS casts) on two threads when
+    // UNITFP8_EMU_EXHAUSTIVE is set (scripts/cuda-emu.sh sets it for one run: about a minute),
+    // else every 61st; the other modes and types on every 61st pattern, stochastic rounding at
+    // element indices that cross 2^32.
+    let full = 1u64 << 32;
+    let exhaustive = std::env::var_os("UNITFP8_EMU_EXHAUSTIVE").is_some_and(|v| !v.is_empty());
+    let every = if exhaustive { 1 } else { 61 };
+    let mut jobs: Vec<(u32, u32, u64, u64, u64, u64)> = Vec::new(); // type, mode, index0, lo, hi, step
+    for dt in [UNITFP8_E4M3, UNITFP8_E5M2] {
+        jobs.push((dt, UNITFP8_ROUND_NEAREST_SATURATE, 0, 0, full / 2, every));
+        jobs.push((dt, UNITFP8_ROUND_NEAREST_SATURATE, 0, full / 2, full, every));
+        jobs.push((dt, UNITFP8_ROUND_NEAREST, 0, 0, full, 61));
+        jobs.push((
+            dt,
+            UNITFP8_ROUND_STOCHASTIC_SATURATE,
+            full - 30_000_000,
+            0,
+            full,
+            61,
+        ));
+    }
+    for dt in [UNITFP8_BF16, UNITFP8_F16] {
+        for mode in [UNITFP8_ROUND_NEAREST_SATURATE, UNITFP8_ROUND_NEAREST] {
+            jobs.push((dt, mode, 0, 0, full, 61));
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let total = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&(dt, mode, index0, lo, hi, step)) = jobs.get(j) else {
+                        break;
+                    };
+                    let n = sweep(encode, dt, mode, seed, index0, lo, hi, step);
+                    total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    println!(
+        "{} f32 encodings by the kernels' code equal the reference ({} for E4M3/E5M2 saturating)",
+        total.into_inner(),
+        if every == 1 { "all 2^32" } else { "every 61st" }
+    );
+}

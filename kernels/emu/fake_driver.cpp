@@ -16,6 +16,7 @@
 
 #include <mutex>
 #include <string>
+#include <type_traits>
 
 typedef int CUresult;
 typedef int CUdevice;
@@ -221,6 +222,29 @@ CUresult cuTensorMapEncodeTiled(void *map, int dtype, unsigned rank, void *addr,
     memcpy(map, &m, sizeof m);
     return OK;
 }
+
+// --- Test hooks (the emulator only): the kernels' element functions over a host array ---------
+
+// dst[i] = the bits cast_body stores for src[i] (f32 bits) at element index index0 + i.
+void unitfp8_emu_encode_f32(const u32 *src, void *dst, u64 n, int dst_type, int rounding, u64 seed, u32 k1,
+                            u32 k2, u64 index0, float scale) {
+    const SrKey key{seed, k1, k2};
+    auto run = [&](auto d) {
+        constexpr int D = decltype(d)::value;
+        for (u64 i = 0; i < n; i++)
+            store_bits<D>(dst, i, encode_bits<D>(x86_mul(__uint_as_float(src[i]), scale), rounding, key, index0 + i));
+    };
+    switch (dst_type) {
+    case T_BF16: run(std::integral_constant<int, T_BF16>()); break;
+    case T_F16: run(std::integral_constant<int, T_F16>()); break;
+    case T_E4M3: run(std::integral_constant<int, T_E4M3>()); break;
+    case T_E5M2: run(std::integral_constant<int, T_E5M2>()); break;
+    default: emu::fail("unitfp8_emu_encode_f32: destination type");
+    }
+}
+
+// The stochastic-rounding bits the kernels use for element `index` (k1, k2: the host's key).
+u32 unitfp8_emu_sr_bits(u64 seed, u32 k1, u32 k2, u64 index) { return sr_bits(SrKey{seed, k1, k2}, index); }
 
 CUresult cuGetErrorString(CUresult e, const char **s) {
     switch (e) {
