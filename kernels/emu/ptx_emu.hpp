@@ -203,6 +203,10 @@ static inline void tma_load_2d(u32 dst, const TmaMap *map, int c0, int c1, u32 b
     if (!m.swizzle128) emu::fail("TMA: only 128-byte swizzle is emulated");
     const u32 bytes = (u32)(m.box0 * m.box1);
     u8 *d = emu::smem(dst, bytes, 1024, "TMA destination (128-byte swizzle needs 1024-byte alignment)");
+    for (const emu::Fiber &f : emu::st().fibers)
+        for (auto r : f.wgmma_reads)
+            if (r.first < dst + bytes && dst < r.second)
+                emu::fail("TMA overwrites shared memory that a wgmma in flight reads (stage released too early?)");
     for (u32 i = 0; i < bytes; i++) d[i] = (u8)emu::random64();
     emu::mbar(bar);  // must exist now
     emu::st().async_ops.push_back([dst, m, c0, c1, bar, bytes]() {
@@ -243,6 +247,7 @@ static inline void wgmma_wait0() {
     for (auto &g : f->wgmma_groups)
         for (auto &op : g) op();
     f->wgmma_groups.clear();
+    f->wgmma_reads.clear();
     f->wgmma_fenced = false;
     // .sync.aligned: no thread of the warp goes on before all have waited.
     emu::group_sync(emu::my_warp());
@@ -284,6 +289,12 @@ static inline void wgmma_128(float d[64], u64 da, u64 db, u32 scale_d) {
     std::vector<float> saved;
     if (scale_d && !chained) saved.assign(d, d + 64);
     for (int i = 0; i < 64; i++) d[i] = __uint_as_float(0x7FC0DEADu);  // in flight: unreadable
+    // The 1024-byte swizzle atoms the operands span (A: 64 rows, B: 128 rows, 8 rows per atom).
+    for (auto [desc, rows] : {std::pair<u64, u32>{da, 64}, std::pair<u64, u32>{db, 128}}) {
+        const u32 start = ((u32)(desc & 0x3FFFu) << 4) & ~1023u;
+        const u32 sbo = (u32)((desc >> 32) & 0x3FFFu) << 4;
+        f->wgmma_reads.push_back({start, start + (rows / 8) * sbo});
+    }
     const int warp = t / 32, lane = t % 32;
     f->wgmma_open.push_back([d, da, db, scale_d, saved, warp, lane]() {
         for (int i = 0; i < 64; i++) {

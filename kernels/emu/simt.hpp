@@ -12,7 +12,8 @@
 // - asynchronous copies (cp.async, TMA) poison their destination when issued and land only when
 //   waited for (cp.async) or at a random later point (TMA, which then completes its mbarrier);
 //   wgmma runs when its group is waited for, its accumulators poisoned until then;
-// - a thread may be switched out at every asynchronous operation or mbarrier arrival;
+// - a thread may be switched out (with its warp) at every asynchronous operation or mbarrier
+//   arrival; a TMA load into shared memory an in-flight wgmma reads is reported;
 // - every shared-memory access of the emulated PTX is bounds- and alignment-checked;
 // - a block where no thread can progress is reported as a deadlock.
 // Not emulated: timing, memory-model subtleties beyond the above, GPU NaN payloads (the host
@@ -65,6 +66,7 @@ struct Group {
     int size = 0;
     int arrived = 0;
     unsigned gen = 0;
+    bool switched_out = false;  // warps: a lane was switched out; the rest waits for the next pass
     uint64_t slot[128][8];
 };
 
@@ -98,6 +100,8 @@ struct Fiber {
     std::vector<std::function<void()>> wgmma_open;
     std::vector<std::vector<std::function<void()>>> wgmma_groups;
     bool wgmma_fenced = false;
+    // Shared-memory byte ranges [lo, hi) the wgmma operations in flight read.
+    std::vector<std::pair<uint32_t, uint32_t>> wgmma_reads;
 };
 
 // Shared memory window: address 0 is window[0]; dynamic shared memory starts at DYN_OFFSET.
@@ -164,10 +168,13 @@ static inline void spin() {
 
 // A point where the hardware could switch to other warps: at random, lets the others run
 // (asynchronous operations and barrier arrivals are where ordering bugs hide).
+// The whole warp is switched out: its other lanes wait for the next pass too, so other warps
+// (a producer, say) can run between this lane's operation and its warp's next instruction.
 static inline void preempt() {
     if (random64() % 2 == 0) return;
     st().progress++;
     st().cur->wait = RUNNING;
+    st().warps[st().cur->linear / 32].switched_out = true;
     yield();
 }
 
@@ -265,7 +272,8 @@ static void run_block(unsigned threads) {
             // Each pass skips some warps at random, so others run ahead of them.
             if (!force_all && random64() % 4 == 0) continue;
             const unsigned hi = 32 * w + 32 < threads ? 32 * w + 32 : threads;
-            for (unsigned t = 32 * w; t < hi; t++) {
+            s.warps[w].switched_out = false;
+            for (unsigned t = 32 * w; t < hi && !s.warps[w].switched_out; t++) {
                 Fiber &f = s.fibers[t];
                 if (!runnable(f)) continue;
                 f.wait = RUNNING;
