@@ -17,40 +17,8 @@ use unitfp8::{CastParams, DType, E4M3, E5M2, Exec, Fp8Format, MixParams, Roundin
 // ---------------------------------------------------------------------------------------------
 // Test infrastructure
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn u32(&mut self) -> u32 {
-        (self.u64() >> 32) as u32
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.u64() % n as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())]
-    }
-}
-
-fn test_seed(name: &str) -> u64 {
-    let seed = std::env::var("UNITFP8_TEST_SEED")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    println!("{name}: UNITFP8_TEST_SEED={seed}");
-    seed
-}
+mod common;
+use common::{Rng, test_seed};
 
 /// Every SIMD kernel table this machine can run: each available AVX-512 variant on x86-64, and
 /// the table of every other available non-scalar back end.

@@ -30,42 +30,11 @@ use unitfp8::{E4M3, E5M2, Fp8Format, Rounding, f16};
 // ---------------------------------------------------------------------------------------------
 // Infrastructure
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.u64() % n as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())]
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.u64() as u8).collect()
-    }
-    fn unit(&mut self) -> f64 {
-        (self.u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+mod common;
+use common::{Rng, test_seed};
 
 fn rng(name: &str) -> Rng {
-    let seed = std::env::var("UNITFP8_TEST_SEED")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    println!("{name}: UNITFP8_TEST_SEED={seed}");
-    Rng(seed ^ name.len() as u64)
+    Rng(test_seed(name) ^ name.len() as u64)
 }
 
 /// The device, if one is usable: whether it is the emulator, and its compute capability.
