@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs unitfp8's microbenchmarks: the casts / residual-mix benchmark (bench/src/main.rs) and,
-# when present, the GEMM benchmark (bench/src/bin/gemm.rs).
+# Runs unitfp8's microbenchmarks: the casts / residual-mix benchmark (bench/src/main.rs), the
+# GEMM benchmark (bench/src/bin/gemm.rs) and the thread hand-off benchmark
+# (bench/src/bin/threads.rs).
 #
 #   bench/run.sh [--quick] [other options of the casts benchmark, see --help]
 #
-# All arguments go to the casts benchmark; only --quick is passed on to the GEMM benchmark.
-# Results: bench/results/casts.json (and whatever the GEMM benchmark writes).
+# All arguments go to the casts benchmark; only --quick is passed on to the other two.
+# Results: bench/results/casts.json, gemm.{json,svg}, threads.{json,txt}.
 # Python peers (ml_dtypes, PyTorch) use $PYTHON, else .venv/bin/python when the repository has
 # that venv, else python3; a peer whose modules are missing is skipped with a note.
 set -euo pipefail
@@ -48,3 +49,7 @@ if [ -f bench/src/bin/gemm.rs ]; then
     echo "== GEMM =="
     cargo run --release -q -p unitfp8-bench --bin gemm -- "${quick[@]}"
 fi
+
+echo
+echo "== thread hand-off (mid-size calls, 1 thread vs all) =="
+cargo run --release -q -p unitfp8-bench --bin threads -- "${quick[@]}" | tee bench/results/threads.txt

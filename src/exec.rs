@@ -24,8 +24,10 @@ impl Exec {
         }
     }
 
-    /// The same settings with `threads` worker threads (at least 1; without the `std` feature
-    /// the work always runs on the calling thread). Results never depend on the thread count.
+    /// The same settings with `threads` threads (at least 1): the calling thread plus up to
+    /// `threads - 1` workers of the process-wide pool (at most 256 are created; without the
+    /// `std` feature the work always runs on the calling thread). Results never depend on the
+    /// thread count.
     pub fn with_threads(self, threads: usize) -> Exec {
         Exec {
             threads: threads.max(1),

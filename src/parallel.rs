@@ -1,8 +1,452 @@
-//! Splitting elementwise work over threads (std only).
+//! Splitting work over threads (std only): a process-wide pool of parked worker threads.
+//!
+//! Spawning and joining a thread per call cost ≈ 50 µs on the development machine, as long as
+//! a 512K-element cast takes on one core, so calls of that size ran up to 3× slower on two
+//! threads than on one. The pool's workers are created on first need and then wait on a
+//! condition variable between calls.
+//!
+//! Waking a parked thread is not cheap either: on the development machine (a 2-vCPU VM) it took
+//! from a few µs to tens of µs, and now and then 300 µs. Workers therefore spin for up to 500 µs
+//! after each part before parking, and the caller spins for as long waiting for the last part:
+//! calls that follow each other closely (a training step) find the workers awake, and an idle
+//! process parks them within 500 µs. `UNITFP8_SPIN_US` sets the window (0: park at once, as a
+//! process sharing its cores may want). Where a worker lands when woken is the kernel's choice;
+//! see [`placement`] for the one correction made.
+//!
+//! A call splits its work into numbered parts; the calling thread and the woken workers claim
+//! parts one at a time until none are left, so the result never depends on which thread ran a
+//! part or on how many workers exist (with none, the caller runs every part). The pool runs one
+//! call at a time: a call that finds it busy (another thread's call, or a part that itself
+//! splits work) spawns scoped threads instead, as before the pool existed.
+//!
+//! After `fork` (Python's multiprocessing, data-loader processes) the child starts its own workers
+//! on its first multi-threaded call. As with any library holding locks, forking while another
+//! thread of the parent is inside a call is not supported.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The most worker threads the pool creates (a call asking for more parts still runs them all,
+/// on fewer threads).
+const MAX_WORKERS: usize = 256;
+
+/// How long a worker waits for the next call, and the caller for the last part, spinning before
+/// parking on a condition variable, unless `UNITFP8_SPIN_US` says otherwise (read once).
+const SPIN_DEFAULT_US: u64 = 500;
+
+/// The least time between two rounds of moving workers off the caller's CPU (see [`placement`]).
+const KICK_INTERVAL: Duration = Duration::from_millis(1);
+
+/// The spin window: `UNITFP8_SPIN_US` microseconds (0: park at once) when set to a number, else
+/// [`SPIN_DEFAULT_US`].
+fn spin_window() -> Duration {
+    static WINDOW: OnceLock<Duration> = OnceLock::new();
+    *WINDOW.get_or_init(|| {
+        let us = std::env::var("UNITFP8_SPIN_US").ok();
+        Duration::from_micros(parse_spin_us(us.as_deref()))
+    })
+}
+
+/// `UNITFP8_SPIN_US` as microseconds: a whole number (at most one second), else the default.
+fn parse_spin_us(value: Option<&str>) -> u64 {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(SPIN_DEFAULT_US, |us| us.min(1_000_000))
+}
+
+/// A part of a call: `task(part)`.
+type Task = dyn Fn(usize) + Sync;
+
+/// The call the pool is running.
+struct Job {
+    /// The caller's task with its lifetime erased: dereferenced only between the job's
+    /// publication and the moment `unfinished` reaches 0, while the caller waits in
+    /// [`run_parts`] and the task is alive.
+    task: *const Task,
+    /// How many parts the call has.
+    parts: usize,
+    /// The next part nobody has claimed.
+    next: usize,
+    /// Parts not yet finished (claimed or not).
+    unfinished: usize,
+    /// Whether a worker ran any part.
+    helped: bool,
+    /// The first panic a part raised, re-raised on the caller.
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+// SAFETY: `task` points to a `Sync` closure, which may be called from any thread; the pointer is
+// only used while the caller keeps the closure alive (see `Job::task`).
+unsafe impl Send for Job {}
+
+struct State {
+    job: Option<Job>,
+    /// The process the workers belong to: a child made by `fork` has none of them.
+    pid: u32,
+    workers: usize,
+    /// Workers that have started running (and parked).
+    started: usize,
+    /// Workers parked on [`Pool::work`] (the others are running a part or spinning).
+    parked: usize,
+    /// The workers' thread ids, where the system has them (see [`placement`]).
+    tids: Vec<i32>,
+    /// When workers were last moved off a caller's CPU.
+    last_kick: Option<Instant>,
+}
+
+struct Pool {
+    state: Mutex<State>,
+    /// Signalled when a job is published: workers wait on it for parts to claim.
+    work: Condvar,
+    /// Signalled when a job's last part finishes: the caller waits on it.
+    done: Condvar,
+    /// Signalled when a new worker has started: [`Pool::ensure_workers`] waits on it.
+    ready: Condvar,
+    /// Held by the call the pool is running.
+    turn: Mutex<()>,
+    /// Counts published jobs (changed under the lock): what spinning workers watch.
+    epoch: AtomicUsize,
+    /// The current job's unfinished parts (changed under the lock): what the spinning caller
+    /// watches.
+    pending: AtomicUsize,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Parts run outside the lock and their panics are caught, so it is never poisoned by
+        // this module; tolerate it anyway.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates workers until there are `wanted` (at most [`MAX_WORKERS`]); a failed spawn stops
+    /// early (the parts still all run, on fewer threads).
+    ///
+    /// Waits until the new workers have started and parked: Linux starts a new thread on its
+    /// creator's CPU, where it would not run while the caller computes (measured: the first
+    /// calls ran at one thread's speed), whereas a woken thread may be placed elsewhere.
+    fn ensure_workers(&'static self, wanted: usize) {
+        let wanted = wanted.min(MAX_WORKERS);
+        let mut st = self.lock();
+        let pid = std::process::id();
+        if st.pid != pid {
+            // A forked child (or the first call): the parent's workers were not copied.
+            st.pid = pid;
+            st.workers = 0;
+            st.started = 0;
+            st.parked = 0;
+            st.tids.clear();
+        }
+        while st.workers < wanted {
+            let spawned = std::thread::Builder::new()
+                .name("unitfp8-worker".into())
+                .spawn(move || self.worker());
+            if spawned.is_err() {
+                break;
+            }
+            st.workers += 1;
+        }
+        while st.started < st.workers {
+            st = self.ready.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// A worker: claims and runs parts; when there are none, spins for the next job for up to
+    /// the spin window, then parks.
+    fn worker(&'static self) {
+        let mut st = self.lock();
+        st.started += 1;
+        st.tids.extend(placement::thread_id());
+        self.ready.notify_all();
+        // A new worker parks at once (see `ensure_workers`).
+        let mut spin = false;
+        loop {
+            if let Some((task, part)) = claim(&mut st, true) {
+                st = self.run_claimed(st, task, part);
+                continue;
+            }
+            let seen = self.epoch.load(Ordering::Relaxed);
+            if spin {
+                drop(st);
+                spin_until(|| self.epoch.load(Ordering::Relaxed) != seen);
+                st = self.lock();
+            }
+            spin = true;
+            if self.epoch.load(Ordering::Relaxed) == seen {
+                st.parked += 1;
+                st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st.parked -= 1;
+            }
+        }
+    }
+
+    /// Runs a claimed part without the lock, then records that it finished.
+    fn run_claimed<'a>(
+        &'a self,
+        st: MutexGuard<'a, State>,
+        task: *const Task,
+        part: usize,
+    ) -> MutexGuard<'a, State> {
+        drop(st);
+        // SAFETY: the part was claimed from the current job, whose task stays alive until its
+        // `unfinished` count (which includes this part) reaches 0 (see `Job::task`).
+        let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*task)(part) }));
+        let mut st = self.lock();
+        // The job cannot end while this part is unfinished.
+        if let Some(job) = st.job.as_mut() {
+            if let Err(payload) = result {
+                job.panic.get_or_insert(payload);
+            }
+            job.unfinished -= 1;
+            self.pending.store(job.unfinished, Ordering::Release);
+            if job.unfinished == 0 {
+                self.done.notify_all();
+            }
+        }
+        st
+    }
+
+    /// After a call no worker helped with: moves every worker off the caller's CPU, at most once
+    /// per [`KICK_INTERVAL`] (see [`placement`]).
+    fn kick_workers_off_this_cpu(&self) {
+        let Some(cpu) = placement::current_cpu() else {
+            return;
+        };
+        let tids = {
+            let mut st = self.lock();
+            if st.last_kick.is_some_and(|t| t.elapsed() < KICK_INTERVAL) {
+                return;
+            }
+            st.last_kick = Some(Instant::now());
+            st.tids.clone()
+        };
+        for tid in tids {
+            placement::move_off(tid, cpu);
+        }
+    }
+}
+
+/// Claims the next part of the current job, if any is left, noting when a worker claims it.
+fn claim(st: &mut State, by_worker: bool) -> Option<(*const Task, usize)> {
+    let job = st.job.as_mut()?;
+    if job.next == job.parts {
+        return None;
+    }
+    job.next += 1;
+    job.helped |= by_worker;
+    Some((job.task, job.next - 1))
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(State {
+            job: None,
+            pid: 0,
+            workers: 0,
+            started: 0,
+            parked: 0,
+            tids: Vec::new(),
+            last_kick: None,
+        }),
+        work: Condvar::new(),
+        done: Condvar::new(),
+        ready: Condvar::new(),
+        turn: Mutex::new(()),
+        epoch: AtomicUsize::new(0),
+        pending: AtomicUsize::new(0),
+    })
+}
+
+/// Spins until `ready()` or the spin window has passed; returns whether it became ready.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let window = spin_window();
+    if window.is_zero() {
+        return ready();
+    }
+    let start = Instant::now();
+    loop {
+        for _ in 0..16 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() > window {
+            return ready();
+        }
+        // Should the thread it waits for share this CPU, let it run.
+        std::thread::yield_now();
+    }
+}
+
+/// Runs `task(0)`, …, `task(parts - 1)`, each exactly once, on the calling thread and up to
+/// `parts - 1` pool workers, and returns when all have finished. A panic in a part is re-raised
+/// on the calling thread after every part has finished (the first one, when several panic).
+pub(crate) fn run_parts(parts: usize, task: &(dyn Fn(usize) + Sync)) {
+    if parts <= 1 {
+        if parts == 1 {
+            task(0);
+        }
+        return;
+    }
+    let pool = pool();
+    let Ok(_turn) = pool.turn.try_lock() else {
+        return run_scoped(parts, task);
+    };
+    pool.ensure_workers(parts - 1);
+    // SAFETY: only the lifetime is erased (same fat pointer). The job is removed below, after
+    // every part has finished and before `task` goes out of scope; no worker holds the pointer
+    // past its part.
+    let erased =
+        unsafe { core::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Task>(task) };
+    let mut st = pool.lock();
+    st.job = Some(Job {
+        task: erased,
+        parts,
+        next: 0,
+        unfinished: parts,
+        helped: false,
+        panic: None,
+    });
+    pool.pending.store(parts, Ordering::Relaxed);
+    pool.epoch.fetch_add(1, Ordering::Relaxed);
+    // Spinning workers see the new epoch; only parked ones need a (system-call) wake-up.
+    for _ in 0..st.parked.min(parts - 1) {
+        pool.work.notify_one();
+    }
+    while let Some((t, part)) = claim(&mut st, false) {
+        st = pool.run_claimed(st, t, part);
+    }
+    if st.job.as_ref().is_some_and(|job| job.unfinished > 0) {
+        drop(st);
+        spin_until(|| pool.pending.load(Ordering::Acquire) == 0);
+        st = pool.lock();
+    }
+    while st.job.as_ref().is_some_and(|job| job.unfinished > 0) {
+        st = pool.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+    }
+    let job = st.job.take();
+    drop(st);
+    let Some(job) = job else { return };
+    if let Some(payload) = job.panic {
+        resume_unwind(payload);
+    }
+    if !job.helped {
+        pool.kick_workers_off_this_cpu();
+    }
+}
+
+/// Moving a worker off its caller's CPU.
+///
+/// On the development machine (a 2-vCPU VM, Linux 6.18) a woken worker was often placed on the
+/// CPU of the thread that woke it, although the other CPU was idle (to the guest, an idle vCPU
+/// can look preempted), and stayed there for dozens of back-to-back calls, which it then never
+/// helped with: the caller ran every part itself. Measured on a 2^18-element cast: 24 µs so, 13 µs
+/// with the worker on the other CPU, 25 µs on one thread. So after a call that no worker helped
+/// with, the caller moves each worker: it narrows the worker's affinity to its allowed CPUs other
+/// than the caller's, which makes the kernel migrate it, and restores the mask at once (net
+/// effect: one migration). Only the library's worker threads are touched, never the caller's.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod placement {
+    /// glibc's and musl's `cpu_set_t`: a bit per CPU, 1024 CPUs.
+    #[repr(C)]
+    struct CpuSet([u64; 16]);
+
+    /// `SYS_gettid`.
+    #[cfg(target_arch = "x86_64")]
+    const SYS_GETTID: i64 = 186;
+    #[cfg(target_arch = "aarch64")]
+    const SYS_GETTID: i64 = 178;
+
+    unsafe extern "C" {
+        fn syscall(number: i64, ...) -> i64;
+        fn sched_getcpu() -> i32;
+        fn sched_getaffinity(tid: i32, size: usize, mask: *mut CpuSet) -> i32;
+        fn sched_setaffinity(tid: i32, size: usize, mask: *const CpuSet) -> i32;
+    }
+
+    /// The calling thread's id (what the affinity calls take).
+    pub(super) fn thread_id() -> Option<i32> {
+        // SAFETY: gettid takes no arguments and cannot fail.
+        let tid = unsafe { syscall(SYS_GETTID) };
+        i32::try_from(tid).ok().filter(|&t| t > 0)
+    }
+
+    /// The CPU the calling thread runs on, where the system says.
+    pub(super) fn current_cpu() -> Option<usize> {
+        // SAFETY: no arguments; returns -1 on failure.
+        let cpu = unsafe { sched_getcpu() };
+        usize::try_from(cpu).ok()
+    }
+
+    /// Moves thread `tid` off `cpu` to another CPU it may run on, leaving its affinity mask as
+    /// it was. Does nothing when `cpu` is its only CPU, lies past the mask's 1024 bits, or a
+    /// call fails (the thread is gone, or the system refuses).
+    pub(super) fn move_off(tid: i32, cpu: usize) {
+        let size = core::mem::size_of::<CpuSet>();
+        let mut allowed = CpuSet([0; 16]);
+        // SAFETY: the mask is `size` writable bytes; a bad tid is an error return.
+        if cpu >= 1024 || unsafe { sched_getaffinity(tid, size, &mut allowed) } != 0 {
+            return;
+        }
+        let mut others = CpuSet(allowed.0);
+        others.0[cpu / 64] &= !(1u64 << (cpu % 64));
+        if others.0.iter().all(|&w| w == 0) {
+            return;
+        }
+        // SAFETY: as above; the masks are `size` readable bytes. The first call migrates the
+        // thread off `cpu` (if it is there); the second restores its mask without moving it.
+        unsafe {
+            if sched_setaffinity(tid, size, &others) == 0 {
+                sched_setaffinity(tid, size, &allowed);
+            }
+        }
+    }
+}
+
+/// Elsewhere the system's placement is left alone.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+mod placement {
+    pub(super) fn thread_id() -> Option<i32> {
+        None
+    }
+
+    pub(super) fn current_cpu() -> Option<usize> {
+        None
+    }
+
+    pub(super) fn move_off(_tid: i32, _cpu: usize) {}
+}
+
+/// [`run_parts`] on freshly spawned scoped threads, for calls that find the pool busy.
+fn run_scoped(parts: usize, task: &(dyn Fn(usize) + Sync)) {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..parts).map(|p| scope.spawn(move || task(p))).collect();
+        let first = catch_unwind(AssertUnwindSafe(|| task(0)));
+        let mut panic = first.err();
+        for h in handles {
+            if let Err(payload) = h.join() {
+                panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = panic {
+            resume_unwind(payload);
+        }
+    })
+}
 
 /// Runs `work(start, end)` over `[0, n)` split into `threads` contiguous pieces whose bounds are
 /// multiples of `grain`, and returns the maximum of the results. Runs inline when one piece
-/// suffices. Every piece is computed exactly as it would be on one thread. A panic in a worker
+/// suffices. Every piece is computed exactly as it would be on one thread. A panic in a piece
 /// is re-raised on the calling thread.
 pub(crate) fn max_over_ranges<F>(n: usize, grain: usize, threads: usize, work: F) -> u32
 where
@@ -14,15 +458,173 @@ where
         return work(0, n);
     }
     let per = units.div_ceil(pieces) * grain;
-    std::thread::scope(|scope| {
-        let work = &work;
-        let handles: Vec<_> = (1..pieces)
-            .filter(|&p| p * per < n)
-            .map(|p| scope.spawn(move || work(p * per, ((p + 1) * per).min(n))))
-            .collect();
-        let first = work(0, per.min(n));
-        handles.into_iter().fold(first, |acc, h| {
-            acc.max(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-        })
-    })
+    let pieces = n.div_ceil(per);
+    let max = AtomicU32::new(0);
+    run_parts(pieces, &|p| {
+        let r = work(p * per, ((p + 1) * per).min(n));
+        max.fetch_max(r, Ordering::Relaxed);
+    });
+    max.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn spin_window_setting() {
+        assert_eq!(parse_spin_us(None), SPIN_DEFAULT_US);
+        assert_eq!(parse_spin_us(Some("0")), 0);
+        assert_eq!(parse_spin_us(Some(" 250 ")), 250);
+        assert_eq!(parse_spin_us(Some("5000000")), 1_000_000);
+        assert_eq!(parse_spin_us(Some("fast")), SPIN_DEFAULT_US);
+        assert_eq!(parse_spin_us(Some("-1")), SPIN_DEFAULT_US);
+    }
+
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    #[test]
+    fn move_off_migrates_a_thread_and_keeps_its_mask() {
+        use std::sync::atomic::AtomicBool;
+        let tid = AtomicUsize::new(0);
+        let cpu = AtomicUsize::new(usize::MAX);
+        let stop = AtomicBool::new(false);
+        // Stops the spinning thread even when an assertion fails (else the scope never ends).
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        std::thread::scope(|s| {
+            let _stop = StopOnDrop(&stop);
+            s.spawn(|| {
+                tid.store(placement::thread_id().unwrap() as usize, Ordering::SeqCst);
+                while !stop.load(Ordering::SeqCst) {
+                    cpu.store(placement::current_cpu().unwrap(), Ordering::SeqCst);
+                    std::hint::spin_loop();
+                }
+            });
+            while cpu.load(Ordering::SeqCst) == usize::MAX {
+                std::thread::yield_now();
+            }
+            let tid = tid.load(Ordering::SeqCst) as i32;
+            let mask = |tid: i32| {
+                std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+                    .unwrap()
+                    .lines()
+                    .find(|l| l.starts_with("Cpus_allowed_list"))
+                    .unwrap()
+                    .to_string()
+            };
+            let before = mask(tid);
+            let allowed_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            for _ in 0..5 {
+                let from = cpu.load(Ordering::SeqCst);
+                placement::move_off(tid, from);
+                assert_eq!(mask(tid), before, "the affinity mask must be restored");
+                if allowed_cpus > 1 {
+                    // The thread reports its CPU continuously; its next report must not be
+                    // `from` (later the scheduler may move it back: that is allowed).
+                    cpu.store(usize::MAX, Ordering::SeqCst);
+                    while cpu.load(Ordering::SeqCst) == usize::MAX {
+                        std::thread::yield_now();
+                    }
+                    let now = cpu.load(Ordering::SeqCst);
+                    assert_ne!(now, from, "moved off CPU {from} but still there");
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn every_part_runs_once() {
+        for parts in [0usize, 1, 2, 3, 7, 64, 300] {
+            let counts: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+            run_parts(parts, &|p| {
+                counts[p].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(
+                counts.iter().all(|c| c.load(Ordering::Relaxed) == 1),
+                "parts {parts}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_panicking_part_reaches_the_caller_after_the_others_finish() {
+        let finished = AtomicUsize::new(0);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            run_parts(8, &|p| {
+                if p == 5 {
+                    panic!("part 5");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                finished.fetch_add(1, Ordering::Relaxed);
+            })
+        }));
+        let payload = r.expect_err("the panic must propagate");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"part 5"));
+        assert_eq!(finished.load(Ordering::Relaxed), 7);
+        // The pool still works afterwards.
+        let sum = AtomicUsize::new(0);
+        run_parts(4, &|p| {
+            sum.fetch_add(p + 1, Ordering::Relaxed);
+        });
+        assert_eq!(sum.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn concurrent_and_nested_calls_complete() {
+        std::thread::scope(|s| {
+            for t in 0..4usize {
+                s.spawn(move || {
+                    for round in 0..50usize {
+                        let sum = AtomicUsize::new(0);
+                        run_parts(3, &|p| {
+                            // A part that splits its own work finds the pool busy.
+                            let inner = AtomicUsize::new(0);
+                            run_parts(2, &|q| {
+                                inner.fetch_add(q + 1, Ordering::Relaxed);
+                            });
+                            sum.fetch_add(inner.into_inner() * (p + t + round), Ordering::Relaxed);
+                        });
+                        assert_eq!(sum.into_inner(), 3 * (3 * (t + round) + 3));
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn max_over_ranges_covers_every_index_once() {
+        for (n, grain, threads) in [
+            (0usize, 16usize, 4usize),
+            (1, 16, 4),
+            (1000, 16, 3),
+            (4096, 64, 2),
+            (4097, 1, 7),
+        ] {
+            let seen: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+            let got = max_over_ranges(n, grain, threads, |s, e| {
+                assert!(s % grain == 0 && s <= e && e <= n);
+                for c in &seen[s..e] {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+                (e as u32).wrapping_mul(2654435761) >> 8
+            });
+            assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+            if n > 0 {
+                let per = n.div_ceil(grain).div_ceil(threads.min(n.div_ceil(grain))) * grain;
+                let expect = (0..n.div_ceil(per))
+                    .map(|p| (((p + 1) * per).min(n) as u32).wrapping_mul(2654435761) >> 8)
+                    .max()
+                    .unwrap();
+                assert_eq!(got, expect);
+            }
+        }
+    }
 }

@@ -235,6 +235,89 @@ def test_residual_threads():
     assert (outs[0][0] == outs[1][0]).all() and (outs[0][1] == outs[1][1]).all()
 
 
+def test_threads_concurrent_callers():
+    """Several Python threads in the library at once (ctypes drops the GIL): each call splits
+    over the worker pool or, when another call holds it, over threads of its own."""
+    import threading
+    n = 400_003
+    srcs = [random_f32(n) for _ in range(4)]
+    lib.unitfp8_set_num_threads(1)
+    expect = [bits(u.cast(s, E4)).copy() for s in srcs]
+    lib.unitfp8_set_num_threads(2)
+    errors = []
+
+    def run(i):
+        for _ in range(20):
+            got = bits(u.cast(srcs[i], E4))
+            if not (got == expect[i]).all():
+                errors.append(i)
+                return
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    lib.unitfp8_set_num_threads(0)
+    assert not errors, f"threads {errors} got wrong codes"
+
+
+def worker_threads():
+    """How many of this process's threads are the library's workers (None where /proc is
+    missing: not checked there)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    names = []
+    for t in tasks:
+        try:
+            with open(f"/proc/self/task/{t}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return sum(name == "unitfp8-worker" for name in names)
+
+
+def test_threads_after_fork():
+    """A forked child (a data-loader process) must split work over threads of its own: the
+    parent's workers do not exist there. The child checks its result and exits; a hang fails."""
+    if not hasattr(os, "fork"):
+        print("    skipped: no os.fork on this platform")
+        return
+    n = 600_001
+    src = random_f32(n)
+    lib.unitfp8_set_num_threads(3)
+    expect = bits(u.cast(src, E5, rounding=u.ROUND_STOCHASTIC_SATURATE, seed=7)).copy()
+    assert worker_threads() != 0, "the parent started no worker threads"
+    pid = os.fork()
+    if pid == 0:
+        ok = True
+        for _ in range(5):
+            got = bits(u.cast(src, E5, rounding=u.ROUND_STOCHASTIC_SATURATE, seed=7))
+            ok = ok and bool((got == expect).all())
+        workers = worker_threads()
+        os._exit(3 if not ok else 4 if workers == 0 else 0)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child hung in a multi-threaded cast")
+        time.sleep(0.01)
+    assert os.WIFEXITED(status), f"child status {status}"
+    code = os.WEXITSTATUS(status)
+    assert code != 3, "the forked child computed wrong codes"
+    assert code != 4, "the forked child ran on one thread: it started no workers of its own"
+    assert code == 0, f"child exit code {code}"
+    # The parent's pool still works.
+    assert (bits(u.cast(src, E5, rounding=u.ROUND_STOCHASTIC_SATURATE, seed=7)) == expect).all()
+    lib.unitfp8_set_num_threads(0)
+
+
 # ---------------------------------------------------------------- error paths
 
 

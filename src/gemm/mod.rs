@@ -710,23 +710,7 @@ unsafe fn run_threads(kernel: GemmKernel, p: &Problem, threads: usize) {
         // SAFETY: sub is a block of a validated problem; the workspace is large enough.
         with_workspace(bytes, |ws| unsafe { run_serial(kernel, &sub, ws) });
     };
-    if blocks.len() == 1 {
-        one(blocks[0]);
-        return;
-    }
-    std::thread::scope(|s| {
-        let one = &one;
-        let handles: Vec<_> = blocks[1..]
-            .iter()
-            .map(|&b| s.spawn(move || one(b)))
-            .collect();
-        one(blocks[0]);
-        for h in handles {
-            if let Err(e) = h.join() {
-                std::panic::resume_unwind(e);
-            }
-        }
-    });
+    crate::parallel::run_parts(blocks.len(), &|i| one(blocks[i]));
 }
 
 /// `C ← α·A·B + β·C` with the global [`Exec`] (see the [module documentation](self)).

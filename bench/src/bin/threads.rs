@@ -1,0 +1,251 @@
+//! Thread hand-off benchmark: how much a second (third, …) thread gains on mid-size calls, where
+//! the cost of handing work to other threads is not negligible.
+//!
+//! For a cast (f32 → E4M3, saturating) of n elements and an FP8 GEMM (E4M3, f32 output) of s³, it
+//! times, interleaved round by round: the library on one thread; the library on all CPUs (its
+//! worker pool); and the same split done by spawning a scoped thread per call that runs half the
+//! work through the one-thread library (what the library did before it had a pool). Calls run
+//! back to back ("hot", as in a training loop) and after a 5 ms idle gap ("cold": the pool's
+//! workers have parked). Reports per-call medians and the speed-ups over one thread.
+//!
+//! `cargo run --release -p unitfp8-bench --bin threads -- [--quick] [--out DIR]` writes
+//! `DIR/threads.json` (default `bench/results`).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use unitfp8::gemm::{MatMut, MatRef};
+use unitfp8::{Backend, CastParams, E4M3, Exec};
+
+/// How a call is run.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// The library on one thread.
+    One,
+    /// The library on all CPUs.
+    Pool,
+    /// One scoped thread spawned per call, each half through the one-thread library.
+    Spawn,
+}
+
+const MODES: [(Mode, &str); 3] = [
+    (Mode::One, "1 thread"),
+    (Mode::Pool, "pool"),
+    (Mode::Spawn, "spawn per call"),
+];
+
+/// Median of `v` (sorted in place).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Per-call seconds of `call`: `calls` back to back (hot) or each after a 5 ms sleep (cold);
+/// returns the median.
+fn time_calls(calls: usize, cold: bool, call: &mut dyn FnMut()) -> f64 {
+    call();
+    let mut v = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        if cold {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let t = Instant::now();
+        call();
+        v.push(t.elapsed().as_secs_f64());
+    }
+    median(&mut v)
+}
+
+struct Case {
+    name: String,
+    /// Median seconds per call, per mode (in `MODES` order), hot and cold.
+    hot: [f64; 3],
+    cold: [f64; 3],
+}
+
+fn cast_case(n: usize, all: usize, rounds: usize, calls: usize) -> Case {
+    let src: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919 % 2003) as f32 - 1001.0) / 17.0)
+        .collect();
+    let mut dst = vec![E4M3(0); n];
+    let one = Exec::new(Backend::best()).unwrap();
+    let pool = one.with_threads(all);
+    let params = CastParams::default();
+    let run = |mode: Mode, dst: &mut [E4M3]| match mode {
+        Mode::One => {
+            one.cast(&src, dst, &params).unwrap();
+        }
+        Mode::Pool => {
+            pool.cast(&src, dst, &params).unwrap();
+        }
+        Mode::Spawn => {
+            let parts = all.max(1);
+            let per = n.div_ceil(parts).div_ceil(1024) * 1024;
+            std::thread::scope(|s| {
+                let mut rest = &mut dst[..];
+                let mut start = 0;
+                let mut mine = None;
+                while !rest.is_empty() {
+                    let len = per.min(rest.len());
+                    let (head, tail) = rest.split_at_mut(len);
+                    let part = &src[start..start + len];
+                    if mine.is_none() {
+                        mine = Some((part, head));
+                    } else {
+                        s.spawn(move || one.cast(part, head, &params).unwrap());
+                    }
+                    rest = tail;
+                    start += len;
+                }
+                if let Some((part, head)) = mine {
+                    one.cast(part, head, &params).unwrap();
+                }
+            });
+        }
+    };
+    measure(
+        format!("cast f32→E4M3 n={n}"),
+        rounds,
+        calls,
+        &mut |mode| {
+            run(mode, &mut dst);
+            black_box(&dst);
+        },
+    )
+}
+
+fn gemm_case(s: usize, all: usize, rounds: usize, calls: usize) -> Case {
+    let a: Vec<E4M3> = (0..s * s)
+        .map(|i| E4M3((i * 7 % 251) as u8 & 0x77))
+        .collect();
+    let b: Vec<E4M3> = (0..s * s)
+        .map(|i| E4M3((i * 13 % 253) as u8 & 0x77))
+        .collect();
+    let mut c = vec![0f32; s * s];
+    let one = Exec::new(Backend::best()).unwrap();
+    let pool = one.with_threads(all);
+    let bm = MatRef::row_major(&b[..], s, s).unwrap();
+    let run = |mode: Mode, c: &mut [f32]| match mode {
+        Mode::One | Mode::Pool => {
+            let exec = if mode == Mode::One { one } else { pool };
+            let am = MatRef::row_major(&a[..], s, s).unwrap();
+            let cm = MatMut::row_major(c, s, s).unwrap();
+            exec.gemm(1.0, am, bm, 0.0, cm).unwrap();
+        }
+        Mode::Spawn => {
+            // Row blocks of A and C, one per thread.
+            let parts = all.max(1);
+            let per = s.div_ceil(parts);
+            std::thread::scope(|sc| {
+                let mut mine = None;
+                for (i, (ca, cc)) in a.chunks(per * s).zip(c.chunks_mut(per * s)).enumerate() {
+                    let rows = ca.len() / s;
+                    let work = move || {
+                        let am = MatRef::row_major(ca, rows, s).unwrap();
+                        let cm = MatMut::row_major(cc, rows, s).unwrap();
+                        one.gemm(1.0, am, bm, 0.0, cm).unwrap();
+                    };
+                    if i == 0 {
+                        mine = Some(work);
+                    } else {
+                        sc.spawn(work);
+                    }
+                }
+                if let Some(mut work) = mine {
+                    work();
+                }
+            });
+        }
+    };
+    measure(format!("GEMM {s}³"), rounds, calls, &mut |mode| {
+        run(mode, &mut c);
+        black_box(&c);
+    })
+}
+
+/// Interleaves the modes over `rounds` rounds; each entry is the median over rounds of the
+/// per-round median per call.
+fn measure(name: String, rounds: usize, calls: usize, run: &mut dyn FnMut(Mode)) -> Case {
+    let mut hot = vec![Vec::new(); 3];
+    let mut cold = vec![Vec::new(); 3];
+    for _ in 0..rounds {
+        for (i, &(mode, _)) in MODES.iter().enumerate() {
+            hot[i].push(time_calls(calls, false, &mut || run(mode)));
+            cold[i].push(time_calls(calls.min(9), true, &mut || run(mode)));
+        }
+    }
+    let med = |v: &mut Vec<Vec<f64>>| {
+        let mut out = [0.0; 3];
+        for (o, x) in out.iter_mut().zip(v.iter_mut()) {
+            *o = median(x);
+        }
+        out
+    };
+    Case {
+        name,
+        hot: med(&mut hot),
+        cold: med(&mut cold),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out_dir = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "bench/results".into());
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (rounds, calls) = if quick { (3, 15) } else { (7, 31) };
+    println!(
+        "threads: 1 and {all}; medians of {rounds} interleaved rounds of {calls} back-to-back calls (hot) / 9 calls after 5 ms idle (cold)"
+    );
+    let mut cases = Vec::new();
+    for n in [1usize << 16, 1 << 17, 1 << 18, 1 << 20, 1 << 22] {
+        cases.push(cast_case(n, all, rounds, calls));
+    }
+    for s in [128usize, 192, 256, 384, 512, 1024] {
+        cases.push(gemm_case(s, all, rounds, if s >= 1024 { 7 } else { calls }));
+    }
+    println!(
+        "{:<24} {:>10} {:>10} {:>10} | speed-up over 1 thread: {:>6} {:>6} | cold: {:>6} {:>6}",
+        "call", "1 thr µs", "pool µs", "spawn µs", "pool", "spawn", "pool", "spawn"
+    );
+    let mut json = Vec::new();
+    for c in &cases {
+        println!(
+            "{:<24} {:>10.1} {:>10.1} {:>10.1} | {:>28.2} {:>6.2} | {:>12.2} {:>6.2}",
+            c.name,
+            c.hot[0] * 1e6,
+            c.hot[1] * 1e6,
+            c.hot[2] * 1e6,
+            c.hot[0] / c.hot[1],
+            c.hot[0] / c.hot[2],
+            c.cold[0] / c.cold[1],
+            c.cold[0] / c.cold[2],
+        );
+        let modes = |t: &[f64; 3]| {
+            MODES
+                .iter()
+                .zip(t)
+                .map(|((_, label), s)| format!("\"{label}\": {:.3}", s * 1e6))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        json.push(format!(
+            "    {{\"call\": \"{}\", \"hot_us\": {{{}}}, \"cold_us\": {{{}}}}}",
+            c.name,
+            modes(&c.hot),
+            modes(&c.cold)
+        ));
+    }
+    let text = format!(
+        "{{\n  \"threads\": {all},\n  \"rounds\": {rounds},\n  \"calls\": {calls},\n  \"cases\": [\n{}\n  ]\n}}\n",
+        json.join(",\n")
+    );
+    let _ = std::fs::create_dir_all(&out_dir);
+    let path = format!("{out_dir}/threads.json");
+    std::fs::write(&path, text).expect("write threads.json");
+    println!("wrote {path}");
+}
