@@ -72,8 +72,12 @@ struct Job {
     next: usize,
     /// Parts not yet finished (claimed or not).
     unfinished: usize,
-    /// Whether a worker ran any part.
-    helped: bool,
+    /// This job's number (the pool's epoch when it was published).
+    epoch: usize,
+    /// How many workers may take part (the call's thread count less the caller).
+    max_helpers: usize,
+    /// How many workers have taken part.
+    helpers: usize,
     /// The first panic a part raised, re-raised on the caller.
     panic: Option<Box<dyn Any + Send>>,
 }
@@ -91,6 +95,8 @@ struct State {
     started: usize,
     /// Workers parked on [`Pool::work`] (the others are running a part or spinning).
     parked: usize,
+    /// Wake-ups sent to parked workers that no worker has returned from yet.
+    notified: usize,
     /// The workers' thread ids, where the system has them (see [`placement`]).
     tids: Vec<i32>,
     /// When workers were last moved off a caller's CPU.
@@ -137,6 +143,7 @@ impl Pool {
             st.workers = 0;
             st.started = 0;
             st.parked = 0;
+            st.notified = 0;
             st.tids.clear();
         }
         while st.workers < wanted {
@@ -162,8 +169,10 @@ impl Pool {
         self.ready.notify_all();
         // A new worker parks at once (see `ensure_workers`).
         let mut spin = false;
+        // The epoch of the last job this worker took part in.
+        let mut joined = usize::MAX;
         loop {
-            if let Some((task, part)) = claim(&mut st, true) {
+            if let Some((task, part)) = claim(&mut st, Some(&mut joined)) {
                 st = self.run_claimed(st, task, part);
                 continue;
             }
@@ -178,6 +187,7 @@ impl Pool {
                 st.parked += 1;
                 st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
                 st.parked -= 1;
+                st.notified = st.notified.saturating_sub(1);
             }
         }
     }
@@ -208,8 +218,8 @@ impl Pool {
         st
     }
 
-    /// After a call no worker helped with: moves every worker off the caller's CPU, at most once
-    /// per [`KICK_INTERVAL`] (see [`placement`]).
+    /// After a call that awake workers did not help with: moves every worker off the caller's
+    /// CPU, at most once per [`KICK_INTERVAL`] (see [`placement`]).
     fn kick_workers_off_this_cpu(&self) {
         let Some(cpu) = placement::current_cpu() else {
             return;
@@ -228,14 +238,24 @@ impl Pool {
     }
 }
 
-/// Claims the next part of the current job, if any is left, noting when a worker claims it.
-fn claim(st: &mut State, by_worker: bool) -> Option<(*const Task, usize)> {
+/// Claims the next part of the current job, if any is left: for the caller (`worker` = None),
+/// or for a worker whose last joined job is `worker`; a worker joins a job only while fewer
+/// than its `max_helpers` workers have.
+fn claim(st: &mut State, worker: Option<&mut usize>) -> Option<(*const Task, usize)> {
     let job = st.job.as_mut()?;
     if job.next == job.parts {
         return None;
     }
+    if let Some(joined) = worker
+        && *joined != job.epoch
+    {
+        if job.helpers == job.max_helpers {
+            return None;
+        }
+        job.helpers += 1;
+        *joined = job.epoch;
+    }
     job.next += 1;
-    job.helped |= by_worker;
     Some((job.task, job.next - 1))
 }
 
@@ -248,6 +268,7 @@ fn pool() -> &'static Pool {
             workers: 0,
             started: 0,
             parked: 0,
+            notified: 0,
             tids: Vec::new(),
             last_kick: None,
         }),
@@ -283,41 +304,53 @@ fn spin_until(ready: impl Fn() -> bool) -> bool {
 }
 
 /// Runs `task(0)`, …, `task(parts - 1)`, each exactly once, on the calling thread and up to
-/// `parts - 1` pool workers, and returns when all have finished. A panic in a part is re-raised
-/// on the calling thread after every part has finished (the first one, when several panic).
-pub(crate) fn run_parts(parts: usize, task: &(dyn Fn(usize) + Sync)) {
-    if parts <= 1 {
-        if parts == 1 {
-            task(0);
+/// `threads - 1` pool workers, which claim parts one at a time, and returns when all have
+/// finished. A panic in a part is re-raised on the calling thread after every part has finished
+/// (the first one, when several panic).
+pub(crate) fn run_parts(parts: usize, threads: usize, task: &(dyn Fn(usize) + Sync)) {
+    let helpers = threads.min(parts).saturating_sub(1);
+    if helpers == 0 {
+        for part in 0..parts {
+            task(part);
         }
         return;
     }
     let pool = pool();
     let Ok(_turn) = pool.turn.try_lock() else {
-        return run_scoped(parts, task);
+        return run_scoped(parts, helpers + 1, task);
     };
-    pool.ensure_workers(parts - 1);
+    pool.ensure_workers(helpers);
     // SAFETY: only the lifetime is erased (same fat pointer). The job is removed below, after
     // every part has finished and before `task` goes out of scope; no worker holds the pointer
     // past its part.
     let erased =
         unsafe { core::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Task>(task) };
     let mut st = pool.lock();
+    let epoch = pool.epoch.load(Ordering::Relaxed).wrapping_add(1);
     st.job = Some(Job {
         task: erased,
         parts,
         next: 0,
         unfinished: parts,
-        helped: false,
+        epoch,
+        max_helpers: helpers,
+        helpers: 0,
         panic: None,
     });
+    // Workers not parked now are running or spinning: they should see the job at once. A
+    // wake-up sent by an earlier call that no worker has returned from means a runnable worker
+    // that has not been given a CPU since.
+    let awake = st.workers - st.parked;
+    let stalled = st.notified > 0;
     pool.pending.store(parts, Ordering::Relaxed);
-    pool.epoch.fetch_add(1, Ordering::Relaxed);
+    pool.epoch.store(epoch, Ordering::Relaxed);
     // Spinning workers see the new epoch; only parked ones need a (system-call) wake-up.
-    for _ in 0..st.parked.min(parts - 1) {
+    let wake = st.parked.min(helpers);
+    for _ in 0..wake {
         pool.work.notify_one();
     }
-    while let Some((t, part)) = claim(&mut st, false) {
+    st.notified += wake;
+    while let Some((t, part)) = claim(&mut st, None) {
         st = pool.run_claimed(st, t, part);
     }
     if st.job.as_ref().is_some_and(|job| job.unfinished > 0) {
@@ -334,7 +367,9 @@ pub(crate) fn run_parts(parts: usize, task: &(dyn Fn(usize) + Sync)) {
     if let Some(payload) = job.panic {
         resume_unwind(payload);
     }
-    if !job.helped {
+    if job.helpers == 0 && (awake > 0 || stalled) {
+        // Awake workers that did not help were not given a CPU: they share the caller's.
+        // (Parked ones may just have been slow to wake; moving them costs tens of µs.)
         pool.kick_workers_off_this_cpu();
     }
 }
@@ -346,9 +381,12 @@ pub(crate) fn run_parts(parts: usize, task: &(dyn Fn(usize) + Sync)) {
 /// can look preempted), and stayed there for dozens of back-to-back calls, which it then never
 /// helped with: the caller ran every part itself. Measured on a 2^18-element cast: 24 µs so, 13 µs
 /// with the worker on the other CPU, 25 µs on one thread. So after a call that no worker helped
-/// with, the caller moves each worker: it narrows the worker's affinity to its allowed CPUs other
-/// than the caller's, which makes the kernel migrate it, and restores the mask at once (net
-/// effect: one migration). Only the library's worker threads are touched, never the caller's.
+/// with although some were awake (spinning, not parked), the caller moves each worker: it narrows
+/// the worker's affinity to its allowed CPUs other than the caller's, which makes the kernel
+/// migrate it, and restores the mask at once (net effect: one migration). Only the library's
+/// worker threads are touched, never the caller's. A call whose workers were all parked does not
+/// move them: they may only have been slow to wake (on the VM often longer than a 2^18-element
+/// cast), and a move cost 30–40 µs there when the target CPU was idle.
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
@@ -427,40 +465,61 @@ mod placement {
     pub(super) fn move_off(_tid: i32, _cpu: usize) {}
 }
 
-/// [`run_parts`] on freshly spawned scoped threads, for calls that find the pool busy.
-fn run_scoped(parts: usize, task: &(dyn Fn(usize) + Sync)) {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..parts).map(|p| scope.spawn(move || task(p))).collect();
-        let first = catch_unwind(AssertUnwindSafe(|| task(0)));
-        let mut panic = first.err();
-        for h in handles {
-            if let Err(payload) = h.join() {
-                panic.get_or_insert(payload);
+/// [`run_parts`] on `threads - 1` freshly spawned scoped threads and the caller, for calls that
+/// find the pool busy.
+fn run_scoped(parts: usize, threads: usize, task: &(dyn Fn(usize) + Sync)) {
+    let next = AtomicUsize::new(0);
+    let first_panic: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
+    let run = || {
+        loop {
+            let part = next.fetch_add(1, Ordering::Relaxed);
+            if part >= parts {
+                break;
+            }
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task(part))) {
+                let mut slot = first_panic.lock().unwrap_or_else(PoisonError::into_inner);
+                slot.get_or_insert(payload);
             }
         }
-        if let Some(payload) = panic {
-            resume_unwind(payload);
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(run);
         }
-    })
+        run();
+    });
+    let payload = first_panic
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(payload) = payload {
+        resume_unwind(payload);
+    }
 }
 
-/// Runs `work(start, end)` over `[0, n)` split into `threads` contiguous pieces whose bounds are
-/// multiples of `grain`, and returns the maximum of the results. Runs inline when one piece
-/// suffices. Every piece is computed exactly as it would be on one thread. A panic in a piece
-/// is re-raised on the calling thread.
+/// Pieces per thread [`max_over_ranges`] cuts a range into: threads claim them one at a time, so
+/// a worker that wakes late takes what is left instead of a whole share (measured on the
+/// development VM, after 5 ms idle: a 2^18-element cast took 2× as long as on one thread with one
+/// piece per thread).
+const PIECES_PER_THREAD: usize = 4;
+
+/// Runs `work(start, end)` over `[0, n)` on up to `threads` threads and returns the maximum of
+/// the results. The range is cut into up to `threads · PIECES_PER_THREAD` contiguous pieces whose
+/// bounds are multiples of `grain`; it runs inline when one thread suffices. Every piece is
+/// computed exactly as it would be on one thread. A panic in a piece is re-raised on the calling
+/// thread.
 pub(crate) fn max_over_ranges<F>(n: usize, grain: usize, threads: usize, work: F) -> u32
 where
     F: Fn(usize, usize) -> u32 + Sync,
 {
     let units = n.div_ceil(grain.max(1));
-    let pieces = threads.min(units).max(1);
-    if pieces == 1 {
+    let threads = threads.min(units).max(1);
+    if threads == 1 {
         return work(0, n);
     }
-    let per = units.div_ceil(pieces) * grain;
+    let per = units.div_ceil(threads * PIECES_PER_THREAD) * grain;
     let pieces = n.div_ceil(per);
     let max = AtomicU32::new(0);
-    run_parts(pieces, &|p| {
+    run_parts(pieces, threads, &|p| {
         let r = work(p * per, ((p + 1) * per).min(n));
         max.fetch_max(r, Ordering::Relaxed);
     });
@@ -544,12 +603,40 @@ mod tests {
     fn every_part_runs_once() {
         for parts in [0usize, 1, 2, 3, 7, 64, 300] {
             let counts: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
-            run_parts(parts, &|p| {
-                counts[p].fetch_add(1, Ordering::Relaxed);
+            for threads in [1usize, 2, 5] {
+                for c in &counts {
+                    c.store(0, Ordering::Relaxed);
+                }
+                run_parts(parts, threads, &|p| {
+                    counts[p].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(
+                    counts.iter().all(|c| c.load(Ordering::Relaxed) == 1),
+                    "parts {parts} threads {threads}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_more_threads_than_asked_take_part() {
+        // Workers left over from a wider call (and spinning) must not join a narrower one.
+        run_parts(6, 6, &|_| {
+            std::thread::sleep(std::time::Duration::from_millis(1))
+        });
+        for threads in [1usize, 2, 3] {
+            let active = AtomicUsize::new(0);
+            let most = AtomicUsize::new(0);
+            run_parts(48, threads, &|_| {
+                let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_micros(300));
+                active.fetch_sub(1, Ordering::SeqCst);
             });
+            let most = most.into_inner();
             assert!(
-                counts.iter().all(|c| c.load(Ordering::Relaxed) == 1),
-                "parts {parts}"
+                most <= threads,
+                "{most} threads ran parts of a {threads}-thread call"
             );
         }
     }
@@ -558,7 +645,7 @@ mod tests {
     fn a_panicking_part_reaches_the_caller_after_the_others_finish() {
         let finished = AtomicUsize::new(0);
         let r = catch_unwind(AssertUnwindSafe(|| {
-            run_parts(8, &|p| {
+            run_parts(8, 8, &|p| {
                 if p == 5 {
                     panic!("part 5");
                 }
@@ -571,7 +658,7 @@ mod tests {
         assert_eq!(finished.load(Ordering::Relaxed), 7);
         // The pool still works afterwards.
         let sum = AtomicUsize::new(0);
-        run_parts(4, &|p| {
+        run_parts(4, 4, &|p| {
             sum.fetch_add(p + 1, Ordering::Relaxed);
         });
         assert_eq!(sum.load(Ordering::Relaxed), 10);
@@ -584,10 +671,10 @@ mod tests {
                 s.spawn(move || {
                     for round in 0..50usize {
                         let sum = AtomicUsize::new(0);
-                        run_parts(3, &|p| {
+                        run_parts(3, 3, &|p| {
                             // A part that splits its own work finds the pool busy.
                             let inner = AtomicUsize::new(0);
-                            run_parts(2, &|q| {
+                            run_parts(2, 2, &|q| {
                                 inner.fetch_add(q + 1, Ordering::Relaxed);
                             });
                             sum.fetch_add(inner.into_inner() * (p + t + round), Ordering::Relaxed);
@@ -607,23 +694,27 @@ mod tests {
             (1000, 16, 3),
             (4096, 64, 2),
             (4097, 1, 7),
+            (1 << 20, 1024, 2),
         ] {
             let seen: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+            let results = Mutex::new(Vec::new());
             let got = max_over_ranges(n, grain, threads, |s, e| {
-                assert!(s % grain == 0 && s <= e && e <= n);
+                assert!(s % grain == 0 && s <= e && e <= n, "piece {s}..{e}");
+                assert!(e == n || e % grain == 0, "piece {s}..{e}");
                 for c in &seen[s..e] {
                     c.fetch_add(1, Ordering::Relaxed);
                 }
-                (e as u32).wrapping_mul(2654435761) >> 8
+                let r = (e as u32).wrapping_mul(2654435761) >> 8;
+                results.lock().unwrap().push(r);
+                r
             });
             assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1));
-            if n > 0 {
-                let per = n.div_ceil(grain).div_ceil(threads.min(n.div_ceil(grain))) * grain;
-                let expect = (0..n.div_ceil(per))
-                    .map(|p| (((p + 1) * per).min(n) as u32).wrapping_mul(2654435761) >> 8)
-                    .max()
-                    .unwrap();
-                assert_eq!(got, expect);
+            let results = results.into_inner().unwrap();
+            assert_eq!(got, results.iter().copied().max().unwrap());
+            assert!(results.len() <= threads * PIECES_PER_THREAD, "n {n}");
+            if threads > 1 && n >= threads * PIECES_PER_THREAD * grain {
+                // Finer than one piece per thread, so that late workers take little.
+                assert!(results.len() > threads, "n {n}: {} pieces", results.len());
             }
         }
     }

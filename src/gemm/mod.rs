@@ -710,7 +710,7 @@ unsafe fn run_threads(kernel: GemmKernel, p: &Problem, threads: usize) {
         // SAFETY: sub is a block of a validated problem; the workspace is large enough.
         with_workspace(bytes, |ws| unsafe { run_serial(kernel, &sub, ws) });
     };
-    crate::parallel::run_parts(blocks.len(), &|i| one(blocks[i]));
+    crate::parallel::run_parts(blocks.len(), blocks.len(), &|i| one(blocks[i]));
 }
 
 /// `C ← α·A·B + β·C` with the global [`Exec`] (see the [module documentation](self)).
