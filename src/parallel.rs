@@ -496,18 +496,18 @@ fn run_scoped(parts: usize, threads: usize, task: &(dyn Fn(usize) + Sync)) {
     }
 }
 
-/// Pieces per thread [`max_over_ranges`] cuts a range into: threads claim them one at a time, so
-/// a worker that wakes late takes what is left instead of a whole share (measured on the
-/// development VM, after 5 ms idle: a 2^18-element cast took 2× as long as on one thread with one
-/// piece per thread).
-const PIECES_PER_THREAD: usize = 4;
-
 /// Runs `work(start, end)` over `[0, n)` on up to `threads` threads and returns the maximum of
-/// the results. The range is cut into up to `threads · PIECES_PER_THREAD` contiguous pieces whose
+/// the results. The range is cut into up to `threads · pieces_per_thread` contiguous pieces whose
 /// bounds are multiples of `grain`; it runs inline when one thread suffices. Every piece is
 /// computed exactly as it would be on one thread. A panic in a piece is re-raised on the calling
 /// thread.
-pub(crate) fn max_over_ranges<F>(n: usize, grain: usize, threads: usize, work: F) -> u32
+pub(crate) fn max_over_ranges<F>(
+    n: usize,
+    grain: usize,
+    threads: usize,
+    pieces_per_thread: usize,
+    work: F,
+) -> u32
 where
     F: Fn(usize, usize) -> u32 + Sync,
 {
@@ -516,7 +516,7 @@ where
     if threads == 1 {
         return work(0, n);
     }
-    let per = units.div_ceil(threads * PIECES_PER_THREAD) * grain;
+    let per = units.div_ceil(threads * pieces_per_thread.max(1)) * grain;
     let pieces = n.div_ceil(per);
     let max = AtomicU32::new(0);
     run_parts(pieces, threads, &|p| {
@@ -688,6 +688,7 @@ mod tests {
 
     #[test]
     fn max_over_ranges_covers_every_index_once() {
+        const PIECES: usize = 4;
         for (n, grain, threads) in [
             (0usize, 16usize, 4usize),
             (1, 16, 4),
@@ -698,7 +699,7 @@ mod tests {
         ] {
             let seen: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
             let results = Mutex::new(Vec::new());
-            let got = max_over_ranges(n, grain, threads, |s, e| {
+            let got = max_over_ranges(n, grain, threads, PIECES, |s, e| {
                 assert!(s % grain == 0 && s <= e && e <= n, "piece {s}..{e}");
                 assert!(e == n || e % grain == 0, "piece {s}..{e}");
                 for c in &seen[s..e] {
@@ -711,8 +712,8 @@ mod tests {
             assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1));
             let results = results.into_inner().unwrap();
             assert_eq!(got, results.iter().copied().max().unwrap());
-            assert!(results.len() <= threads * PIECES_PER_THREAD, "n {n}");
-            if threads > 1 && n >= threads * PIECES_PER_THREAD * grain {
+            assert!(results.len() <= threads * PIECES, "n {n}");
+            if threads > 1 && n >= threads * PIECES * grain {
                 // Finer than one piece per thread, so that late workers take little.
                 assert!(results.len() > threads, "n {n}: {} pieces", results.len());
             }

@@ -17,7 +17,7 @@
 use crate::backend::EncodeArgs;
 use crate::backend::Kernels;
 use crate::cast::{
-    BLOCK, CastParams, STREAM_CHUNK, STREAM_MIN_BYTES, fp8_args, ranges_overlap,
+    BLOCK, CastParams, PIECES_PER_THREAD, STREAM_CHUNK, STREAM_MIN_BYTES, fp8_args, ranges_overlap,
     split_at_key_boundaries,
 };
 use crate::dtype::{DType, Element, Rounding};
@@ -236,7 +236,7 @@ impl Exec {
             rounding: params.rounding,
             seed: params.seed,
         };
-        self.run_ranges(n, BLOCK, 1, |start, end| {
+        self.run_ranges(n, BLOCK, 1, PIECES_PER_THREAD, |start, end| {
             // SAFETY: [start, end) within the validated buffers.
             unsafe {
                 mix_range(
@@ -302,7 +302,7 @@ impl Exec {
             rounding: params.rounding,
             seed: params.seed,
         };
-        self.run_ranges(n, BLOCK, 1, |start, end| {
+        self.run_ranges(n, BLOCK, 1, PIECES_PER_THREAD, |start, end| {
             // SAFETY: [start, end) within the validated buffers.
             unsafe {
                 mix_backward_range(
