@@ -13,9 +13,9 @@
 //! process sharing its cores may want). Where a worker lands when woken is the kernel's choice;
 //! see [`placement`] for the one correction made.
 //!
-//! A call splits its work into numbered parts; the calling thread and the woken workers claim
-//! parts one at a time until none are left, so the result never depends on which thread ran a
-//! part or on how many workers exist (with none, the caller runs every part). The pool runs one
+//! A call splits its work into numbered parts; the calling thread and at most `threads - 1`
+//! workers claim parts one at a time until none are left, so the result never depends on which
+//! thread ran a part or on how many workers exist (with none, the caller runs every part). The pool runs one
 //! call at a time: a call that finds it busy (another thread's call, or a part that itself
 //! splits work) spawns scoped threads instead, as before the pool existed.
 //!
