@@ -11,6 +11,7 @@ need_apt=()
 command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v g++ >/dev/null || need_apt+=(g++)
+command -v readelf >/dev/null || need_apt+=(binutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -20,7 +21,7 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add aarch64-unknown-linux-gnu x86_64-unknown-none aarch64-unknown-none >/dev/null
 
-if ! cbindgen --version 2>/dev/null | grep -q '0.29.4'; then
+if [[ "$(cbindgen --version 2>/dev/null || true)" != *0.29.4* ]]; then
   echo "setup: cargo install cbindgen 0.29.4"
   cargo install cbindgen --version 0.29.4 --locked --quiet
 fi

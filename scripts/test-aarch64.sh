@@ -12,7 +12,7 @@ target=aarch64-unknown-linux-gnu
 for tool in aarch64-linux-gnu-gcc qemu-aarch64; do
     command -v "$tool" >/dev/null || { echo "test-aarch64: $tool not found" >&2; exit 2; }
 done
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$target"; then
+if command -v rustup >/dev/null && ! grep -qx "$target" <<<"$(rustup target list --installed)"; then
     echo "test-aarch64: rust target $target missing (rustup target add $target)" >&2
     exit 2
 fi
