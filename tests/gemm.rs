@@ -735,6 +735,38 @@ fn workspace_entry_matches() {
 }
 
 #[test]
+fn short_problems_bit_exact() {
+    // 8 to 16 rows of C with a K-contiguous B (layout kinds 1, 3, 6) and n ≥ 48: the shapes the
+    // AVX-512 BF16 short-problem kernel takes (row-major C); other C layouts and K blocks too.
+    let mut rng = Rng::from_time("short");
+    for case in 0..48 {
+        let tc = rng.pick(&OUT);
+        let cs = Case {
+            m: 8 + rng.below(9),
+            n: rng.pick(&[48, 49, 95, 300, 1001]),
+            k: rng.pick(&[1, 2, 17, 256, 257, 700, 2049]),
+            ta: rng.pick(&FP8),
+            tb: rng.pick(&FP8),
+            tc,
+            alpha: rng.pick(&[1.0, -0.375f32]),
+            beta: if tc.fp8().is_some() || rng.below(2) == 0 {
+                0.0
+            } else {
+                1.0
+            },
+            la: rng.below(LAYOUTS),
+            lb: [1, 3, 6][case % 3],
+            lc: if case % 4 == 3 {
+                rng.below(LAYOUTS)
+            } else {
+                [0, 2, 5][rng.below(3)]
+            },
+        };
+        check_case(&mut rng, &cs, case % 8 == 0, &[1, 2]);
+    }
+}
+
+#[test]
 fn several_row_and_column_blocks() {
     // Large k makes the column blocks narrow (8 MiB of packed B) and the row blocks short, so
     // n > nc and m > mc: every loop of the blocked driver runs more than once.

@@ -67,6 +67,8 @@ mod fpanel;
 mod neon;
 mod scalar;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod skinny;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod x86;
 
 use crate::backend::Backend;
@@ -588,10 +590,14 @@ pub fn gemm_workspace_size(kernel: GemmKernel, m: usize, n: usize, k: usize) -> 
     let (mc, nc) = blocking(m.max(n), m.max(n), k);
     // A is packed in whole K chunks of KC pairs; B contiguously.
     let kp = k.div_ceil(2).div_ceil(x86_kc()) * x86_kc();
-    (mc + nc)
+    let blocked = (mc + nc)
         .saturating_mul(kp)
         .saturating_mul(4)
-        .saturating_add(MC_MAX_PANELS * MR * NR * 4 + 128)
+        .saturating_add(MC_MAX_PANELS * MR * NR * 4 + 128);
+    // The short-problem kernel (m ≤ 16) needs less, but say so rather than rely on it.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    let blocked = blocked.max(skinny::workspace_bytes(k));
+    blocked
 }
 
 /// K pairs per micro-kernel call of the x86 kernels (1 elsewhere).

@@ -27,11 +27,11 @@ const PACK_PREFETCH_LINES: usize = 4;
 
 /// The FP8 magnitude → bf16 table as four zmm of 32 words (entries 0..128).
 #[derive(Clone, Copy)]
-struct Lut([__m512i; 4]);
+pub(super) struct Lut([__m512i; 4]);
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
-fn lut(fmt: Fp8Format) -> Lut {
+pub(super) fn lut(fmt: Fp8Format) -> Lut {
     let t = scalar::bf16_lut(fmt);
     // SAFETY: the table has 256 entries; we read the first 128.
     unsafe {
@@ -47,7 +47,7 @@ fn lut(fmt: Fp8Format) -> Lut {
 /// 32 FP8 codes → 32 bf16 words.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
-fn cvt32(bytes: __m256i, l: &Lut) -> __m512i {
+pub(super) fn cvt32(bytes: __m256i, l: &Lut) -> __m512i {
     let x = _mm512_cvtepu8_epi16(bytes);
     let lo = _mm512_permutex2var_epi16(l.0[0], x, l.0[1]);
     let hi = _mm512_permutex2var_epi16(l.0[2], x, l.0[3]);
@@ -103,21 +103,21 @@ const fn interleave_index(h: usize) -> [i16; 32] {
     }
     idx
 }
-static INTERLEAVE: [[i16; 32]; 2] = [interleave_index(0), interleave_index(1)];
+pub(super) static INTERLEAVE: [[i16; 32]; 2] = [interleave_index(0), interleave_index(1)];
 
-fn low_mask32(n: usize) -> u32 {
+pub(super) fn low_mask32(n: usize) -> u32 {
     if n >= 32 { u32::MAX } else { (1u32 << n) - 1 }
 }
 
 /// Packs `wn ≤ width` rows (A: rows of A; B: columns of B) of `k` FP8 codes into a `[p][width]`
 /// panel at `dst`, whose K blocks of [`KB`] pairs lie `bstride` words apart (`KB · width` for a
-/// contiguous panel). Element `(w, t)` is at `src + w·ws + t·ks`. `width` is `MR` or `NR`.
+/// contiguous panel). Element `(w, t)` is at `src + w·ws + t·ks`. `width` is `MR`, 16 (the short-problem kernel's A) or `NR`.
 ///
 /// # Safety
 /// Every `(w, t)` with `w < wn`, `t < k` is readable; `dst` is writable for the panel.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn pack_panel(
+pub(super) unsafe fn pack_panel(
     src: *const u8,
     ws: isize,
     ks: isize,
@@ -527,7 +527,7 @@ fn to_fp8(x: __m512, fmt: Fp8Format) -> __m512i {
 /// # Safety
 /// The elements lie inside the validated C of `p`, and `p.csc == 1`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn write_unit(
+pub(super) unsafe fn write_unit(
     p: &Problem,
     tile: *const f32,
     i0: usize,
@@ -629,6 +629,10 @@ pub(crate) const TILE_FLOATS: usize = MC_MAX_PANELS * MR * NR;
 /// `p` validated; AVX-512 F/BW/VL (and BF16 when `bf16`) available; `ws` holds at least
 /// `gemm_workspace_size` bytes for this problem.
 pub(crate) unsafe fn run(bf16: bool, p: &Problem, ws: &mut [u8]) {
+    if bf16 && super::skinny::suits(p) {
+        // SAFETY: forwarded contract (the workspace size covers the short-problem kernel).
+        return unsafe { super::skinny::run(p, ws) };
+    }
     let (m, n, k) = (p.m, p.n, p.k);
     let kp = k.div_ceil(2);
     let (mc, nc) = blocking(m, n, k);

@@ -1,0 +1,410 @@
+//! AVX-512 BF16 GEMM for short problems with a K-contiguous B: 4 to 16 rows of C (after
+//! orientation), e.g. a decode step `Y = X·Wᵀ` with a handful of tokens and W stored row-major.
+//!
+//! The blocked kernel vectorises along the columns of C, so each FP8 code of B must be moved
+//! into a column-interleaved panel; for a K-contiguous B that is a transpose in registers, which
+//! costs more than the 16 multiply-adds each code of B takes part in when C has 16 rows. Here
+//! the vector runs along the rows instead: one zmm holds the pair `(2p, 2p+1)` of all 16 rows of
+//! A (A packed once, `[p][16]` words, rows past `m` zero), and each pair of B is broadcast from
+//! memory into one `vdpbf16ps`, so B only needs converting FP8 → bf16 in the order its pairs
+//! already lie. Per tile of [`COLS`] columns and K block of [`KB`] pairs, B is converted into a
+//! small buffer (`[column][pair]`, 12 KiB) that stays in L1, then the [`COLS`] accumulators run
+//! over the block in pair order, summed from +0 and added to the tile totals: the same additions
+//! in the same order as every other kernel (see the module documentation of [`super`]). Columns
+//! past `n` are zero in the buffer and never written. While a block is computed, the source
+//! lines of the next one are prefetched into L2 (into L1 they would evict each other: the
+//! columns of a power-of-two K map to the same few sets).
+
+use super::scalar;
+use super::x86::{Lut, cvt32, low_mask32, lut, pack_panel, write_unit};
+use super::{KB, NR, Problem};
+use core::arch::x86_64::*;
+
+/// Most rows of C (lanes of one zmm) the short-problem kernel handles.
+pub(crate) const ROWS: usize = 16;
+/// Fewest rows of C it is used for: below this, 16 lanes for a few rows cost more than the
+/// blocked kernel's transpose (measured on Zen 5: m = 1, 2 ran at 0.5–0.7× of it, m = 4 to 7 at 0.75–1.05×, m = 8 at 1.1–1.5×).
+const MIN_ROWS: usize = 8;
+/// Columns of C per tile: one zmm accumulator each.
+const COLS: usize = 24;
+
+/// Words of packed A for `k` (pairs rounded up to whole K blocks).
+fn a_words(k: usize) -> usize {
+    k.div_ceil(2).div_ceil(KB) * KB * ROWS
+}
+
+/// Bytes of workspace [`run`] needs for depth `k`: 64 alignment bytes, packed A, the B block
+/// buffer, the accumulator totals (`COLS` rows of `NR` floats) and the transposed tile
+/// (`ROWS × NR` floats).
+pub(crate) fn workspace_bytes(k: usize) -> usize {
+    64 + (a_words(k) + COLS * KB + COLS * NR + ROWS * NR) * 4
+}
+
+/// Whether [`run`] takes this problem: B K-contiguous, `MIN_ROWS ≤ m ≤ ROWS`, and at least
+/// two tiles of columns (a single partial tile computes mostly padding).
+pub(crate) fn suits(p: &Problem) -> bool {
+    p.rsb == 1 && (MIN_ROWS..=ROWS).contains(&p.m) && p.n >= 2 * COLS
+}
+
+/// `C ← α·A·B + β·C` for a validated problem with `k > 0` that [`suits`] this kernel, on the
+/// calling thread.
+///
+/// # Safety
+/// `p` validated, `p.k > 0`, `suits(p)`; AVX-512 F/BW/VL/BF16 available; `ws` holds at least
+/// [`workspace_bytes`]`(p.k)` bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
+    let (m, n, k) = (p.m, p.n, p.k);
+    debug_assert!(suits(p) && k > 0);
+    debug_assert!(ws.len() >= workspace_bytes(k));
+    let kp = k.div_ceil(2);
+    let base = ws.as_mut_ptr();
+    // SAFETY: the workspace holds the alignment bytes and the four areas (caller's contract).
+    let (apack, buf, totals, tile) = unsafe {
+        let apack = base.add(base.align_offset(64)).cast::<u32>();
+        let buf = apack.add(a_words(k));
+        let totals = buf.add(COLS * KB).cast::<f32>();
+        (apack, buf, totals, totals.add(COLS * NR))
+    };
+    let (la, lb) = (lut(p.a_fmt), lut(p.b_fmt));
+    let ta = scalar::bf16_lut(p.a_fmt);
+    // SAFETY: rows < m of A are inside the validated A; the panel (kp pairs of 16 words, K
+    // blocks contiguous) fits in a_words(k).
+    unsafe { pack_panel(p.a, p.rsa, p.csa, m, ROWS, k, &la, ta, apack, KB * ROWS) };
+    for j0 in (0..n).step_by(COLS) {
+        let cols = COLS.min(n - j0);
+        for kc in (0..kp).step_by(KB) {
+            let kb = KB.min(kp - kc);
+            // SAFETY: columns j0 .. j0 + cols and pairs kc .. kc + kb of B are inside the
+            // validated B; the buffer holds COLS·KB words.
+            unsafe { convert_b(p, j0, cols, kc, kb, &lb, buf) };
+            let a = apack.wrapping_add(kc * ROWS);
+            // The source of the next block is fetched while this one is computed.
+            let next = if kc + KB < kp {
+                SourceLines::of(p, j0, kc + KB)
+            } else if j0 + COLS < n {
+                SourceLines::of(p, j0 + COLS, 0)
+            } else {
+                SourceLines::NONE
+            };
+            // SAFETY: kb pairs of A from pair kc; the buffer as converted; totals hold
+            // COLS·NR floats.
+            unsafe { block(kb, a, buf, totals, kc > 0, next) };
+        }
+        // SAFETY: the tile's block of C (rows < m, columns j0 .. j0 + cols) is inside the
+        // validated C; totals hold cols rows of NR floats, tile ROWS rows of NR floats.
+        unsafe { write_back(p, totals, tile, j0, m, cols) };
+    }
+}
+
+/// The cache lines of B that one block (a tile of columns, a K block of pairs) converts: `runs`
+/// runs (its columns) of `run_bytes` bytes, `stride` bytes apart.
+#[derive(Clone, Copy)]
+struct SourceLines {
+    at: *const u8,
+    run_bytes: usize,
+    offset: usize,
+    runs: usize,
+    stride: isize,
+}
+
+impl SourceLines {
+    const NONE: SourceLines = SourceLines {
+        at: core::ptr::null(),
+        run_bytes: 0,
+        offset: 0,
+        runs: 0,
+        stride: 0,
+    };
+
+    /// The lines of the block at column `j0`, pair `kc` (both inside the problem).
+    fn of(p: &Problem, j0: usize, kc: usize) -> SourceLines {
+        let cols = COLS.min(p.n - j0);
+        let codes = (2 * KB).min(p.k - 2 * kc);
+        SourceLines {
+            at: p.b.wrapping_offset(j0 as isize * p.csb + 2 * kc as isize),
+            run_bytes: codes,
+            offset: 0,
+            runs: cols,
+            stride: p.csb,
+        }
+    }
+
+    /// How many lines are left (an upper bound).
+    fn count(&self) -> usize {
+        self.runs * self.run_bytes.div_ceil(64)
+    }
+
+    /// The address of the next line to fetch, if any.
+    fn next(&mut self) -> Option<*const u8> {
+        if self.runs == 0 {
+            return None;
+        }
+        let line = self.at.wrapping_add(self.offset);
+        self.offset += 64;
+        if self.offset >= self.run_bytes {
+            self.offset = 0;
+            self.at = self.at.wrapping_offset(self.stride);
+            self.runs -= 1;
+        }
+        Some(line)
+    }
+}
+
+/// Converts pairs `kc .. kc + kb` of columns `j0 .. j0 + cols` of B (K-contiguous) into `buf`,
+/// word `(column j, pair q)` at `j·KB + q`, 32 codes at a time; columns `cols .. COLS` (and
+/// pairs past `k` within the written words) become +0.
+///
+/// # Safety
+/// As in [`run`]: the columns and pairs are inside the validated B; `buf` holds `COLS·KB` words.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn convert_b(
+    p: &Problem,
+    j0: usize,
+    cols: usize,
+    kc: usize,
+    kb: usize,
+    l: &Lut,
+    buf: *mut u32,
+) {
+    // SAFETY: loads are masked to codes t < k of columns < cols; stores stay inside the
+    // buffer's COLS·KB words (q + 16 ≤ KB).
+    unsafe {
+        for j in 0..COLS {
+            let dst = buf.add(j * KB);
+            if j >= cols {
+                for q in (0..kb).step_by(16) {
+                    _mm512_storeu_si512(dst.add(q).cast(), _mm512_setzero_si512());
+                }
+                continue;
+            }
+            let src =
+                p.b.wrapping_offset((j0 + j) as isize * p.csb + 2 * kc as isize);
+            for q in (0..kb).step_by(16) {
+                let left = p.k - 2 * (kc + q);
+                let codes = _mm256_maskz_loadu_epi8(low_mask32(left), src.add(2 * q).cast());
+                _mm512_storeu_si512(dst.add(q).cast(), cvt32(codes, l));
+            }
+        }
+    }
+}
+
+/// One K block of `kb ≤ KB` pairs for all [`COLS`] columns: each accumulator (16 rows of one
+/// column) starts at +0 and takes the block's pairs in order, one `vdpbf16ps` per pair with the
+/// B pair broadcast; the block sums are stored into `totals` (row `j` of `NR` floats), or added
+/// to them when `add`. The lines of `next` are prefetched, spread over the pairs.
+///
+/// # Safety
+/// `a` holds `kb·16` words; `buf` a converted block (see [`convert_b`]);
+/// `totals` is writable for `COLS·NR` floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+unsafe fn block(
+    kb: usize,
+    a: *const u32,
+    buf: *const u32,
+    totals: *mut f32,
+    add: bool,
+    mut next: SourceLines,
+) {
+    let per_pair = next.count().div_ceil(kb);
+    // SAFETY: reads inside the packed A and the buffer, writes inside totals (caller);
+    // prefetches never fault.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); COLS];
+        for q in 0..kb {
+            for _ in 0..per_pair {
+                if let Some(line) = next.next() {
+                    _mm_prefetch::<_MM_HINT_T1>(line.cast());
+                }
+            }
+            let av: __m512bh = core::mem::transmute(_mm512_loadu_si512(a.add(q * ROWS).cast()));
+            for (j, x) in acc.iter_mut().enumerate() {
+                let bw: __m512bh =
+                    core::mem::transmute(_mm512_set1_epi32(*buf.add(j * KB + q) as i32));
+                *x = _mm512_dpbf16_ps(*x, av, bw);
+            }
+        }
+        for (j, x) in acc.iter().enumerate() {
+            let t = totals.add(j * NR);
+            let total = if add {
+                _mm512_add_ps(_mm512_loadu_ps(t), *x)
+            } else {
+                *x
+            };
+            _mm512_storeu_ps(t, total);
+        }
+    }
+}
+
+/// Writes the totals of columns `j0 .. j0 + cols` (row `j` of `totals` holds column `j0 + j`
+/// for rows 0..16) into rows `0 .. m` of C, through `tile` transposed to `[row][NR]`. (After
+/// orientation C's row stride is never 1 here: that would put C's unit stride along the rows.)
+///
+/// # Safety
+/// As in [`run`]; `totals` holds `cols` rows of `NR` floats, `tile` `ROWS·NR` floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn write_back(
+    p: &Problem,
+    totals: *const f32,
+    tile: *mut f32,
+    j0: usize,
+    m: usize,
+    cols: usize,
+) {
+    // SAFETY: elements of C's block (caller); reads and writes inside totals and tile.
+    unsafe {
+        for j in 0..cols {
+            for i in 0..m {
+                *tile.add(i * NR + j) = *totals.add(j * NR + i);
+            }
+        }
+        if p.csc == 1 {
+            write_unit(p, tile, 0, j0, m, cols);
+        } else {
+            let t = core::slice::from_raw_parts(tile, ROWS * NR);
+            scalar::write_tile(p, t, NR, 0, j0, m, cols);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{RawGemm, RawMatrix, validate};
+    use super::*;
+    use crate::dtype::DType;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            // splitmix64
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// A finite code of `t` (no NaN, no Inf).
+    fn finite(rng: &mut Rng, t: DType) -> u8 {
+        loop {
+            let c = rng.next() as u8;
+            let mag = c & 0x7F;
+            let ok = match t {
+                DType::E4M3 => mag != 0x7F,
+                _ => mag < 0x7C,
+            };
+            if ok {
+                return c;
+            }
+        }
+    }
+
+    /// The kernel against the scalar reference on the same validated problem, bit for bit over
+    /// the whole C buffer (so stray writes show), with its workspace followed by guard bytes.
+    #[test]
+    fn short_kernel_matches_reference() {
+        if !(std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512bf16"))
+        {
+            eprintln!("short_kernel_matches_reference: SKIPPED, no AVX512-BF16 on this CPU");
+            return;
+        }
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        eprintln!("short_kernel_matches_reference: seed {seed}");
+        let mut rng = Rng(seed);
+        let fp8 = [DType::E4M3, DType::E5M2];
+        let outs = [DType::F32, DType::BF16, DType::E4M3, DType::E5M2];
+        for case in 0..60 {
+            let m = [8, 9, 13, 16][case % 4];
+            let n = [48, 49, 71, 200, 1000][rng.below(5)];
+            let k = [1, 2, 3, 31, 255, 256, 257, 300, 1025, 4099][rng.below(10)];
+            let (ta, tb, tc) = (fp8[rng.below(2)], fp8[rng.below(2)], outs[rng.below(4)]);
+            // A: row-major, column-major or padded rows; B: columns K-contiguous, padded, or
+            // in reverse order; C: row-major, padded, or with a column stride of 2.
+            let pad = 1 + rng.below(5);
+            let (rsa, csa, alen) = match rng.below(3) {
+                0 => (k as isize, 1, m * k),
+                1 => (1, m as isize, m * k),
+                _ => ((k + pad) as isize, 1, m * (k + pad)),
+            };
+            let ldb = (k + rng.below(2) * pad) as isize;
+            let (b0, csb) = if rng.below(2) == 0 {
+                (0, ldb)
+            } else {
+                ((n - 1) * ldb as usize, -ldb)
+            };
+            let blen = n * ldb as usize;
+            let (rsc, csc) = match rng.below(3) {
+                0 => (n as isize, 1),
+                1 => ((n + pad) as isize, 1),
+                _ => ((2 * n + pad) as isize, 2),
+            };
+            let clen = (m - 1) * rsc as usize + (n - 1) * csc as usize + 1 + 16;
+            let a: Vec<u8> = (0..alen).map(|_| finite(&mut rng, ta)).collect();
+            let b: Vec<u8> = (0..blen).map(|_| finite(&mut rng, tb)).collect();
+            let c0: Vec<u8> = (0..clen * tc.size()).map(|_| rng.next() as u8).collect();
+            let beta = if tc.fp8().is_some() || rng.below(2) == 0 {
+                0.0
+            } else {
+                0.75
+            };
+            let (mut want, mut got) = (c0.clone(), c0.clone());
+            let g = |c: &mut Vec<u8>| RawGemm {
+                m,
+                n,
+                k,
+                alpha: [1.0, 0.0625, -3.0][case % 3],
+                a: RawMatrix {
+                    ptr: a.as_ptr(),
+                    dtype: ta,
+                    row_stride: rsa,
+                    col_stride: csa,
+                },
+                b: RawMatrix {
+                    ptr: b.as_ptr().wrapping_add(b0),
+                    dtype: tb,
+                    row_stride: 1,
+                    col_stride: csb,
+                },
+                beta,
+                c: RawMatrix {
+                    ptr: c.as_mut_ptr().wrapping_add(8 * tc.size()),
+                    dtype: tc,
+                    row_stride: rsc,
+                    col_stride: csc,
+                },
+            };
+            let pw = validate(&g(&mut want)).unwrap().unwrap();
+            let pg = validate(&g(&mut got)).unwrap().unwrap();
+            assert!(
+                suits(&pg),
+                "m={m} n={n} k={k} must take the short-problem kernel"
+            );
+            let need = workspace_bytes(k);
+            let mut ws: Vec<u8> = (0..need + 256).map(|_| rng.next() as u8).collect();
+            let guard = ws[need..].to_vec();
+            // SAFETY: validated problems on live buffers; the CPU features were checked; the
+            // workspace holds workspace_bytes(k) bytes.
+            unsafe {
+                scalar::run(&pw);
+                run(&pg, &mut ws[..need]);
+            }
+            assert_eq!(&ws[need..], &guard[..], "workspace overrun");
+            if want != got {
+                let at = want.iter().zip(&got).position(|(x, y)| x != y).unwrap();
+                panic!(
+                    "m={m} n={n} k={k} {ta:?}·{tb:?}→{tc:?} beta={beta} A({rsa},{csa}) \
+                     B(1,{csb}) C({rsc},{csc}): first differing byte {at}"
+                );
+            }
+        }
+    }
+}
