@@ -23,7 +23,8 @@ use core::arch::x86_64::*;
 /// Most rows of C (lanes of one zmm) the short-problem kernel handles.
 pub(crate) const ROWS: usize = 16;
 /// Fewest rows of C it is used for: below this, 16 lanes for a few rows cost more than the
-/// blocked kernel's transpose (measured on Zen 5: m = 1, 2 ran at 0.5–0.7× of it, m = 4 to 7 at 0.75–1.05×, m = 8 at 1.1–1.5×).
+/// blocked kernel's transpose (measured on the development VM: m = 1, 2 ran at 0.5–0.7× of
+/// it, m = 4 to 7 at 0.74–1.05×, m = 8 to 12 at 1.1–1.7×).
 const MIN_ROWS: usize = 8;
 /// Columns of C per tile: one zmm accumulator each.
 const COLS: usize = 24;
