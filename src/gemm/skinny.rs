@@ -82,11 +82,11 @@ pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
             let a = apack.wrapping_add(kc * ROWS);
             // The source of the next block is fetched while this one is computed.
             let next = if kc + KB < kp {
-                SourceLines::of(p, j0, kc + KB)
+                SourceRuns::of(p, j0, kc + KB)
             } else if j0 + COLS < n {
-                SourceLines::of(p, j0 + COLS, 0)
+                SourceRuns::of(p, j0 + COLS, 0)
             } else {
-                SourceLines::NONE
+                SourceRuns::NONE
             };
             // SAFETY: kb pairs of A from pair kc; the buffer as converted; totals hold
             // COLS·NR floats.
@@ -98,57 +98,32 @@ pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
     }
 }
 
-/// The cache lines of B that one block (a tile of columns, a K block of pairs) converts: `runs`
-/// runs (its columns) of `run_bytes` bytes, `stride` bytes apart.
+/// The source of B that one block (a tile of columns, a K block of pairs) converts: `runs`
+/// runs (its columns) of `run_bytes ≤ 256` bytes, `stride` bytes apart.
 #[derive(Clone, Copy)]
-struct SourceLines {
+struct SourceRuns {
     at: *const u8,
     run_bytes: usize,
-    offset: usize,
     runs: usize,
     stride: isize,
 }
 
-impl SourceLines {
-    const NONE: SourceLines = SourceLines {
+impl SourceRuns {
+    const NONE: SourceRuns = SourceRuns {
         at: core::ptr::null(),
-        run_bytes: 0,
-        offset: 0,
+        run_bytes: 1,
         runs: 0,
         stride: 0,
     };
 
-    /// The lines of the block at column `j0`, pair `kc` (both inside the problem).
-    fn of(p: &Problem, j0: usize, kc: usize) -> SourceLines {
-        let cols = COLS.min(p.n - j0);
-        let codes = (2 * KB).min(p.k - 2 * kc);
-        SourceLines {
+    /// The runs of the block at column `j0`, pair `kc` (both inside the problem).
+    fn of(p: &Problem, j0: usize, kc: usize) -> SourceRuns {
+        SourceRuns {
             at: p.b.wrapping_offset(j0 as isize * p.csb + 2 * kc as isize),
-            run_bytes: codes,
-            offset: 0,
-            runs: cols,
+            run_bytes: (2 * KB).min(p.k - 2 * kc),
+            runs: COLS.min(p.n - j0),
             stride: p.csb,
         }
-    }
-
-    /// How many lines are left (an upper bound).
-    fn count(&self) -> usize {
-        self.runs * self.run_bytes.div_ceil(64)
-    }
-
-    /// The address of the next line to fetch, if any.
-    fn next(&mut self) -> Option<*const u8> {
-        if self.runs == 0 {
-            return None;
-        }
-        let line = self.at.wrapping_add(self.offset);
-        self.offset += 64;
-        if self.offset >= self.run_bytes {
-            self.offset = 0;
-            self.at = self.at.wrapping_offset(self.stride);
-            self.runs -= 1;
-        }
-        Some(line)
     }
 }
 
@@ -193,11 +168,12 @@ unsafe fn convert_b(
 /// One K block of `kb ≤ KB` pairs for all [`COLS`] columns: each accumulator (16 rows of one
 /// column) starts at +0 and takes the block's pairs in order, one `vdpbf16ps` per pair with the
 /// B pair broadcast; the block sums are stored into `totals` (row `j` of `NR` floats), or added
-/// to them when `add`. The lines of `next` are prefetched, spread over the pairs.
+/// to them when `add`. One run of `next` is prefetched into L2 per four pairs (`KB / 4 ≥
+/// COLS` runs fit in a whole block; a short last block prefetches less of the next tile).
 ///
 /// # Safety
-/// `a` holds `kb·16` words; `buf` a converted block (see [`convert_b`]);
-/// `totals` is writable for `COLS·NR` floats.
+/// `a` holds `kb·16` words; `buf` a converted block (see [`convert_b`]); `totals` is writable
+/// for `COLS·NR` floats.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 unsafe fn block(
     kb: usize,
@@ -205,25 +181,39 @@ unsafe fn block(
     buf: *const u32,
     totals: *mut f32,
     add: bool,
-    mut next: SourceLines,
+    next: SourceRuns,
 ) {
-    let per_pair = next.count().div_ceil(kb);
     // SAFETY: reads inside the packed A and the buffer, writes inside totals (caller);
     // prefetches never fault.
     unsafe {
         let mut acc = [_mm512_setzero_ps(); COLS];
-        for q in 0..kb {
-            for _ in 0..per_pair {
-                if let Some(line) = next.next() {
-                    _mm_prefetch::<_MM_HINT_T1>(line.cast());
-                }
-            }
+        let step = |q: usize, acc: &mut [__m512; COLS]| {
             let av: __m512bh = core::mem::transmute(_mm512_loadu_si512(a.add(q * ROWS).cast()));
             for (j, x) in acc.iter_mut().enumerate() {
                 let bw: __m512bh =
                     core::mem::transmute(_mm512_set1_epi32(*buf.add(j * KB + q) as i32));
                 *x = _mm512_dpbf16_ps(*x, av, bw);
             }
+        };
+        let (mut run, mut run_at) = (0, next.at);
+        let mut q = 0;
+        while q + 4 <= kb {
+            if run < next.runs {
+                // A run of up to 256 bytes covers at most five lines.
+                for off in [0, 64, 128, 192, next.run_bytes - 1] {
+                    _mm_prefetch::<_MM_HINT_T1>(run_at.wrapping_add(off).cast());
+                }
+                run += 1;
+                run_at = run_at.wrapping_offset(next.stride);
+            }
+            for u in 0..4 {
+                step(q + u, &mut acc);
+            }
+            q += 4;
+        }
+        while q < kb {
+            step(q, &mut acc);
+            q += 1;
         }
         for (j, x) in acc.iter().enumerate() {
             let t = totals.add(j * NR);
