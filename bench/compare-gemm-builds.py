@@ -19,7 +19,7 @@ if len(sys.argv) not in (3, 5):
 names = sys.argv[3:5] if len(sys.argv) == 5 else ["base", "new"]
 bins = {names[0]: sys.argv[1], names[1]: sys.argv[2]}
 base, new = names
-shapes = [f"{m},8192,2048" for m in (1, 2, 4, 8, 12, 16)] + ["16,2048,8192", "16,8192,2048,nn"]
+shapes = [f"{m},8192,2048" for m in (1, 4, 8, 16, 24, 32)] + ["16,2048,8192", "16,8192,2048,nn"]
 
 
 def shape(b, s, t):

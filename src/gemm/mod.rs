@@ -42,7 +42,7 @@
 //! (vectorised when C's column stride is 1). B micro-panels are packed right before the first
 //! row block uses them; the micro-kernel prefetches the B block of the next sweep (and, for a
 //! single row block with K-contiguous B, the source of the next micro-panel), and C's lines
-//! are prefetched before each tile's last K block. Short problems (up to 16 rows of C after
+//! are prefetched before each tile's last K block. Short problems (up to 32 rows of C after
 //! orientation, at least 48 columns, B K-contiguous: a decode step `X·Wᵀ`) take a kernel of their
 //! own with AVX512-BF16 and VBMI (`skinny.rs`): the vector runs along the rows of C and each pair
 //! of B is broadcast into one `vdpbf16ps`, so B is converted in its own order instead of

@@ -1,23 +1,24 @@
-//! AVX-512 BF16 GEMM for short problems with a K-contiguous B: 1 to 16 rows of C (after
-//! orientation), e.g. a decode step `Y = X·Wᵀ` with a handful of tokens and W stored row-major.
+//! AVX-512 BF16 GEMM for short problems with a K-contiguous B: 1 to 32 rows of C (after
+//! orientation), e.g. a decode step `Y = X·Wᵀ` with a few tokens and W stored row-major.
 //!
 //! The blocked kernel vectorises along the columns of C, so each FP8 code of B must be moved
 //! into a column-interleaved panel; for a K-contiguous B that is a transpose in registers, which
-//! costs about as much as the 16 multiply-adds each code of B takes part in when C has 16 rows.
-//! Here the vector runs along the rows instead: one zmm holds the pair `(2p, 2p+1)` of all 16
-//! rows of A (A packed once, `[p][16]` words, rows past `m` zero), and each pair of B is
-//! broadcast from memory into one `vdpbf16ps`, so B only needs converting FP8 → bf16 in the
-//! order its pairs already lie.
+//! costs about as much as the 16 or 32 multiply-adds each code of B takes part in here. This
+//! kernel runs the vectors along the rows instead: one zmm (two for m > 16) holds the pair
+//! `(2p, 2p+1)` of 16 rows of A (A packed once, `[p][16·V]` words, rows past `m` zero), and each
+//! pair of B is broadcast from memory into one `vdpbf16ps` per row vector, so B only needs
+//! converting FP8 → bf16 in the order its pairs already lie.
 //!
-//! Work goes in blocks: a tile of [`COLS`] columns × a K block of [`KB`] pairs. A block's B is
-//! converted into a 12 KiB buffer (one row of `KB` words per column) that stays in L1; the
-//! [`COLS`] accumulators run over the block in pair order, summed from +0 and added to the tile
-//! totals: the same additions in the same order as every other kernel (see the module
-//! documentation of [`super`]). Columns past `n` are zero in the buffer and never written.
-//! Two buffers alternate: while one block is computed, the next is converted into the other
-//! (AVX512-VBMI byte lookups, spread over the pair loop so that they overlap the multiply-adds),
-//! and the source of the block after that is prefetched into L2 (into L1 the columns of a
-//! power-of-two K would evict each other: they map to the same few sets).
+//! Work goes in blocks: a tile of 24 (one row vector) or 12 (two) columns × a K block of [`KB`]
+//! pairs, 24 zmm accumulators either way. A block's B is converted into a 12 KiB buffer (one row
+//! of `KB` words per column) that stays in L1; the accumulators run over the block in pair
+//! order, summed from +0 and added to the tile totals: the same additions in the same order as
+//! every other kernel (see the module documentation of [`super`]). Columns past `n` are zero in
+//! the buffer and never written. Two buffers alternate: while one block is computed, the next is
+//! converted into the other (AVX512-VBMI byte lookups, spread over the pair loop so that they
+//! overlap the multiply-adds), and the source of the block after that is prefetched into L2
+//! (into L1 the columns of a power-of-two K would evict each other: they map to the same few
+//! sets).
 
 use super::scalar;
 use super::x86::{lut, pack_panel, write_unit};
@@ -25,12 +26,14 @@ use super::{KB, NR, Problem};
 use crate::fp8::Fp8Format;
 use core::arch::x86_64::*;
 
-/// Most rows of C (lanes of one zmm) the short-problem kernel handles.
-pub(crate) const ROWS: usize = 16;
-/// Columns of C per tile: one zmm accumulator each.
-const COLS: usize = 24;
+/// Most rows of C (lanes of two zmm) the short-problem kernel handles.
+pub(crate) const ROWS: usize = 32;
+/// Accumulators (zmm) per tile: `24 / V` columns of C × `V` vectors of 16 rows.
+const ACCUMULATORS: usize = 24;
+/// Most columns per tile (one row vector).
+const COLS: usize = ACCUMULATORS;
 
-/// Words of packed A for `k` (pairs rounded up to whole K blocks).
+/// Words of packed A for `k` (pairs rounded up to whole K blocks), for up to [`ROWS`] rows.
 fn a_words(k: usize) -> usize {
     k.div_ceil(2).div_ceil(KB) * KB * ROWS
 }
@@ -42,12 +45,22 @@ pub(crate) fn workspace_bytes(k: usize) -> usize {
     64 + (a_words(k) + 2 * COLS * KB + COLS * NR + ROWS * NR) * 4
 }
 
+/// Columns per tile for `m` rows: 24 with one row vector (m ≤ 16), 12 with two.
+fn tile_cols(m: usize) -> usize {
+    if m <= 16 {
+        ACCUMULATORS
+    } else {
+        ACCUMULATORS / 2
+    }
+}
+
 /// Whether [`run`] takes this problem: B K-contiguous, `m ≤ ROWS`, and at least two tiles of
 /// columns (a single partial tile computes mostly padding). Even for m = 1 it beat the blocked
-/// kernel on the development VM (1.0–1.3× for m = 1 to 7, interleaved runs): the 16 lanes for
-/// fewer rows cost less than the blocked kernel's transpose of B.
+/// kernel on the development VM (1.0–1.3× for m = 1 to 7, interleaved runs; about even at
+/// m = 17 to 20, where most of the second row vector is padding): the lanes for missing rows
+/// cost less than the blocked kernel's transpose of B.
 pub(crate) fn suits(p: &Problem) -> bool {
-    p.rsb == 1 && p.m <= ROWS && p.n >= 2 * COLS && vbmi_available()
+    p.rsb == 1 && p.m <= ROWS && p.n >= 2 * tile_cols(p.m) && vbmi_available()
 }
 
 /// Whether AVX512-VBMI (the byte lookups of [`Conversion`]) is available; the kernel also needs
@@ -70,7 +83,24 @@ fn vbmi_available() -> bool {
 /// [`workspace_bytes`]`(p.k)` bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx512vbmi")]
 pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
+    // SAFETY: forwarded contract; tile_cols(m) columns of V·16 ≥ m rows.
+    unsafe {
+        if p.m <= 16 {
+            run_tiles::<1, ACCUMULATORS>(p, ws)
+        } else {
+            run_tiles::<2, { ACCUMULATORS / 2 }>(p, ws)
+        }
+    }
+}
+
+/// [`run`] with tiles of `C` columns and `V` row vectors (`V·16 ≥ m`, `C = tile_cols(m)`).
+///
+/// # Safety
+/// As [`run`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx512vbmi")]
+unsafe fn run_tiles<const V: usize, const C: usize>(p: &Problem, ws: &mut [u8]) {
     let (m, n, k) = (p.m, p.n, p.k);
+    debug_assert!(m <= 16 * V && C == tile_cols(m));
     debug_assert!(suits(p) && k > 0);
     debug_assert!(ws.len() >= workspace_bytes(k));
     let kp = k.div_ceil(2);
@@ -90,15 +120,15 @@ pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
     let la = lut(p.a_fmt);
     let lb = ByteTables::of(p.b_fmt);
     let ta = scalar::bf16_lut(p.a_fmt);
-    // SAFETY: rows < m of A are inside the validated A; the panel (kp pairs of 16 words, K
+    // SAFETY: rows < m of A are inside the validated A; the panel (kp pairs of 16·V words, K
     // blocks contiguous) fits in a_words(k).
-    unsafe { pack_panel(p.a, p.rsa, p.csa, m, ROWS, k, &la, ta, apack, KB * ROWS) };
+    unsafe { pack_panel(p.a, p.rsa, p.csa, m, 16 * V, k, &la, ta, apack, KB * 16 * V) };
     // Blocks in order: (first column, first pair); the one after `(j0, kc)`, if any.
     let after = |(j0, kc): (usize, usize)| {
         if kc + KB < kp {
             Some((j0, kc + KB))
-        } else if j0 + COLS < n {
-            Some((j0 + COLS, 0))
+        } else if j0 + C < n {
+            Some((j0 + C, 0))
         } else {
             None
         }
@@ -107,21 +137,21 @@ pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
     // buffer as it runs, and prefetches the source of the one after that.
     let mut cur = Some((0, 0));
     // SAFETY: block (0, 0) is inside B; the buffer holds COLS·KB words.
-    unsafe { Conversion::of(p, 0, 0).run_all(&lb, bufs[0]) };
+    unsafe { Conversion::of(p, 0, 0, C).run_all(&lb, bufs[0]) };
     let mut which = 0;
     while let Some((j0, kc)) = cur {
         let next = after((j0, kc));
-        let convert = next.map_or(Conversion::NONE, |(j, c)| Conversion::of(p, j, c));
+        let convert = next.map_or(Conversion::NONE, |(j, c)| Conversion::of(p, j, c, C));
         let prefetch = next
             .and_then(after)
-            .map_or(SourceRuns::NONE, |(j, c)| SourceRuns::of(p, j, c));
+            .map_or(SourceRuns::NONE, |(j, c)| SourceRuns::of(p, j, c, C));
         let kb = KB.min(kp - kc);
         // SAFETY: kb pairs of A from pair kc; bufs[which] holds this block, converted; the
         // other buffer receives the next block (inside B); totals hold COLS·NR floats.
         unsafe {
-            block(
+            block::<V, C>(
                 kb,
-                apack.wrapping_add(kc * ROWS),
+                apack.wrapping_add(kc * 16 * V),
                 bufs[which],
                 totals,
                 kc > 0,
@@ -132,7 +162,7 @@ pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
         if kc + KB >= kp {
             // SAFETY: the tile's block of C (rows < m, columns j0 .. j0 + cols) is inside the
             // validated C; totals hold cols rows of NR floats, tile ROWS rows of NR floats.
-            unsafe { write_back(p, totals, tile, j0, m, COLS.min(n - j0)) };
+            unsafe { write_back(p, totals, tile, j0, m, C.min(n - j0)) };
         }
         cur = next;
         which = 1 - which;
@@ -157,12 +187,13 @@ impl SourceRuns {
         stride: 0,
     };
 
-    /// The runs of the block at column `j0`, pair `kc` (both inside the problem).
-    fn of(p: &Problem, j0: usize, kc: usize) -> SourceRuns {
+    /// The runs of the block at column `j0`, pair `kc` (both inside the problem), `tile`
+    /// columns wide.
+    fn of(p: &Problem, j0: usize, kc: usize, tile: usize) -> SourceRuns {
         SourceRuns {
             at: p.b.wrapping_offset(j0 as isize * p.csb + 2 * kc as isize),
             run_bytes: (2 * KB).min(p.k - 2 * kc),
-            runs: COLS.min(p.n - j0),
+            runs: tile.min(p.n - j0),
             stride: p.csb,
         }
     }
@@ -213,8 +244,10 @@ struct Conversion {
     at: *const u8,
     /// Bytes between columns.
     stride: isize,
-    /// Columns of B in the block (≤ COLS).
+    /// Columns of B in the block (≤ `tile`).
     cols: usize,
+    /// Columns of the tile (the buffer rows written).
+    tile: usize,
     /// Pairs in the block (≤ KB).
     kb: usize,
     /// Codes of each column from the block's start to the end of K.
@@ -226,16 +259,19 @@ impl Conversion {
         at: core::ptr::null(),
         stride: 0,
         cols: 0,
+        tile: 0,
         kb: 0,
         left: 0,
     };
 
-    /// The block at column `j0`, pair `kc` (both inside the problem).
-    fn of(p: &Problem, j0: usize, kc: usize) -> Conversion {
+    /// The block at column `j0`, pair `kc` (both inside the problem), `tile ≤ COLS` columns
+    /// wide.
+    fn of(p: &Problem, j0: usize, kc: usize, tile: usize) -> Conversion {
         Conversion {
             at: p.b.wrapping_offset(j0 as isize * p.csb + 2 * kc as isize),
             stride: p.csb,
-            cols: COLS.min(p.n - j0),
+            cols: tile.min(p.n - j0),
+            tile,
             kb: KB.min(p.k.div_ceil(2) - kc),
             left: p.k - 2 * kc,
         }
@@ -246,13 +282,13 @@ impl Conversion {
         self.kb.div_ceil(32)
     }
 
-    /// Zeroes the columns past `cols` in `buf` (the slots of their first `kb` pairs).
+    /// Zeroes the tile's columns past `cols` in `buf` (the slots of their first `kb` pairs).
     ///
     /// # Safety
     /// `buf` holds `COLS·KB` words.
     #[target_feature(enable = "avx512f")]
     unsafe fn zero_padding(&self, buf: *mut u32) {
-        for j in self.cols..COLS {
+        for j in self.cols..self.tile {
             for w in (0..32 * self.per_column()).step_by(16) {
                 // SAFETY: w + 16 ≤ KB: inside row j of the buffer.
                 unsafe { _mm512_storeu_si512(buf.add(j * KB + w).cast(), _mm512_setzero_si512()) };
@@ -309,19 +345,20 @@ impl Conversion {
     }
 }
 
-/// One K block of `kb ≤ KB` pairs for all [`COLS`] columns: each accumulator (16 rows of one
-/// column) starts at +0 and takes the block's pairs in order, one `vdpbf16ps` per pair with the
-/// B pair broadcast; the block sums are stored into `totals` (row `j` of `NR` floats), or added
-/// to them when `add`. Meanwhile, spread over the pairs so that it overlaps the multiply-adds,
-/// the next block is converted into its buffer (`next`), and one run of `prefetch` (the block
-/// after it) is fetched into L2 per four pairs (`KB / 4 ≥ COLS` runs fit in a whole block).
+/// One K block of `kb ≤ KB` pairs for the `C` columns of a tile and `V` vectors of 16 rows:
+/// each accumulator (16 rows of one column) starts at +0 and takes the block's pairs in order,
+/// one `vdpbf16ps` per pair with the B pair broadcast; the block sums are stored into `totals`
+/// (row `j` of `NR` floats, vector `v` at `16·v`), or added to them when `add`. Meanwhile,
+/// spread over the pairs so that it overlaps the multiply-adds, the next block is converted into
+/// its buffer (`next`), and one run of `prefetch` (the block after it) is fetched into L2 per
+/// four pairs (`KB / 4 ≥ C` runs fit in a whole block).
 ///
 /// # Safety
-/// `a` holds `kb·16` words; `buf` a converted block; `totals` is writable for `COLS·NR` floats;
+/// `a` holds `kb·16·V` words; `buf` a converted block; `totals` is writable for `C·NR` floats;
 /// `next` names a block inside the validated B (or none) and a buffer of `COLS·KB` words other
 /// than `buf`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx512vbmi")]
-unsafe fn block(
+unsafe fn block<const V: usize, const C: usize>(
     kb: usize,
     a: *const u32,
     buf: *const u32,
@@ -336,18 +373,23 @@ unsafe fn block(
     // buffer, conversion loads inside the next block (caller); prefetches never fault.
     unsafe {
         conv.zero_padding(dst);
-        let mut acc = [_mm512_setzero_ps(); COLS];
+        let mut acc = [[_mm512_setzero_ps(); V]; C];
         // Pair q (at `slot` in the buffer rows).
-        let step = |q: usize, slot: usize, acc: &mut [__m512; COLS]| {
-            let av: __m512bh = core::mem::transmute(_mm512_loadu_si512(a.add(q * ROWS).cast()));
-            for (j, x) in acc.iter_mut().enumerate() {
+        let step = |q: usize, slot: usize, acc: &mut [[__m512; V]; C]| {
+            let mut av = [core::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()); V];
+            for (v, x) in av.iter_mut().enumerate() {
+                *x = core::mem::transmute(_mm512_loadu_si512(a.add((q * V + v) * 16).cast()));
+            }
+            for (j, row) in acc.iter_mut().enumerate() {
                 let bw: __m512bh =
                     core::mem::transmute(_mm512_set1_epi32(*buf.add(j * KB + slot) as i32));
-                *x = _mm512_dpbf16_ps(*x, av, bw);
+                for (x, y) in row.iter_mut().zip(av.iter()) {
+                    *x = _mm512_dpbf16_ps(*x, *y, bw);
+                }
             }
         };
         // While the pairs of chunk g (32 pairs, 8 quads) are read from every buffer row, chunk
-        // (g + 2) mod 4 of the next block is written, COLS / 8 columns per quad: the rows are
+        // (g + 2) mod 4 of the next block is written, C / 8 columns per quad: the rows are
         // KB words apart, so the stores never share address bits 0–11 with the loads in
         // flight (which would stall the loads as possible conflicts: "4K aliasing").
         let groups = kb / 32;
@@ -366,8 +408,8 @@ unsafe fn block(
             let g = q / 32;
             let sub = (g + 2) % 4;
             if g < groups && sub < per_column {
-                let first = (q % 32) / 4 * (COLS / 8);
-                for j in first..(first + COLS / 8).min(conv.cols) {
+                let u = (q % 32) / 4;
+                for j in u * C / 8..((u + 1) * C / 8).min(conv.cols) {
                     conv.chunk(j, sub, l, dst);
                 }
                 converted |= 1 << sub;
@@ -390,14 +432,16 @@ unsafe fn block(
                 }
             }
         }
-        for (j, x) in acc.iter().enumerate() {
-            let t = totals.add(j * NR);
-            let total = if add {
-                _mm512_add_ps(_mm512_loadu_ps(t), *x)
-            } else {
-                *x
-            };
-            _mm512_storeu_ps(t, total);
+        for (j, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                let t = totals.add(j * NR + 16 * v);
+                let total = if add {
+                    _mm512_add_ps(_mm512_loadu_ps(t), *x)
+                } else {
+                    *x
+                };
+                _mm512_storeu_ps(t, total);
+            }
         }
     }
 }
@@ -488,7 +532,7 @@ mod tests {
         let fp8 = [DType::E4M3, DType::E5M2];
         let outs = [DType::F32, DType::BF16, DType::E4M3, DType::E5M2];
         for case in 0..72 {
-            let m = [1, 2, 5, 8, 9, 13, 16][rng.below(7)];
+            let m = [1, 2, 5, 8, 9, 13, 16, 17, 24, 31, 32][rng.below(11)];
             let n = [48, 49, 71, 200, 1000][rng.below(5)];
             // Last K blocks of 1, 2, 16, 40, 70, 100 and 128 pairs (0, 1, 2, 3 and 4 full chunks
             // of 32 pairs: the in-loop conversion schedule covers what the block's chunks allow).
