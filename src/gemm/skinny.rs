@@ -378,7 +378,8 @@ unsafe fn block<const V: usize, const C: usize>(
         let step = |q: usize, slot: usize, acc: &mut [[__m512; V]; C]| {
             let mut av = [core::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()); V];
             for (v, x) in av.iter_mut().enumerate() {
-                *x = core::mem::transmute(_mm512_loadu_si512(a.add((q * V + v) * 16).cast()));
+                let words = _mm512_loadu_si512(a.add((q * V + v) * 16).cast());
+                *x = core::mem::transmute::<__m512i, __m512bh>(words);
             }
             for (j, row) in acc.iter_mut().enumerate() {
                 let bw: __m512bh =
