@@ -744,7 +744,7 @@ fn short_problems_bit_exact() {
         let cs = Case {
             m: 1 + rng.below(32),
             n: rng.pick(&[48, 49, 95, 300, 1001]),
-            k: rng.pick(&[1, 2, 17, 256, 257, 700, 2049]),
+            k: rng.pick(&[1, 2, 17, 256, 257, 700, 1100, 2049]),
             ta: rng.pick(&FP8),
             tb: rng.pick(&FP8),
             tc,

@@ -43,12 +43,11 @@
 //! row block uses them; the micro-kernel prefetches the B block of the next sweep (and, for a
 //! single row block with K-contiguous B, the source of the next micro-panel), and C's lines
 //! are prefetched before each tile's last K block. Short problems (up to 32 rows of C after
-//! orientation, at least 48 columns, B K-contiguous: a decode step `X·Wᵀ`) take a kernel of their
-//! own with AVX512-BF16 and VBMI (`skinny.rs`): the vector runs along the rows of C and each pair
-//! of B is broadcast into one `vdpbf16ps`, so B is converted in its own order instead of
-//! transposed, overlapped with the multiply-adds of the previous block. The
-//! AVX2+FMA (6×16 tile) and NEON (8×12,
-//! `fmla` by lane) micro-kernels run the same loops over FP8 → f32 panels (two fused
+//! orientation, B K-contiguous, K and n not too small: a decode step `X·Wᵀ`) take a kernel of
+//! their own with AVX512-BF16 and VBMI (`skinny.rs`): the vectors run along the rows of C and
+//! each pair of B is broadcast into `vdpbf16ps`, so B is converted in its own order instead of
+//! transposed, overlapped with the multiply-adds of the previous block. The AVX2+FMA (6×16
+//! tile) and NEON (8×12, `fmla` by lane) micro-kernels run the same loops over FP8 → f32 panels (two fused
 //! multiply-adds per pair, odd element first, which rounds exactly as the reference). Threads
 //! split C into disjoint blocks of whole
 //! panels, each with its own packing buffers; with `std` up to 8 packing buffers are kept in a
