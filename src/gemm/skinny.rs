@@ -432,7 +432,7 @@ unsafe fn block<const V: usize, const C: usize>(
 }
 
 /// Writes the totals of columns `j0 .. j0 + cols` (row `j` of `totals` holds column `j0 + j`
-/// for rows 0..16) into rows `0 .. m` of C, through `tile` transposed to `[row][NR]`.
+/// for rows `0 .. 16·V`) into rows `0 .. m` of C, through `tile` transposed to `[row][NR]`.
 ///
 /// # Safety
 /// As in [`run`]; `totals` holds `cols` rows of `NR` floats, `tile` `ROWS·NR` floats.
