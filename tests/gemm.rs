@@ -590,6 +590,55 @@ fn mixed_sign_nans_give_the_canonical_nan() {
     }
 }
 
+/// `UNITFP8_BACKEND` selects the GEMM kernel with the back end (`scalar`: the scalar GEMM);
+/// without it the fastest kernel runs. The process-wide choice is made once, so each setting
+/// runs in a child process (this test binary, filtered to this test).
+#[test]
+fn backend_variable_selects_the_gemm_kernel() {
+    const CHILD: &str = "UNITFP8_GEMM_TEST_CHILD";
+    if let Some(want) = std::env::var_os(CHILD) {
+        let got = Exec::global().gemm_kernel();
+        assert_eq!(got.name(), want.to_str().unwrap(), "{:?}", Exec::global());
+        return;
+    }
+    assert_eq!(
+        Exec::new(Backend::Scalar).unwrap().gemm_kernel(),
+        GemmKernel::Scalar
+    );
+    let mut settings = vec![(None, GemmKernel::best())];
+    for b in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+        settings.push((Some(b.name()), GemmKernel::for_backend(b)));
+    }
+    for (var, want) in settings {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "backend_variable_selects_the_gemm_kernel",
+            "--nocapture",
+        ])
+        .env(CHILD, want.name());
+        match var {
+            Some(v) => cmd.env("UNITFP8_BACKEND", v),
+            None => cmd.env_remove("UNITFP8_BACKEND"),
+        };
+        let out = match cmd.output() {
+            Ok(out) => out,
+            // E.g. under a user-mode emulator without binfmt_misc: the child cannot start.
+            Err(e) => {
+                eprintln!("backend_variable_selects_the_gemm_kernel: SKIPPED, no child ({e})");
+                return;
+            }
+        };
+        assert!(
+            out.status.success(),
+            "UNITFP8_BACKEND={var:?}: want {}\n{}",
+            want.name(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert_eq!(GemmKernel::for_backend(Backend::Scalar), GemmKernel::Scalar);
+}
+
 #[test]
 fn one_and_two_threads_identical() {
     let mut rng = Rng::from_time("threads");

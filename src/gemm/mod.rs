@@ -17,13 +17,21 @@
 //! sum keeps the relative error of random dot products below 1e-6 up to k = 8192. Then
 //! `r = α·total` (β = 0) or `r = α·total + β·c` (both products rounded, then the sum), and `r` is
 //! stored rounded to C's type: f32 as is, bf16 to nearest even (overflow to ±Inf), FP8 to nearest
-//! even with saturation to ±max (NaN stays NaN).
+//! even with saturation to ±max.
+//!
+//! **NaN results.** An element whose `r` is a NaN (a NaN input of either sign, `Inf − Inf`,
+//! `0·Inf`, or a NaN in C read by `β ≠ 0`) is stored as the one canonical NaN, positive and
+//! quiet: f32 `0x7FC00000`, bf16 `0x7FC0`, E4M3 `0x7F`, E5M2 `0x7E`. Which sign or payload the
+//! hardware would give depends on operand order, so no kernel lets it through: every write-back
+//! (scalar, AVX-512 blocked and short-problem, f32 FMA, AVX2, NEON, and the CUDA epilogue)
+//! replaces NaNs by the canonical one (`scalar::canonical_nan` and its vector form).
 //!
 //! - `β = 0` overwrites C without reading it (BLAS convention): NaN garbage in C does not
 //!   propagate. FP8 outputs require `β = 0` (else [`Error::InvalidArgument`]).
 //! - `k = 0` gives `C ← β·C` (zeros when `β = 0`); α is not used.
 //! - `m = 0` or `n = 0` is a no-op.
-//! - `α = 0` is not special-cased: NaN and Inf in A·B propagate as IEEE arithmetic says.
+//! - `α = 0` is not special-cased: NaN and Inf in A·B propagate as IEEE arithmetic says (a NaN
+//!   result being the canonical NaN).
 //! - C must not map two `(i, j)` to the same element, and the byte range C spans must not
 //!   intersect the ranges A and B span ([`Error::Overlap`]).
 //!
@@ -44,7 +52,7 @@
 //! single row block with K-contiguous B, the source of the next micro-panel), and C's lines
 //! are prefetched before each tile's last K block. Short problems (up to 32 rows of C after
 //! orientation, B K-contiguous, K and n not too small: a decode step `X·Wᵀ`) take a kernel of
-//! their own with AVX512-BF16 and VBMI (`skinny.rs`): the vectors run along the rows of C and
+//! their own with AVX512-BF16 and VBMI (`avx512/skinny.rs`): the vectors run along the rows of C and
 //! each pair of B is broadcast into `vdpbf16ps`, so B is converted in its own order instead of
 //! transposed, overlapped with the multiply-adds of the previous block. The AVX2+FMA (6×16
 //! tile) and NEON (8×12, `fmla` by lane) micro-kernels run the same loops over FP8 → f32 panels (two fused
@@ -56,6 +64,47 @@
 //!
 //! MXCSR must be in its default state (round to nearest, no flush-to-zero or
 //! denormals-are-zero) for the f32 FMA kernel and the FP8 write-back, as for any IEEE code.
+//!
+//! # Kernels and how they are chosen
+//! `registry.rs` holds one table of kernel entries, fastest first (each entry: the
+//! [`GemmKernel`], the [`Backend`] whose setting selects it, availability from the CPU features
+//! detected once at start, micro-tile, workspace size, entry point, and optionally a
+//! short-problem kernel with the row counts and K thresholds it suits). Everything else reads
+//! the table: [`GemmKernel::is_available`], [`GemmKernel::for_backend`], [`GemmKernel::best`],
+//! [`gemm_workspace_size`] (the kernel's own size function, and its short-problem kernel's),
+//! and the dispatch, which per thread block runs the short-problem kernel when it fits and K
+//! reaches its threshold, else the blocked kernel. The cache-blocking parameters are defined
+//! once there too: `BF16_PANEL_BLOCKING` (AVX-512: 448 KiB of packed A per row block, 8 MiB of
+//! B) and `F32_PANEL_BLOCKING` (AVX2, NEON: 384 KiB of A, 8 MiB of B).
+//!
+//! | kernel | file(s) | tile | selected by |
+//! |---|---|---|---|
+//! | `avx512-bf16` | `avx512/` (`primitives`, `pack`, `micro`, `blocked`; short problems `skinny`) | 12×32 | `avx512` back end, AVX512-BF16 |
+//! | `avx512-fma` | `avx512/` | 12×32 | `avx512` back end without BF16 |
+//! | `avx2-fma` | `avx2.rs` + `fpanel.rs` | 6×16 | fastest kernel on CPUs without AVX-512 |
+//! | `neon` | `neon.rs` + `fpanel.rs` | 8×12 | `neon` back end |
+//! | `scalar` | `scalar.rs` | — | `scalar` back end (`UNITFP8_BACKEND=scalar`), fallback |
+//!
+//! # How to add a GEMM kernel
+//! A kernel for a new instruction set touches its own file and the registry:
+//!
+//! 1. Its file (e.g. `src/gemm/sve.rs`, declared in this module under the `cfg` of its
+//!    architecture) computes a validated `Problem` with `k > 0` on the calling thread:
+//!    an `unsafe fn(&Problem, &mut [u8])` (the [`RawGemm`] contract, plus "the CPU has my
+//!    features" and "the workspace holds my size"). It must follow the semantics above **bit
+//!    for bit**: the accumulation order (blocks of [`KB`] pairs from `+0`, the odd product of
+//!    each pair first, block sums added in order), `α`/`β` as `scalar::finish`, the output
+//!    rounding of `scalar::store_c`, the canonical NaN. The simplest way is to reuse a driver:
+//!    `fpanel::run` takes an f32 FMA micro-kernel of any `MR × NR` tile (see `avx2.rs`, 60
+//!    lines), and `scalar::write_tile` writes any tile back.
+//! 2. The same file exports a `const ENTRY: KernelEntry` (kernel, back end, availability, tile,
+//!    workspace size function, entry point, optional short-problem kernel).
+//! 3. One line in `registry::KERNELS` (at its speed rank), and a variant of [`GemmKernel`] (with
+//!    its name in [`GemmKernel::name`]). A CPU feature it needs is probed in `src/cpu.rs`.
+//!
+//! The GEMM test suite (`tests/gemm.rs`) runs every available kernel against an independent
+//! model, bit for bit, over random shapes, every layout and type, NaN/Inf and threads; a new
+//! kernel is covered once it is in the table (under qemu for other architectures).
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2;

@@ -461,7 +461,7 @@ fn main() {
                 .find(|k| k.name() == name.as_str())
         })
         .filter(|k| k.is_available())
-        .unwrap_or_else(|| GemmKernel::for_backend(Backend::best()));
+        .unwrap_or_else(GemmKernel::best);
     println!("kernel: {}, threads: 1 and {all}", kernel.name());
     let mut thread_counts = vec![1];
     if all > 1 {
