@@ -40,6 +40,19 @@ impl Exec {
         }
     }
 
+    /// The same settings with GEMM kernel `kernel` (e.g. the AVX2+FMA kernel with the scalar
+    /// back end on a CPU without AVX-512); [`Error::Unsupported`] when this CPU lacks it.
+    pub fn with_gemm_kernel(self, kernel: GemmKernel) -> Result<Exec, Error> {
+        if kernel.is_available() {
+            Ok(Exec {
+                gemm_kernel: kernel,
+                ..self
+            })
+        } else {
+            Err(Error::Unsupported)
+        }
+    }
+
     /// The back end.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -22,8 +22,8 @@ pub(crate) type RunFn = unsafe fn(p: &Problem, ws: &mut [u8]);
 /// threshold for its row count ([`ShortKernel::min_k_by_rows`]).
 #[derive(Clone, Copy)]
 pub(crate) struct ShortKernel {
-    /// Name (diagnostics).
-    #[allow(dead_code)]
+    /// Name (for diagnostics and tests).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub name: &'static str,
     /// Whether this CPU runs it (it may need more features than its blocked kernel).
     pub available: fn() -> bool,
@@ -51,7 +51,7 @@ pub(crate) struct KernelEntry {
     pub available: fn() -> bool,
     /// Micro-tile: rows of A × columns of B per micro-kernel call (`(1, 1)` for the scalar
     /// reference).
-    #[allow(dead_code)]
+    #[cfg_attr(not(test), allow(dead_code))]
     pub tile: (usize, usize),
     /// Workspace bytes for an `m × n × k` problem in either orientation (bounded by
     /// `max(m, n)`); 0 when the kernel packs nothing.
@@ -195,3 +195,44 @@ pub(crate) const F32_PANEL_BLOCKING: Blocking = Blocking {
     mc_max_panels: MC_MAX_PANELS,
     nc_max_panels: 256,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table's invariants: each kernel once, the scalar reference last and always there,
+    /// back-end selection and the short-problem thresholds well formed, workspace sizes that
+    /// grow with the problem and are 0 only for the scalar kernel.
+    #[test]
+    fn table_is_well_formed() {
+        for (i, e) in KERNELS.iter().enumerate() {
+            assert!(
+                KERNELS[..i].iter().all(|f| f.kernel != e.kernel),
+                "{:?}",
+                e.kernel
+            );
+            assert!(e.tile.0 > 0 && e.tile.1 > 0);
+            let (small, large) = (
+                (e.workspace_size)(1, 1, 1),
+                (e.workspace_size)(100, 300, 5000),
+            );
+            assert_eq!(small == 0, e.kernel == GemmKernel::Scalar, "{:?}", e.kernel);
+            assert!(large >= small);
+            if let Some(s) = &e.short {
+                assert!(!s.name.is_empty());
+                assert!(s.min_k_by_rows.windows(2).all(|w| w[0].0 < w[1].0));
+                assert!((s.workspace_size)(5000) >= (s.workspace_size)(1));
+            }
+        }
+        let last = KERNELS.last().unwrap();
+        assert_eq!(last.kernel, GemmKernel::Scalar);
+        assert!((last.available)());
+        assert_eq!(for_backend(Backend::Scalar), GemmKernel::Scalar);
+        for b in Backend::ALL {
+            let k = for_backend(b);
+            assert!(available(k).is_some());
+            assert!(k == GemmKernel::Scalar || entry(k).unwrap().backend == Some(b));
+        }
+        assert!(available(best()).is_some());
+    }
+}

@@ -118,7 +118,9 @@ fn canonical_nan(x: __m512) -> __m512 {
     )
 }
 
-/// Writes a tile into C where C's column stride is 1: `rows × cols` at `(i0, j0)`.
+/// Writes a tile into C where C's column stride is 1: `rows × cols` at `(i0, j0)`, tile row `i`
+/// at `tile + i·NR`; each element as [`scalar::write_tile`] writes it (α, β, canonical NaN,
+/// rounding to C's type).
 ///
 /// # Safety
 /// The elements lie inside the validated C of `p`, and `p.csc == 1`.
