@@ -6,24 +6,30 @@
 //! with `-C target-feature=+avx512f,...` gets the AVX-512 kernels). Each query below names every
 //! feature its kernels need, so a caller never combines raw features itself.
 
-/// Feature bits of [`detected`] (x86-64 only, except [`bit::DETECTED`]).
+// Feature bits of [`detected`] (x86-64 only, except `DETECTED`).
+/// AVX-512 F, BW, VL and DQ (the AVX-512 back end's baseline).
+const AVX512: u32 = 1 << 0;
+/// AVX512-VBMI (byte permutes).
 #[cfg_attr(
     not(all(target_arch = "x86_64", target_feature = "sse2")),
     allow(dead_code)
 )]
-mod bit {
-    /// AVX-512 F, BW, VL and DQ (the AVX-512 back end's baseline).
-    pub const AVX512: u32 = 1 << 0;
-    /// AVX512-VBMI (byte permutes).
-    pub const AVX512_VBMI: u32 = 1 << 1;
-    /// AVX512-BF16 (`vdpbf16ps`).
-    pub const AVX512_BF16: u32 = 1 << 2;
-    /// AVX2 and FMA.
-    pub const AVX2_FMA: u32 = 1 << 3;
-    /// Set once the other bits hold the probed features.
-    #[cfg(feature = "std")]
-    pub const DETECTED: u32 = 1 << 31;
-}
+const AVX512_VBMI: u32 = 1 << 1;
+/// AVX512-BF16 (`vdpbf16ps`).
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
+const AVX512_BF16: u32 = 1 << 2;
+/// AVX2 and FMA.
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
+const AVX2_FMA: u32 = 1 << 3;
+/// Set once the other bits hold the probed features.
+#[cfg(feature = "std")]
+const DETECTED: u32 = 1 << 31;
 
 /// Probes this CPU (run time, with `std`).
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -31,16 +37,16 @@ fn probe() -> u32 {
     use std::is_x86_feature_detected as has;
     let mut f = 0;
     if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512dq") {
-        f |= bit::AVX512;
+        f |= AVX512;
     }
     if has!("avx512vbmi") {
-        f |= bit::AVX512_VBMI;
+        f |= AVX512_VBMI;
     }
     if has!("avx512bf16") {
-        f |= bit::AVX512_BF16;
+        f |= AVX512_BF16;
     }
     if has!("avx2") && has!("fma") {
-        f |= bit::AVX2_FMA;
+        f |= AVX2_FMA;
     }
     f
 }
@@ -57,11 +63,11 @@ fn detected() -> u32 {
     use core::sync::atomic::{AtomicU32, Ordering};
     static FEATURES: AtomicU32 = AtomicU32::new(0);
     let f = FEATURES.load(Ordering::Relaxed);
-    if f & bit::DETECTED != 0 {
+    if f & DETECTED != 0 {
         return f;
     }
     // Racing first calls probe twice and store the same value.
-    let f = probe() | bit::DETECTED;
+    let f = probe() | DETECTED;
     FEATURES.store(f, Ordering::Relaxed);
     f
 }
@@ -77,20 +83,20 @@ fn detected() -> u32 {
         target_feature = "avx512vl",
         target_feature = "avx512dq"
     )) {
-        f |= bit::AVX512;
+        f |= AVX512;
     }
     if cfg!(all(target_arch = "x86_64", target_feature = "avx512vbmi")) {
-        f |= bit::AVX512_VBMI;
+        f |= AVX512_VBMI;
     }
     if cfg!(all(target_arch = "x86_64", target_feature = "avx512bf16")) {
-        f |= bit::AVX512_BF16;
+        f |= AVX512_BF16;
     }
     if cfg!(all(
         target_arch = "x86_64",
         target_feature = "avx2",
         target_feature = "fma"
     )) {
-        f |= bit::AVX2_FMA;
+        f |= AVX2_FMA;
     }
     f
 }
@@ -101,7 +107,7 @@ fn has(bits: u32) -> bool {
 
 /// AVX-512 F, BW, VL and DQ: the AVX-512 back end and the AVX-512 f32-FMA GEMM kernel.
 pub(crate) fn avx512() -> bool {
-    has(bit::AVX512)
+    has(AVX512)
 }
 
 /// [`avx512`] plus VBMI: byte-lookup FP8 decoding.
@@ -110,7 +116,7 @@ pub(crate) fn avx512() -> bool {
     allow(dead_code)
 )]
 pub(crate) fn avx512_vbmi() -> bool {
-    has(bit::AVX512 | bit::AVX512_VBMI)
+    has(AVX512 | AVX512_VBMI)
 }
 
 /// [`avx512`] plus BF16: the `vdpbf16ps` GEMM kernel.
@@ -119,7 +125,7 @@ pub(crate) fn avx512_vbmi() -> bool {
     allow(dead_code)
 )]
 pub(crate) fn avx512_bf16() -> bool {
-    has(bit::AVX512 | bit::AVX512_BF16)
+    has(AVX512 | AVX512_BF16)
 }
 
 /// [`avx512`] plus BF16 and VBMI: the AVX-512 short-problem GEMM kernel.
@@ -128,7 +134,7 @@ pub(crate) fn avx512_bf16() -> bool {
     allow(dead_code)
 )]
 pub(crate) fn avx512_bf16_vbmi() -> bool {
-    has(bit::AVX512 | bit::AVX512_BF16 | bit::AVX512_VBMI)
+    has(AVX512 | AVX512_BF16 | AVX512_VBMI)
 }
 
 /// AVX2 and FMA: the AVX2 GEMM kernel.
@@ -137,7 +143,7 @@ pub(crate) fn avx512_bf16_vbmi() -> bool {
     allow(dead_code)
 )]
 pub(crate) fn avx2_fma() -> bool {
-    has(bit::AVX2_FMA)
+    has(AVX2_FMA)
 }
 
 /// Advanced SIMD, part of every AArch64 CPU.

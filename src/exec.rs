@@ -16,17 +16,15 @@ pub struct Exec {
 impl Exec {
     /// Settings for `backend` on one thread, with the GEMM kernel of that back end
     /// ([`GemmKernel::for_backend`]: the scalar reference for [`Backend::Scalar`]);
-    /// [`Error::Unsupported`] when the back end cannot run here.
+    /// [`Status::Unsupported`](crate::error::Status::Unsupported) when the back end cannot run
+    /// here.
     pub fn new(backend: Backend) -> Result<Exec, Error> {
-        if backend.is_available() {
-            Ok(Exec {
-                backend,
-                gemm_kernel: GemmKernel::for_backend(backend),
-                threads: 1,
-            })
-        } else {
-            Err(Error::Unsupported)
-        }
+        backend.kernels()?;
+        Ok(Exec {
+            backend,
+            gemm_kernel: GemmKernel::for_backend(backend),
+            threads: 1,
+        })
     }
 
     /// The same settings with `threads` threads (at least 1): the calling thread plus up to
@@ -41,16 +39,14 @@ impl Exec {
     }
 
     /// The same settings with GEMM kernel `kernel` (e.g. the AVX2+FMA kernel with the scalar
-    /// back end on a CPU without AVX-512); [`Error::Unsupported`] when this CPU lacks it.
+    /// back end on a CPU without AVX-512);
+    /// [`Status::Unsupported`](crate::error::Status::Unsupported) when this CPU lacks it.
     pub fn with_gemm_kernel(self, kernel: GemmKernel) -> Result<Exec, Error> {
-        if kernel.is_available() {
-            Ok(Exec {
-                gemm_kernel: kernel,
-                ..self
-            })
-        } else {
-            Err(Error::Unsupported)
-        }
+        kernel.check_available()?;
+        Ok(Exec {
+            gemm_kernel: kernel,
+            ..self
+        })
     }
 
     /// The back end.

@@ -29,6 +29,8 @@ pub mod exec;
 pub mod fp8;
 pub mod gemm;
 pub mod linear;
+pub mod nan;
+pub mod op;
 pub mod residual;
 pub mod rng;
 pub mod rounding;
@@ -41,7 +43,7 @@ mod parallel;
 pub use backend::Backend;
 pub use cast::{CastParams, cast, cast_amax, cast_transpose};
 pub use dtype::{DType, Element};
-pub use error::Error;
+pub use error::{Error, Status};
 pub use exec::Exec;
 #[cfg(feature = "std")]
 pub use exec::{num_threads, set_num_threads};

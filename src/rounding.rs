@@ -1,7 +1,7 @@
 //! Rounding modes, with their C ABI codes. A leaf module: the FP8 codecs ([`crate::fp8`]) and
 //! the element types ([`crate::dtype`]) both use it.
 
-use crate::error::Error;
+use crate::error::{Error, Value};
 
 /// How a value is rounded to a narrower type. The discriminants are the C ABI codes.
 ///
@@ -28,13 +28,16 @@ pub enum Rounding {
 }
 
 impl Rounding {
-    /// Parses a C ABI code; anything else is [`Error::InvalidArgument`].
-    pub const fn from_code(code: u32) -> Result<Rounding, Error> {
+    /// Parses a C ABI code; anything else is [`Status::InvalidArgument`](crate::error::Status::InvalidArgument).
+    pub fn from_code(code: u32) -> Result<Rounding, Error> {
         match code {
             0 => Ok(Rounding::NearestSaturate),
             1 => Ok(Rounding::Nearest),
             2 => Ok(Rounding::StochasticSaturate),
-            _ => Err(Error::InvalidArgument),
+            _ => Err(Error::invalid(
+                "rounding must be a rounding code (0 nearest-saturate, 1 nearest, 2 stochastic-saturate), got {}",
+                &[Value::U(u64::from(code))],
+            )),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The portable GEMM: decode tables (generated at compile time from [`Fp8Format::decode_bits`]),
-//! the reference dot product that defines the accumulation order of every back end, the NaN
-//! rule ([`canonical_nan`]), and the element-wise write-back shared by all paths.
+//! the reference dot product that defines the accumulation order of every back end, and the
+//! element-wise write-back shared by all paths (with the NaN rule of [`crate::nan`]).
 
 use super::registry::KernelEntry;
 use super::{GemmKernel, KB, Problem};
@@ -26,22 +26,6 @@ pub(super) const ENTRY: KernelEntry = KernelEntry {
 unsafe fn run_with_workspace(p: &Problem, _ws: &mut [u8]) {
     // SAFETY: forwarded contract.
     unsafe { run(p) }
-}
-
-/// The bits of the one NaN a GEMM produces: every NaN result, whatever the signs and payloads
-/// of the NaNs (or the Inf − Inf, 0 · Inf) that made it, is stored as the positive quiet NaN
-/// (f32 `0x7FC0_0000`; rounded to C's type: bf16 `0x7FC0`, E4M3 `0x7F`, E5M2 `0x7E`), so that
-/// results are bit-identical on every back end.
-pub(crate) const CANONICAL_NAN_BITS: u32 = 0x7FC0_0000;
-
-/// `x`, or the canonical NaN ([`CANONICAL_NAN_BITS`]) when `x` is a NaN.
-#[inline(always)]
-pub(crate) fn canonical_nan(x: f32) -> f32 {
-    if x.is_nan() {
-        f32::from_bits(CANONICAL_NAN_BITS)
-    } else {
-        x
-    }
 }
 
 #[cfg_attr(
@@ -150,11 +134,11 @@ pub(crate) unsafe fn dot(
 
 /// `α·acc + β·c_old` as every path computes it: `β = 0` ignores (and does not read) `c_old`;
 /// otherwise the two products are rounded to f32, then summed (no fused multiply-add). A NaN
-/// result is the canonical NaN ([`canonical_nan`]).
+/// result is the canonical NaN ([`crate::nan::canonical`]).
 #[inline(always)]
 pub(crate) fn finish(acc: f32, alpha: f32, beta: f32, c_old: impl FnOnce() -> f32) -> f32 {
     let r = alpha * acc;
-    canonical_nan(if beta != 0.0 { r + beta * c_old() } else { r })
+    crate::nan::canonical(if beta != 0.0 { r + beta * c_old() } else { r })
 }
 
 /// Reads C element `idx` (in elements) as f32 (f32 or bf16 C only; FP8 C is never read).

@@ -106,7 +106,7 @@ fn to_fp8(x: __m512, fmt: Fp8Format) -> __m512i {
     _mm512_or_si512(code, sign)
 }
 
-/// [`scalar::canonical_nan`] on 16 lanes: every NaN lane becomes the canonical NaN.
+/// [`crate::nan::canonical`] on 16 lanes: every NaN lane becomes the canonical NaN.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn canonical_nan(x: __m512) -> __m512 {
@@ -114,7 +114,7 @@ fn canonical_nan(x: __m512) -> __m512 {
     _mm512_mask_mov_ps(
         x,
         nan,
-        _mm512_set1_ps(f32::from_bits(scalar::CANONICAL_NAN_BITS)),
+        _mm512_set1_ps(f32::from_bits(crate::nan::CANONICAL_NAN_BITS)),
     )
 }
 
