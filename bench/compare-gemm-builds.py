@@ -10,7 +10,8 @@ peak is measured, then every shape runs on each binary in turn (`--shape`, the m
 three calls). Prints the medians over the rounds, the ratio, the per-round ratio range and the
 new build's fraction of the peak, for one and two threads. The environment variable SHAPES
 (space-separated m,n,k[,layout] items, e.g. SHAPES="2048,2048,2048 16,8192,2048") replaces the
-default shapes.
+default shapes; METRIC=cpu compares GFLOP/s per CPU second (the benchmark's "CPU time" figure: on a
+shared machine it does not count time the threads spent descheduled) instead of per wall second.
 """
 import os
 import statistics
@@ -29,7 +30,8 @@ if os.environ.get("SHAPES"):
 
 def shape(b, s, t):
     out = subprocess.run([b, "--threads", str(t), "--shape", s], capture_output=True, text=True).stdout
-    v = [float(l.split()[4]) for l in out.splitlines() if l.startswith("shape")]
+    field = 8 if os.environ.get("METRIC") == "cpu" else 4
+    v = [float(l.split()[field].rstrip(")")) for l in out.splitlines() if l.startswith("shape")]
     return statistics.median(v)
 
 
