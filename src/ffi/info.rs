@@ -32,7 +32,10 @@ const fn parse_version_component(s: &str) -> u32 {
     let mut v = 0u32;
     let mut i = 0;
     while i < b.len() {
-        assert!(b[i].is_ascii_digit(), "version component is not a decimal number");
+        assert!(
+            b[i].is_ascii_digit(),
+            "version component is not a decimal number"
+        );
         v = v * 10 + (b[i] - b'0') as u32;
         i += 1;
     }
