@@ -7,7 +7,7 @@
 use unitfp8::backend::scalar::{f16_bits_to_f32, scale_f32};
 use unitfp8::fp8::{f32_to_bf16_bits, f32_to_f16_bits};
 use unitfp8::rng::stochastic_bits;
-use unitfp8::{Backend, CastParams, DType, Error, Exec, MixParams, Rounding};
+use unitfp8::{Backend, CastParams, DType, Exec, MixParams, Rounding, Status};
 
 const TYPES: [DType; 5] = [
     DType::F32,
@@ -153,7 +153,7 @@ fn cast_all_pairs_all_modes_match_model() {
                             )
                         };
                         if rounding == Rounding::StochasticSaturate && dst_t.fp8().is_none() {
-                            assert_eq!(r, Err(Error::Unsupported));
+                            assert_eq!(status_of(r), Err(Status::Unsupported));
                             assert!(
                                 dst.iter().all(|&b| b == POISON),
                                 "output touched on failure"
@@ -580,7 +580,7 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
         for tau in [f32::NAN, -0.01, 1.01, f32::INFINITY] {
             let mp = MixParams::new(tau);
             assert_eq!(
-                exec.residual_mix_raw(
+                status_of(exec.residual_mix_raw(
                     xp,
                     fp,
                     op,
@@ -589,8 +589,8 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                     core::ptr::null_mut(),
                     DType::E4M3,
                     &mp
-                ),
-                Err(Error::InvalidArgument)
+                )),
+                Err(Status::InvalidArgument)
             );
         }
         let mp = MixParams::new(0.5);
@@ -598,7 +598,7 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
         let mut xs = vec![0f32; 80];
         let xsp = xs.as_mut_ptr() as *mut u8;
         assert_eq!(
-            exec.residual_mix_raw(
+            status_of(exec.residual_mix_raw(
                 xsp,
                 fp,
                 xsp.add(4),
@@ -607,21 +607,39 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 core::ptr::null_mut(),
                 DType::E4M3,
                 &mp
-            ),
-            Err(Error::Overlap)
+            )),
+            Err(Status::Overlap)
         );
         // FP8 copy overlapping the output.
         assert_eq!(
-            exec.residual_mix_raw(xp, fp, op, DType::F32, 64, op.add(100), DType::E4M3, &mp),
-            Err(Error::Overlap)
+            status_of(exec.residual_mix_raw(
+                xp,
+                fp,
+                op,
+                DType::F32,
+                64,
+                op.add(100),
+                DType::E4M3,
+                &mp
+            )),
+            Err(Status::Overlap)
         );
         // FP8 copy of a non-FP8 type; FP8 I/O.
         assert_eq!(
-            exec.residual_mix_raw(xp, fp, op, DType::F32, 64, op.add(512), DType::BF16, &mp),
-            Err(Error::InvalidArgument)
+            status_of(exec.residual_mix_raw(
+                xp,
+                fp,
+                op,
+                DType::F32,
+                64,
+                op.add(512),
+                DType::BF16,
+                &mp
+            )),
+            Err(Status::InvalidArgument)
         );
         assert_eq!(
-            exec.residual_mix_raw(
+            status_of(exec.residual_mix_raw(
                 xp,
                 fp,
                 op,
@@ -630,12 +648,12 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 core::ptr::null_mut(),
                 DType::E4M3,
                 &mp
-            ),
-            Err(Error::Unsupported)
+            )),
+            Err(Status::Unsupported)
         );
         // Null inputs.
         assert_eq!(
-            exec.residual_mix_raw(
+            status_of(exec.residual_mix_raw(
                 core::ptr::null(),
                 fp,
                 op,
@@ -644,12 +662,12 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 core::ptr::null_mut(),
                 DType::E4M3,
                 &mp
-            ),
-            Err(Error::NullPointer)
+            )),
+            Err(Status::NullPointer)
         );
         // Backward: grad_x and grad_f overlapping.
         assert_eq!(
-            exec.residual_mix_backward_raw(
+            status_of(exec.residual_mix_backward_raw(
                 xp,
                 op,
                 op.add(8),
@@ -659,8 +677,8 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 core::ptr::null_mut(),
                 DType::E5M2,
                 &mp
-            ),
-            Err(Error::Overlap)
+            )),
+            Err(Status::Overlap)
         );
         // Casts.
         let bad_scale = CastParams {
@@ -668,49 +686,49 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
             ..CastParams::default()
         };
         assert_eq!(
-            exec.cast_raw(xp, DType::F32, op, DType::E4M3, 64, &bad_scale),
-            Err(Error::InvalidArgument)
+            status_of(exec.cast_raw(xp, DType::F32, op, DType::E4M3, 64, &bad_scale)),
+            Err(Status::InvalidArgument)
         );
         let sr = CastParams {
             rounding: Rounding::StochasticSaturate,
             ..CastParams::default()
         };
         assert_eq!(
-            exec.cast_raw(xp, DType::F32, op, DType::BF16, 64, &sr),
-            Err(Error::Unsupported)
+            status_of(exec.cast_raw(xp, DType::F32, op, DType::BF16, 64, &sr)),
+            Err(Status::Unsupported)
         );
         assert_eq!(
-            exec.cast_raw(
+            status_of(exec.cast_raw(
                 xsp,
                 DType::F32,
                 xsp.add(1),
                 DType::E4M3,
                 64,
                 &CastParams::default()
-            ),
-            Err(Error::Overlap)
+            )),
+            Err(Status::Overlap)
         );
         assert_eq!(
-            exec.cast_raw(
+            status_of(exec.cast_raw(
                 xp,
                 DType::F32,
                 core::ptr::null_mut(),
                 DType::E4M3,
                 64,
                 &CastParams::default()
-            ),
-            Err(Error::NullPointer)
+            )),
+            Err(Status::NullPointer)
         );
         assert_eq!(
-            exec.cast_raw(
+            status_of(exec.cast_raw(
                 xp,
                 DType::F32,
                 op,
                 DType::E4M3,
                 usize::MAX / 2,
                 &CastParams::default()
-            ),
-            Err(Error::InvalidArgument)
+            )),
+            Err(Status::InvalidArgument)
         );
         // n = 0 is a no-op even with null pointers.
         assert_eq!(
@@ -727,7 +745,7 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
         // Cast-transpose: short leading dimensions, overflowing shapes, overlapping outputs.
         let p = CastParams::default();
         assert_eq!(
-            exec.cast_transpose_raw(
+            status_of(exec.cast_transpose_raw(
                 xp,
                 DType::F32,
                 4,
@@ -739,11 +757,11 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 4,
                 DType::E4M3,
                 &p
-            ),
-            Err(Error::InvalidArgument)
+            )),
+            Err(Status::InvalidArgument)
         );
         assert_eq!(
-            exec.cast_transpose_raw(
+            status_of(exec.cast_transpose_raw(
                 xp,
                 DType::F32,
                 4,
@@ -755,11 +773,11 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 4,
                 DType::E4M3,
                 &p
-            ),
-            Err(Error::InvalidArgument)
+            )),
+            Err(Status::InvalidArgument)
         );
         assert_eq!(
-            exec.cast_transpose_raw(
+            status_of(exec.cast_transpose_raw(
                 xp,
                 DType::F32,
                 4,
@@ -771,11 +789,11 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 3,
                 DType::E4M3,
                 &p
-            ),
-            Err(Error::InvalidArgument)
+            )),
+            Err(Status::InvalidArgument)
         );
         assert_eq!(
-            exec.cast_transpose_raw(
+            status_of(exec.cast_transpose_raw(
                 xp,
                 DType::F32,
                 usize::MAX / 4,
@@ -787,11 +805,11 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 4,
                 DType::E4M3,
                 &p
-            ),
-            Err(Error::InvalidArgument)
+            )),
+            Err(Status::InvalidArgument)
         );
         assert_eq!(
-            exec.cast_transpose_raw(
+            status_of(exec.cast_transpose_raw(
                 xp,
                 DType::F32,
                 4,
@@ -803,16 +821,20 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 4,
                 DType::E4M3,
                 &p
-            ),
-            Err(Error::Overlap)
+            )),
+            Err(Status::Overlap)
         );
     }
     assert!(untouched(&buf));
     // Safe API: mismatched lengths.
     let mut short = [unitfp8::E4M3::ZERO; 3];
     assert_eq!(
-        unitfp8::cast(&x[..], &mut short[..], &CastParams::default()),
-        Err(Error::InvalidArgument)
+        status_of(unitfp8::cast(
+            &x[..],
+            &mut short[..],
+            &CastParams::default()
+        )),
+        Err(Status::InvalidArgument)
     );
 }
 
@@ -1344,4 +1366,9 @@ fn cast_transpose_aligned_bands() {
             );
         }
     }
+}
+
+/// The status of a result, for comparing error kinds.
+fn status_of<T>(r: Result<T, unitfp8::Error>) -> Result<T, unitfp8::Status> {
+    r.map_err(|e| e.status())
 }
