@@ -152,8 +152,6 @@
  */
 #define UNITFP8_VERSION_PATCH 0
 
-
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -34,13 +34,14 @@
 enum { BATCH = 64, D_IN = 32, WIDTH = 128, CLASSES = 10, BLOCKS = 2, TEACHER = 64, VAL = 512 };
 static const float TAU = 0.4f;
 
-/* Every library call goes through CHECK: a failure prints the call, the status and exits. */
+/* Every library call goes through CHECK: a failure prints the call, the status and the
+ * library's detail (which argument broke which rule), and exits. */
 #define CHECK(call)                                                                         \
     do {                                                                                    \
         int32_t status_ = (call);                                                           \
         if (status_ != UNITFP8_OK) {                                                        \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,            \
-                    unitfp8_status_string(status_));                                        \
+            fprintf(stderr, "%s:%d: %s failed: %s (%s)\n", __FILE__, __LINE__, #call,       \
+                    unitfp8_status_string(status_), unitfp8_last_error());                  \
             exit(2);                                                                        \
         }                                                                                   \
     } while (0)
@@ -205,7 +206,7 @@ static float cross_entropy(const model *m, size_t n, const int *label, float *dl
 }
 
 typedef struct {
-    float *dlogits, *dh, *dx_branch, *df, *da, *g_in, *g_out, *g1, *g2;
+    float *dlogits, *dh, *df, *da, *g_in, *g_out, *g1, *g2;
     uint8_t *df8, *da8;
 } grads;
 
@@ -229,15 +230,15 @@ static void backward(model *m, grads *g, size_t n, const float *x) {
         CHECK(unitfp8_residual_mix_backward(g->dh, g->dh, g->df, UNITFP8_F32, n * WIDTH, TAU, 0, g->df8,
                                             UNITFP8_E5M2, UNITFP8_ROUND_NEAREST_SATURATE, 0));
         /* linear 2: da = α·df·W2, dW2 = α·dfᵀ·a */
-        CHECK(unitfp8_linear_backward_data(n, WIDTH, WIDTH, nan, g->df8, m->w2_8[l], g->da, UNITFP8_F32));
+        CHECK(unitfp8_linear_backward_data(n, WIDTH, WIDTH, nan, g->df8, m->w2_8[l], 0.0f, g->da, UNITFP8_F32));
         CHECK(unitfp8_linear_backward_weight(n, WIDTH, WIDTH, nan, g->df8, m->a8[l], 0.0f, g->g2 + (size_t)l * WIDTH * WIDTH));
         /* activation: dz = sqrt(2)·[z > 0]·da, cast to E5M2 */
         for (size_t i = 0; i < n * WIDTH; i++) g->da[i] = m->z1[l][i] > 0 ? 1.41421356f * g->da[i] : 0.0f;
         cast_e5m2(g->da, g->da8, n * WIDTH);
-        /* linear 1: du = α·dz·W1 (added to the skip path's gradient), dW1 = α·dzᵀ·u */
-        CHECK(unitfp8_linear_backward_data(n, WIDTH, WIDTH, nan, g->da8, m->w1_8[l], g->dx_branch, UNITFP8_F32));
+        /* linear 1: dh += α·dz·W1 (β = 1 adds the branch's gradient to the skip path's),
+           dW1 = α·dzᵀ·u */
+        CHECK(unitfp8_linear_backward_data(n, WIDTH, WIDTH, nan, g->da8, m->w1_8[l], 1.0f, g->dh, UNITFP8_F32));
         CHECK(unitfp8_linear_backward_weight(n, WIDTH, WIDTH, nan, g->da8, m->h8[l], 0.0f, g->g1 + (size_t)l * WIDTH * WIDTH));
-        for (size_t i = 0; i < n * WIDTH; i++) g->dh[i] += g->dx_branch[i];
     }
     /* input layer: dW_in = dh0ᵀ·x */
     memset(g->g_in, 0, sizeof(float) * WIDTH * D_IN);
@@ -293,7 +294,6 @@ int main(int argc, char **argv) {
     grads g = {
         .dlogits = xmalloc(sizeof(float) * BATCH * CLASSES),
         .dh = xmalloc(sizeof(float) * BATCH * WIDTH),
-        .dx_branch = xmalloc(sizeof(float) * BATCH * WIDTH),
         .df = xmalloc(sizeof(float) * BATCH * WIDTH),
         .da = xmalloc(sizeof(float) * BATCH * WIDTH),
         .g_in = xmalloc(sizeof(float) * WIDTH * D_IN),
