@@ -33,24 +33,34 @@ cargo cinstall --release --library-type staticlib --prefix "$tmp/static"
 
 step "installed layout"
 p="$tmp/prefix"
-for f in include/unitfp8.h lib/libunitfp8.a lib/pkgconfig/unitfp8.pc \
-    "lib/libunitfp8.so.$version" share/cmake/unitfp8/unitfp8Config.cmake \
+# The library folder is cargo-c's default: lib/, or lib/<multiarch triple>/ on Debian-like systems.
+libdir_of() {
+    local pc
+    pc="$(find "$1" -name unitfp8.pc -path '*/pkgconfig/*')"
+    [[ -n "$pc" ]] || die "no unitfp8.pc under $1"
+    dirname "$(dirname "$pc")"
+}
+lib="$(libdir_of "$p")"
+slib="$(libdir_of "$tmp/static")"
+echo "library folder: ${lib#"$p"/}"
+for f in include/unitfp8.h "${lib#"$p"/}/libunitfp8.a" "${lib#"$p"/}/pkgconfig/unitfp8.pc" \
+    "${lib#"$p"/}/libunitfp8.so.$version" share/cmake/unitfp8/unitfp8Config.cmake \
     share/cmake/unitfp8/unitfp8ConfigVersion.cmake; do
     [[ -f "$p/$f" ]] || die "$f not installed"
 done
-[[ "$(readlink "$p/lib/libunitfp8.so")" == "libunitfp8.so.$version" ]] || die "lib/libunitfp8.so link"
-[[ "$(readlink "$p/lib/libunitfp8.so.$major")" == "libunitfp8.so.$version" ]] || die "lib/libunitfp8.so.$major link"
+[[ "$(readlink "$lib/libunitfp8.so")" == "libunitfp8.so.$version" ]] || die "libunitfp8.so link"
+[[ "$(readlink "$lib/libunitfp8.so.$major")" == "libunitfp8.so.$version" ]] || die "libunitfp8.so.$major link"
 cmp "$p/include/unitfp8.h" include/unitfp8.h || die "the installed header differs from include/unitfp8.h"
-dyn="$(readelf -d "$p/lib/libunitfp8.so.$version")"
+dyn="$(readelf -d "$lib/libunitfp8.so.$version")"
 [[ "$dyn" == *"Library soname: [libunitfp8.so.$major]"* ]] || die "SONAME is not libunitfp8.so.$major"
-sections="$(readelf -S -W "$p/lib/libunitfp8.so.$version")"
+sections="$(readelf -S -W "$lib/libunitfp8.so.$version")"
 [[ "$sections" != *".debug_info"* ]] || die "the shared library carries debug info"
-grep -q '^Libs.private: .*-lpthread' "$p/lib/pkgconfig/unitfp8.pc" || die "unitfp8.pc lacks Libs.private"
-[[ ! -e "$tmp/static/lib/libunitfp8.so" ]] || die "the static-only install has a shared library"
-ls -l "$p/lib" "$p/include"
+grep -q '^Libs.private: .*-lpthread' "$lib/pkgconfig/unitfp8.pc" || die "unitfp8.pc lacks Libs.private"
+[[ -f "$slib/libunitfp8.a" && ! -e "$slib/libunitfp8.so" ]] || die "the static-only install is not static only"
+ls -l "$lib" "$p/include" "$p/share/cmake/unitfp8"
 echo "layout ok"
 
-export PKG_CONFIG_PATH="$p/lib/pkgconfig"
+export PKG_CONFIG_PATH="$lib/pkgconfig"
 [[ "$(pkg-config --modversion unitfp8)" == "$version" ]] || die "pkg-config --modversion"
 
 step "(a) C with pkg-config --cflags --libs unitfp8 (shared)"
@@ -62,10 +72,10 @@ step "(a) C with pkg-config --cflags --libs unitfp8 (shared)"
     $(pkg-config --cflags --libs unitfp8)
 dyn="$(readelf -d "$tmp/test_shared")"
 [[ "$dyn" == *"Shared library: [libunitfp8.so.$major]"* ]] || die "the program does not need libunitfp8.so.$major"
-(cd "$tmp" && LD_LIBRARY_PATH="$p/lib" ./version_shared "$version" && LD_LIBRARY_PATH="$p/lib" ./test_shared)
+(cd "$tmp" && LD_LIBRARY_PATH="$lib" ./version_shared "$version" && LD_LIBRARY_PATH="$lib" ./test_shared)
 
 step "(b) C with pkg-config --static (static-only install)"
-export PKG_CONFIG_PATH="$tmp/static/lib/pkgconfig"
+export PKG_CONFIG_PATH="$slib/pkgconfig"
 echo "pkg-config --static --libs unitfp8: $(pkg-config --static --libs unitfp8)"
 # shellcheck disable=SC2046
 "$CC" -std=c99 -Wall -Wextra -Werror -pedantic -O2 ffi-tests/c/test_ffi.c -o "$tmp/test_static" \
@@ -79,21 +89,23 @@ for b in test_static version_static; do
 done
 (cd "$tmp" && ./version_static "$version" && ./test_static)
 
-step "(c) C++17 through CMake find_package(unitfp8 $major.${version#*.})"
 want="${version%.*}"
+step "(c) C++17 through CMake find_package(unitfp8 $want)"
 CMAKE_PREFIX_PATH="$p" cmake -S ffi-tests/install/cmake -B "$tmp/cmake" -DUNITFP8_WANT_VERSION="$want" \
     -DCMAKE_BUILD_TYPE=Release >"$tmp/cmake.log" || { cat "$tmp/cmake.log"; die "cmake configure"; }
 cmake --build "$tmp/cmake" >"$tmp/cmake-build.log" || { cat "$tmp/cmake-build.log"; die "cmake build"; }
-(cd "$tmp" && LD_LIBRARY_PATH="$p/lib" "$tmp/cmake/consumer")
+(cd "$tmp" && LD_LIBRARY_PATH="$lib" "$tmp/cmake/consumer")
 if CMAKE_PREFIX_PATH="$p" cmake -S ffi-tests/install/cmake -B "$tmp/cmake-bad" \
     -DUNITFP8_WANT_VERSION="$((major + 1)).0" >"$tmp/cmake-bad.log" 2>&1; then
     die "find_package accepted version $((major + 1)).0 of unitfp8 $version"
 fi
+grep -q "unitfp8Config.cmake, version: $version" "$tmp/cmake-bad.log" ||
+    { cat "$tmp/cmake-bad.log"; die "find_package failed for another reason than the version"; }
 echo "find_package(unitfp8 $((major + 1)).0) refused, as it must be"
 
 step "(d) examples/c: make, then a short training run"
 cp examples/c/mus_train.c examples/c/Makefile "$tmp/"
-PKG_CONFIG_PATH="$p/lib/pkgconfig" make -s -C "$tmp" mus_train
-(cd "$tmp" && LD_LIBRARY_PATH="$p/lib" ./mus_train --steps 300 --target 0.80)
+PKG_CONFIG_PATH="$lib/pkgconfig" make -s -C "$tmp" mus_train
+(cd "$tmp" && LD_LIBRARY_PATH="$lib" ./mus_train --steps 300 --target 0.80)
 
 echo; echo "install tests passed"
