@@ -2,7 +2,7 @@
 //! argument and the rule that failed.
 //!
 //! An [`Error`] is a [`Status`] (what kind of failure; the C ABI returns its code) plus a
-//! [`Detail`]: a static template and up to three values, formatted only when displayed, so
+//! [`Detail`]: a static template and up to four values, formatted only when displayed, so
 //! building an error never allocates (the core is `no_std`). Its [`Display`](fmt::Display)
 //! reads like `invalid argument: ld_src (4) must be >= cols (8)`; [`Error::detail`] alone is
 //! the part after the colon, which the C ABI returns from `unitfp8_last_error()`.
@@ -145,12 +145,15 @@ impl fmt::Display for Value {
     }
 }
 
+/// The most values a [`Detail`] quotes.
+const MAX_VALUES: usize = 4;
+
 /// What exactly was wrong: a static template whose `{}` are replaced by the values in order,
 /// e.g. `"ld_src ({}) must be >= cols ({})"` with 4 and 8. It names the argument and the rule.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Detail {
     template: &'static str,
-    values: [Option<Value>; 3],
+    values: [Option<Value>; MAX_VALUES],
 }
 
 impl Detail {
@@ -158,13 +161,13 @@ impl Detail {
     pub const fn text(template: &'static str) -> Detail {
         Detail {
             template,
-            values: [None; 3],
+            values: [None; MAX_VALUES],
         }
     }
 
-    /// A detail with up to three values for the template's `{}`.
+    /// A detail with up to four values for the template's `{}` (more are dropped).
     pub fn new(template: &'static str, values: &[Value]) -> Detail {
-        let mut v = [None; 3];
+        let mut v = [None; MAX_VALUES];
         for (slot, value) in v.iter_mut().zip(values) {
             *slot = Some(*value);
         }

@@ -28,6 +28,7 @@ pub mod exec;
 pub mod fp8;
 pub mod gemm;
 pub mod linear;
+pub mod nan;
 pub mod op;
 pub mod residual;
 pub mod rng;

@@ -149,7 +149,7 @@ impl Exec {
         c: *mut u8,
         c_type: DType,
     ) -> Result<(), Error> {
-        let g = linear_gemm(
+        let op = linear_gemm(
             which,
             LinearLayout::Natural,
             s,
@@ -161,6 +161,6 @@ impl Exec {
             c_type,
         )?;
         // SAFETY: forwarded contract (dense buffers of these shapes).
-        unsafe { self.gemm_raw(&g) }
+        unsafe { self.run_gemm(self.gemm_kernel(), op) }
     }
 }

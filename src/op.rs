@@ -49,7 +49,7 @@ impl CastParams {
         )?;
         if self.rounding == Rounding::StochasticSaturate && dst_type.fp8().is_none() {
             return Err(Error::unsupported(
-                "stochastic rounding needs an e4m3 or e5m2 destination, got {}",
+                "stochastic rounding needs dst_type e4m3 or e5m2, got {}",
                 &[dst_type.name().into()],
             ));
         }
@@ -642,58 +642,78 @@ pub(crate) struct GemmOp {
     pub b_fmt: crate::Fp8Format,
 }
 
+/// The names a GEMM's operands go by in error messages: `["a", "b", "c"]` for the GEMM, the
+/// linear layer's own names (`x`, `w`, `y`, ...) for its products.
+pub(crate) type OperandNames = [&'static str; 3];
+
 impl GemmOp {
     /// Validates a GEMM; `Ok(None)` when C is empty (nothing to compute).
     pub fn new(g: &RawGemm) -> Result<Option<GemmOp>, Error> {
+        GemmOp::named(g, ["a", "b", "c"])
+    }
+
+    /// [`GemmOp::new`] with the operands called `names` (A, B, C) in error messages.
+    pub fn named(g: &RawGemm, names: OperandNames) -> Result<Option<GemmOp>, Error> {
+        let [na, nb, nc] = names;
         let fp8 = |arg: &'static str, t: DType| {
             t.fp8().ok_or_else(|| {
                 Error::unsupported(
-                    "{} must be e4m3 or e5m2, got {}",
+                    "the type of {} must be e4m3 or e5m2, got {}",
                     &[arg.into(), t.name().into()],
                 )
             })
         };
-        let a_fmt = fp8("a_type", g.a.dtype)?;
-        let b_fmt = fp8("b_type", g.b.dtype)?;
+        let a_fmt = fp8(na, g.a.dtype)?;
+        let b_fmt = fp8(nb, g.b.dtype)?;
         let c_type = g.c.dtype;
         if c_type == DType::F16 {
             return Err(Error::unsupported(
-                "c_type must be f32, bf16, e4m3 or e5m2, got {}",
-                &[c_type.name().into()],
+                "the type of {} must be f32, bf16, e4m3 or e5m2, got {}",
+                &[nc.into(), c_type.name().into()],
             ));
         }
         require(
             c_type.fp8().is_none() || g.beta == 0.0,
-            "beta must be 0 when c_type is {}, got {}",
-            &[c_type.name().into(), g.beta.into()],
+            "beta must be 0 when {} is {}, got {}",
+            &[nc.into(), c_type.name().into(), g.beta.into()],
         )?;
         let (m, n, k) = (g.m, g.n, g.k);
         if m == 0 || n == 0 {
             return Ok(None);
         }
-        non_null(g.c.ptr as usize, "c is null")?;
+        let null = |arg: &'static str, p: *const u8| {
+            if p.is_null() {
+                Err(Error::with(
+                    Status::NullPointer,
+                    crate::error::Detail::new("{} is null", &[arg.into()]),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        null(nc, g.c.ptr)?;
         if k > 0 {
-            non_null(g.a.ptr as usize, "a is null")?;
-            non_null(g.b.ptr as usize, "b is null")?;
+            null(na, g.a.ptr)?;
+            null(nb, g.b.ptr)?;
         }
-        let c_range = operand_range("c", m, n, &g.c)?;
+        let c_range = operand_range(nc, m, n, &g.c)?;
         if self_overlaps(m, n, g.c.row_stride, g.c.col_stride) {
             return Err(Error::with(
                 Status::Overlap,
                 crate::error::Detail::new(
-                    "c maps two elements to one (row_stride {}, col_stride {})",
-                    &[g.c.row_stride.into(), g.c.col_stride.into()],
+                    "{} maps two elements to one (row_stride {}, col_stride {})",
+                    &[nc.into(), g.c.row_stride.into(), g.c.col_stride.into()],
                 ),
             ));
         }
         if k > 0 {
-            let a_range = operand_range("a", m, k, &g.a)?;
-            let b_range = operand_range("b", k, n, &g.b)?;
+            let a_range = operand_range(na, m, k, &g.a)?;
+            let b_range = operand_range(nb, k, n, &g.b)?;
             if ranges_meet(c_range, a_range) {
-                return Err(overlap("a", "c"));
+                return Err(overlap(na, nc));
             }
             if ranges_meet(c_range, b_range) {
-                return Err(overlap("b", "c"));
+                return Err(overlap(nb, nc));
             }
         }
         Ok(Some(GemmOp {
@@ -747,10 +767,11 @@ pub(crate) enum LinearLayout {
     KMajor,
 }
 
-/// The GEMM one product of a linear layer is: dense row-major buffers `a`, `b` (the two inputs
-/// in the order the C ABI takes them) and `c` of `c_type`; `α` NaN or ≤ 0 is `1/sqrt(fan_in)`.
-/// Shapes whose element counts overflow are [`Status::InvalidArgument`]; everything else is
-/// checked by [`GemmOp::new`].
+/// The GEMM one product of a linear layer is, validated: dense row-major buffers `a`, `b` (the
+/// two inputs in the order the C ABI takes them) and `c` of `c_type`; `α` NaN or ≤ 0 is
+/// `1/sqrt(fan_in)`. Shapes whose element counts overflow are [`Status::InvalidArgument`];
+/// everything else is checked by [`GemmOp::named`] with the layer's names for the operands.
+/// `Ok(None)`: nothing to compute.
 #[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(feature = "std"), allow(dead_code))]
 pub(crate) fn linear_gemm(
@@ -763,7 +784,7 @@ pub(crate) fn linear_gemm(
     beta: f32,
     c: *const u8,
     c_type: DType,
-) -> Result<RawGemm, Error> {
+) -> Result<Option<GemmOp>, Error> {
     let (bi, fi, fo) = (s.batch, s.fan_in, s.fan_out);
     for (rows, cols, what) in [
         (bi, fi, "batch x fan_in"),
@@ -789,7 +810,14 @@ pub(crate) fn linear_gemm(
     };
     let alpha = effective_alpha(alpha, fi);
     let c_mat = |cols| mat(c, c_type, ld(cols), 1);
-    Ok(match (which, layout) {
+    let names: OperandNames = match (which, layout) {
+        (LinearOp::Forward, _) => ["x", "w", "y"],
+        (LinearOp::BackwardData, LinearLayout::Natural) => ["dy", "w", "dx"],
+        (LinearOp::BackwardData, LinearLayout::KMajor) => ["dy", "w_t", "dx"],
+        (LinearOp::BackwardWeight, LinearLayout::Natural) => ["dy", "x", "dw"],
+        (LinearOp::BackwardWeight, LinearLayout::KMajor) => ["dy_t", "x_t", "dw"],
+    };
+    let g = match (which, layout) {
         (LinearOp::Forward, _) => RawGemm {
             m: bi,
             n: fo,
@@ -840,5 +868,6 @@ pub(crate) fn linear_gemm(
             beta,
             c: c_mat(fi),
         },
-    })
+    };
+    GemmOp::named(&g, names)
 }

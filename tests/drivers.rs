@@ -6,6 +6,7 @@
 
 use unitfp8::backend::scalar::{f16_bits_to_f32, scale_f32};
 use unitfp8::fp8::{f32_to_bf16_bits, f32_to_f16_bits};
+use unitfp8::nan::canonical;
 use unitfp8::rng::stochastic_bits;
 use unitfp8::{Backend, CastParams, DType, Exec, MixParams, Rounding, Status};
 
@@ -468,12 +469,13 @@ fn residual_mix_forward_matches_model() {
                         _ => &fb,
                     };
                     for i in 0..n {
-                        let y = round_io(io, a * read_f32(io, &x, i) + b * read_f32(io, &f, i));
-                        let got = read_f32(io, result, i);
-                        assert!(
-                            got.to_bits() == y.to_bits() || (got.is_nan() && y.is_nan()),
-                            "{exec:?} {io:?} i {i}"
+                        // The NaN rule: every NaN result is the canonical positive NaN.
+                        let y = round_io(
+                            io,
+                            canonical(a * read_f32(io, &x, i) + b * read_f32(io, &f, i)),
                         );
+                        let got = read_f32(io, result, i);
+                        assert_eq!(got.to_bits(), y.to_bits(), "{exec:?} {io:?} i {i}");
                         let cp = CastParams {
                             scale: 1.0,
                             rounding: mp.rounding,
@@ -539,11 +541,10 @@ fn residual_mix_backward_matches_model() {
                             } else {
                                 a * gi
                             };
-                            let (want_x, want_f) = (round_io(io, dx), round_io(io, b * gi));
+                            let (want_x, want_f) =
+                                (round_io(io, canonical(dx)), round_io(io, canonical(b * gi)));
                             let (got_x, got_f) = (read_f32(io, gx_res, i), read_f32(io, &gf, i));
-                            let same = |p: f32, q: f32| {
-                                p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan())
-                            };
+                            let same = |p: f32, q: f32| p.to_bits() == q.to_bits();
                             assert!(
                                 same(got_x, want_x),
                                 "{exec:?} {io:?} acc {accumulate} grad_x i {i}"
@@ -1371,4 +1372,115 @@ fn cast_transpose_aligned_bands() {
 /// The status of a result, for comparing error kinds.
 fn status_of<T>(r: Result<T, unitfp8::Error>) -> Result<T, unitfp8::Status> {
     r.map_err(|e| e.status())
+}
+
+/// The NaN rule (`unitfp8::nan`) on every back end: NaNs of both signs, quiet and signalling,
+/// with payloads, meeting each other and ±Inf (Inf − Inf, 0·Inf at τ = 0 or 1) in the mixes
+/// give the canonical positive NaN in every output type, and the FP8 copies give the positive
+/// canonical FP8 NaN.
+#[test]
+fn mix_nan_results_are_canonical() {
+    for exec in execs() {
+        for io in [DType::F32, DType::BF16, DType::F16] {
+            // Per type: +qNaN, -qNaN, +sNaN with payload, -NaN with payload, +Inf, -Inf, 1, -0.
+            let specials: [u32; 8] = match io {
+                DType::F32 => [
+                    0x7FC0_0000,
+                    0xFFC0_0000,
+                    0x7F80_0001,
+                    0xFFA5_0000,
+                    0x7F80_0000,
+                    0xFF80_0000,
+                    0x3F80_0000,
+                    0x8000_0000,
+                ],
+                DType::BF16 => [
+                    0x7FC0, 0xFFC0, 0x7F81, 0xFFA5, 0x7F80, 0xFF80, 0x3F80, 0x8000,
+                ],
+                _ => [
+                    0x7E00, 0xFE00, 0x7C01, 0xFDA5, 0x7C00, 0xFC00, 0x3C00, 0x8000,
+                ],
+            };
+            let canonical_bits = match io {
+                DType::F32 => 0x7FC0_0000u32,
+                DType::BF16 => 0x7FC0,
+                _ => 0x7E00,
+            };
+            let s = io.size();
+            let n = 64 + 3; // every ordered pair, plus a tail
+            let put = |v: &mut Vec<u8>, bits: u32| v.extend_from_slice(&bits.to_le_bytes()[..s]);
+            let (mut x, mut f) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                put(&mut x, specials[i % 8]);
+                put(&mut f, specials[(i / 8) % 8]);
+            }
+            let get = |v: &[u8], i: usize| {
+                let mut b = [0u8; 4];
+                b[..s].copy_from_slice(&v[i * s..(i + 1) * s]);
+                u32::from_le_bytes(b)
+            };
+            let is_nan = |bits: u32| read_f32(io, &bits.to_le_bytes()[..s], 0).is_nan();
+            for tau in [0.0f32, 0.5, 1.0] {
+                let mp = MixParams::new(tau);
+                let mut out = vec![POISON; n * s];
+                let mut q = vec![POISON; n];
+                // SAFETY: sized, disjoint buffers.
+                unsafe {
+                    exec.residual_mix_raw(
+                        x.as_ptr(),
+                        f.as_ptr(),
+                        out.as_mut_ptr(),
+                        io,
+                        n,
+                        q.as_mut_ptr(),
+                        DType::E4M3,
+                        &mp,
+                    )
+                }
+                .unwrap();
+                let mut nans = 0;
+                for i in 0..n {
+                    let o = get(&out, i);
+                    if is_nan(o) {
+                        nans += 1;
+                        assert_eq!(o, canonical_bits, "{exec:?} {io:?} tau {tau} i {i}");
+                        assert_eq!(q[i], 0x7F, "{exec:?} {io:?} copy i {i}");
+                    }
+                }
+                assert!(
+                    nans >= 28,
+                    "{exec:?} {io:?} tau {tau}: only {nans} NaN results"
+                );
+
+                let mut gx = f.clone();
+                let mut gf = vec![POISON; n * s];
+                let mut q = vec![POISON; n];
+                // SAFETY: sized, disjoint buffers.
+                unsafe {
+                    exec.residual_mix_backward_raw(
+                        x.as_ptr(),
+                        gx.as_mut_ptr(),
+                        gf.as_mut_ptr(),
+                        io,
+                        n,
+                        true,
+                        q.as_mut_ptr(),
+                        DType::E5M2,
+                        &mp,
+                    )
+                }
+                .unwrap();
+                for i in 0..n {
+                    for (name, v) in [("grad_x", get(&gx, i)), ("grad_f", get(&gf, i))] {
+                        if is_nan(v) {
+                            assert_eq!(v, canonical_bits, "{exec:?} {io:?} {name} i {i}");
+                        }
+                    }
+                    if is_nan(get(&gf, i)) {
+                        assert_eq!(q[i], 0x7E, "{exec:?} {io:?} E5M2 copy i {i}");
+                    }
+                }
+            }
+        }
+    }
 }

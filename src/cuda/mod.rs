@@ -580,7 +580,17 @@ pub unsafe fn residual_mix_backward_raw(
 /// # Safety
 /// Each operand valid on the device at every element its shape and strides address.
 pub unsafe fn gemm_raw(g: &RawGemm, stream: *mut c_void) -> CudaResult<()> {
-    let Some(GemmOp { g, .. }) = GemmOp::new(g)? else {
+    // SAFETY: forwarded contract.
+    unsafe { run_gemm(GemmOp::new(g)?, stream) }
+}
+
+/// Runs a validated GEMM (`None`: nothing to compute) on the device, after the CUDA-only
+/// checks.
+///
+/// # Safety
+/// As [`gemm_raw`].
+pub(crate) unsafe fn run_gemm(op: Option<GemmOp>, stream: *mut c_void) -> CudaResult<()> {
+    let Some(GemmOp { g, .. }) = op else {
         return built();
     };
     let (m, n, k) = (g.m, g.n, g.k);

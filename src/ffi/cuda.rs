@@ -308,7 +308,7 @@ unsafe fn linear(
     c_type: DType,
     stream: *mut c_void,
 ) -> Result<(), CudaError> {
-    let g = linear_gemm(
+    let op = linear_gemm(
         which,
         LinearLayout::KMajor,
         s,
@@ -320,7 +320,7 @@ unsafe fn linear(
         c_type,
     )?;
     // SAFETY: forwarded contract.
-    unsafe { cuda::gemm_raw(&g, stream) }
+    unsafe { cuda::run_gemm(op, stream) }
 }
 
 /// `unitfp8_linear_forward` on the device: `y[batch, fan_out] = alpha * x * W^T` with

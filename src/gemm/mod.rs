@@ -248,8 +248,8 @@ fn check_view(
     }
     let outside = || {
         Error::invalid(
-            "matrix view: a {} x {} view with strides ({}, {}) reaches outside its {} elements",
-            &[rows.into(), cols.into(), rs.into(), cs.into(), len.into()],
+            "a view with strides ({}, {}) reaches outside its {} elements",
+            &[rs.into(), cs.into(), len.into()],
         )
     };
     let (lo, hi) = span(rows, cols, rs, cs).ok_or_else(outside)?;
@@ -408,9 +408,12 @@ impl Problem {
 
 /// Validates a raw GEMM; `Ok(None)` when there is nothing to compute.
 fn validate(g: &RawGemm) -> Result<Option<Problem>, Error> {
-    let Some(GemmOp { g, a_fmt, b_fmt }) = GemmOp::new(g)? else {
-        return Ok(None);
-    };
+    Ok(GemmOp::new(g)?.map(orient))
+}
+
+/// The problem a validated GEMM is, oriented for the micro-kernels.
+fn orient(op: GemmOp) -> Problem {
+    let GemmOp { g, a_fmt, b_fmt } = op;
     let (m, n, k, c_type) = (g.m, g.n, g.k, g.c.dtype);
     let mut p = Problem {
         m,
@@ -454,7 +457,7 @@ fn validate(g: &RawGemm) -> Result<Option<Problem>, Error> {
     if along_m > along_n {
         p = p.transposed();
     }
-    Ok(Some(p))
+    p
 }
 
 /// `C ← β·C` (zeros when β = 0) for `k = 0`.
@@ -666,21 +669,19 @@ impl Exec {
         c: MatMut<'_, C>,
     ) -> Result<(), Error> {
         require(
-            a.rows == c.rows && b.cols == c.cols && a.cols == b.rows,
-            "shapes do not agree: a is {}x{}, b is {}x{}, c is {}",
-            &[
-                a.rows.into(),
-                a.cols.into(),
-                b.rows.into(),
-                b.cols.into(),
-                if a.rows != c.rows {
-                    "has another row count than a".into()
-                } else if b.cols != c.cols {
-                    "has another column count than b".into()
-                } else {
-                    "fine but a's columns are not b's rows".into()
-                },
-            ],
+            a.rows == c.rows,
+            "c has {} rows, a has {} (a is m x k, c is m x n)",
+            &[c.rows.into(), a.rows.into()],
+        )?;
+        require(
+            b.cols == c.cols,
+            "c has {} columns, b has {} (b is k x n, c is m x n)",
+            &[c.cols.into(), b.cols.into()],
+        )?;
+        require(
+            a.cols == b.rows,
+            "a has {} columns, b has {} rows (a is m x k, b is k x n)",
+            &[a.cols.into(), b.rows.into()],
         )?;
         let raw = |ptr: *const u8, dtype, rs, cs| RawMatrix {
             ptr,
@@ -750,7 +751,23 @@ impl Exec {
         g: &RawGemm,
     ) -> Result<(), Error> {
         kernel.check_available()?;
-        let Some(p) = validate(g)? else {
+        // SAFETY: forwarded contract.
+        unsafe { self.run_gemm(kernel, GemmOp::new(g)?) }
+    }
+
+    /// Runs a validated GEMM (`None`: nothing to compute) with `kernel` on these settings'
+    /// threads.
+    ///
+    /// # Safety
+    /// The operands of `op` are valid for their shapes and strides.
+    #[cfg(feature = "std")]
+    pub(crate) unsafe fn run_gemm(
+        &self,
+        kernel: GemmKernel,
+        op: Option<GemmOp>,
+    ) -> Result<(), Error> {
+        kernel.check_available()?;
+        let Some(p) = op.map(orient) else {
             return Ok(());
         };
         if p.k == 0 {
