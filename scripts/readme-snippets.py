@@ -2,6 +2,7 @@
 """Runs every code block of README.md exactly as written, in order (part of scripts/test.sh).
 
     scripts/readme-snippets.py [--list] [README]
+    scripts/readme-snippets.py --self-test   (the runner must catch planted failures)
 
 A fenced block's language says how it runs:
   sh, bash   bash -euo pipefail, from the repository root; variables it exports carry over to
@@ -68,8 +69,51 @@ def run(cmd, env, cwd, what):
         raise RuntimeError(f"{what}: exit status {r.returncode}")
 
 
+SELF_TEST = """# t
+
+```c
+int main(void) { return 3; }
+```
+
+```julia
+x = 1
+```
+
+*Not run by the tests: planted, must be skipped.*
+
+```python
+raise SystemExit(1)
+```
+
+```python
+raise SystemExit(4)
+```
+"""
+
+
+def self_test():
+    """The runner must report a failing block and an unmarked unknown language, and skip an
+    opted-out block."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "README.md")
+        with open(path, "w") as f:
+            f.write(SELF_TEST)
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), path], capture_output=True,
+                           text=True)
+        out = r.stdout + r.stderr
+        want = ["README line 3 (c): exit status 3", "README line 7 (julia): no way to run",
+                "README line 17 (python): exit status 4", "1 opted out"]
+        missing = [w for w in want if w not in out]
+        if r.returncode == 0 or missing or "exit status 1" in out:
+            sys.exit(f"readme-snippets self-test failed (exit {r.returncode}, missing {missing}):\n{out}")
+    print("readme-snippets self-test passed")
+
+
 def main():
     args = sys.argv[1:]
+    if args == ["--self-test"]:
+        self_test()
+        return
     list_only = "--list" in args
     args = [a for a in args if a != "--list"]
     readme = args[0] if args else os.path.join(ROOT, "README.md")

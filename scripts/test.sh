@@ -23,5 +23,6 @@ scripts/test-aarch64.sh
 step "install tests: cargo cinstall, then C, static C, C++ (CMake) and examples/c"
 ffi-tests/install/run.sh
 step "README code blocks"
+"$PYTHON" scripts/readme-snippets.py --self-test
 "$PYTHON" scripts/readme-snippets.py
 echo; echo "all tests passed"
