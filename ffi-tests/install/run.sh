@@ -8,8 +8,9 @@
 #     unitfp8_version() = Cargo.toml), built with `pkg-config --cflags --libs unitfp8`;
 #   - (b) static: the same from a static-only install (--library-type staticlib) with
 #     `pkg-config --static`; readelf must show no libunitfp8.so among the needed libraries;
-#   - (c) C++17 through CMake `find_package(unitfp8 0.1)` → unitfp8::unitfp8, and a request for
-#     an incompatible version must be refused;
+#   - (c) C++17 through CMake `find_package(unitfp8 0.1)` → unitfp8::unitfp8 and
+#     unitfp8::unitfp8_static (readelf: no libunitfp8.so needed), and a request for an
+#     incompatible version must be refused;
 #   - (d) the C example trainer (examples/c, its Makefile) on a short run that must reach its
 #     stated loss.
 # Needs cargo-c (cargo cinstall), pkg-config, cmake, readelf (scripts/setup.sh installs them).
@@ -95,6 +96,15 @@ CMAKE_PREFIX_PATH="$p" cmake -S ffi-tests/install/cmake -B "$tmp/cmake" -DUNITFP
     -DCMAKE_BUILD_TYPE=Release >"$tmp/cmake.log" || { cat "$tmp/cmake.log"; die "cmake configure"; }
 cmake --build "$tmp/cmake" >"$tmp/cmake-build.log" || { cat "$tmp/cmake-build.log"; die "cmake build"; }
 (cd "$tmp" && LD_LIBRARY_PATH="$lib" "$tmp/cmake/consumer")
+echo "static: unitfp8::unitfp8_static"
+CMAKE_PREFIX_PATH="$p" cmake -S ffi-tests/install/cmake -B "$tmp/cmake-static" -DUNITFP8_WANT_VERSION="$want" \
+    -DUNITFP8_STATIC=ON -DCMAKE_BUILD_TYPE=Release >"$tmp/cmake-static.log" ||
+    { cat "$tmp/cmake-static.log"; die "cmake configure (static)"; }
+cmake --build "$tmp/cmake-static" >"$tmp/cmake-static-build.log" ||
+    { cat "$tmp/cmake-static-build.log"; die "cmake build (static)"; }
+dyn="$(readelf -d "$tmp/cmake-static/consumer")"
+[[ "$dyn" != *"libunitfp8.so"* ]] || die "the unitfp8::unitfp8_static program needs libunitfp8.so"
+(cd "$tmp" && "$tmp/cmake-static/consumer")
 if CMAKE_PREFIX_PATH="$p" cmake -S ffi-tests/install/cmake -B "$tmp/cmake-bad" \
     -DUNITFP8_WANT_VERSION="$((major + 1)).0" >"$tmp/cmake-bad.log" 2>&1; then
     die "find_package accepted version $((major + 1)).0 of unitfp8 $version"
