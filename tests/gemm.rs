@@ -981,6 +981,39 @@ fn short_problems_bit_exact() {
 }
 
 #[test]
+fn decode_problems_bit_exact() {
+    // 1 to 8 rows of C with a K-contiguous B (layout kinds 1, 3, 6), K long enough for the
+    // AVX-512 few-row (decode) kernel, odd n and k (column and K tails), every output type,
+    // β ≠ 0, NaN and Inf in some cases, 1 and 2 threads (split over n).
+    let mut rng = Rng::from_time("decode");
+    for case in 0..64 {
+        let tc = OUT[case % 4];
+        let cs = Case {
+            m: 1 + case % 8,
+            n: rng.pick(&[3, 17, 33, 95, 257, 1001]),
+            k: rng.pick(&[64, 65, 255, 257, 513, 1100, 2049]),
+            ta: rng.pick(&FP8),
+            tb: rng.pick(&FP8),
+            tc,
+            alpha: rng.pick(&[1.0, -0.375f32]),
+            beta: if tc.fp8().is_some() || rng.below(2) == 0 {
+                0.0
+            } else {
+                0.5
+            },
+            la: rng.below(LAYOUTS),
+            lb: [1, 3, 6][case % 3],
+            lc: if case % 4 == 3 {
+                rng.below(LAYOUTS)
+            } else {
+                [0, 2, 5][rng.below(3)]
+            },
+        };
+        check_case(&mut rng, &cs, case % 5 == 0, &[1, 2]);
+    }
+}
+
+#[test]
 fn several_row_and_column_blocks() {
     // Large k makes the column blocks narrow (8 MiB of packed B) and the row blocks short, so
     // n > nc and m > mc: every loop of the blocked driver runs more than once.

@@ -28,7 +28,7 @@ pub(super) const ENTRY: KernelEntry = KernelEntry {
     tile: (MR, NR),
     workspace_size: fpanel::workspace_size::<MR, NR>,
     run,
-    short: None,
+    short: &[],
 };
 
 /// One K block of `kp ≤ KB` pairs (see [`super::fpanel::Micro`]): per pair, the odd `k` first,

@@ -58,8 +58,9 @@ pub(crate) struct KernelEntry {
     pub workspace_size: fn(m: usize, n: usize, k: usize) -> usize,
     /// The (blocked) kernel.
     pub run: RunFn,
-    /// The kernel for short problems, if any.
-    pub short: Option<ShortKernel>,
+    /// The kernels for short problems, in order of preference: the first that suits a
+    /// problem runs it.
+    pub short: &'static [ShortKernel],
 }
 
 /// Every kernel of this build, fastest first; the scalar reference is last and always present.
@@ -112,13 +113,14 @@ fn short_suits(short: &ShortKernel, p: &Problem) -> bool {
     min_k.is_some_and(|min_k| p.k >= min_k) && (short.fits)(p) && (short.available)()
 }
 
-/// The kernel of `entry` that runs `p`: its short-problem kernel when that suits `p`, else the
-/// blocked one.
+/// The kernel of `entry` that runs `p`: its first short-problem kernel that suits `p`, else
+/// the blocked one.
 pub(crate) fn choose(entry: &KernelEntry, p: &Problem) -> RunFn {
-    match &entry.short {
-        Some(short) if short_suits(short, p) => short.run,
-        _ => entry.run,
-    }
+    entry
+        .short
+        .iter()
+        .find(|s| short_suits(s, p))
+        .map_or(entry.run, |s| s.run)
 }
 
 /// Workspace bytes `entry` needs for an `m × n × k` problem (`m, n, k > 0`): enough for its
@@ -127,7 +129,8 @@ pub(crate) fn workspace_size(entry: &KernelEntry, m: usize, n: usize, k: usize) 
     let blocked = (entry.workspace_size)(m, n, k);
     entry
         .short
-        .map_or(blocked, |s| blocked.max((s.workspace_size)(k)))
+        .iter()
+        .fold(blocked, |w, s| w.max((s.workspace_size)(k)))
 }
 
 /// Most row panels of A per row block (every blocked kernel): bounds the per-block tiles of
@@ -218,7 +221,7 @@ mod tests {
             );
             assert_eq!(small == 0, e.kernel == GemmKernel::Scalar, "{:?}", e.kernel);
             assert!(large >= small);
-            if let Some(s) = &e.short {
+            for s in e.short {
                 assert!(!s.name.is_empty());
                 assert!(s.min_k_by_rows.windows(2).all(|w| w[0].0 < w[1].0));
                 assert!((s.workspace_size)(5000) >= (s.workspace_size)(1));

@@ -16,7 +16,7 @@ pub(super) const ENTRY: KernelEntry = KernelEntry {
     tile: (1, 1),
     workspace_size: |_, _, _| 0,
     run: run_with_workspace,
-    short: None,
+    short: &[],
 };
 
 /// [`run`] with the registry's signature (the workspace is not used).

@@ -7,6 +7,7 @@
 //! registry ([`super::registry`]) decides which of the two runs a problem.
 
 pub(super) mod blocked;
+pub(super) mod decode;
 pub(super) mod micro;
 pub(super) mod pack;
 pub(super) mod primitives;
@@ -56,6 +57,17 @@ const SHORT: ShortKernel = ShortKernel {
     run: skinny::run,
 };
 
+/// The few-row kernel ([`decode`]): up to [`decode::ROWS`] rows of C with a K-contiguous B (a
+/// linear layer's weight), streamed once and decoded in registers.
+const DECODE: ShortKernel = ShortKernel {
+    name: "avx512-bf16-decode",
+    available: crate::cpu::avx512_bf16_vbmi,
+    min_k_by_rows: &[(decode::ROWS, 64)],
+    fits: decode::fits,
+    workspace_size: decode::workspace_bytes,
+    run: decode::run,
+};
+
 /// Registry entry: AVX-512 BF16 (`vdpbf16ps`), with the short-problem kernel.
 pub(super) const BF16: KernelEntry = KernelEntry {
     kernel: GemmKernel::Avx512Bf16,
@@ -64,7 +76,7 @@ pub(super) const BF16: KernelEntry = KernelEntry {
     tile: (MR, NR),
     workspace_size: blocked::workspace_size,
     run: run_bf16,
-    short: Some(SHORT),
+    short: &[DECODE, SHORT],
 };
 
 /// Registry entry: AVX-512F f32 FMAs over the same bf16 panels (CPUs without AVX512-BF16).
@@ -75,5 +87,5 @@ pub(super) const FMA: KernelEntry = KernelEntry {
     tile: (MR, NR),
     workspace_size: blocked::workspace_size,
     run: run_fma,
-    short: None,
+    short: &[],
 };

@@ -158,12 +158,12 @@ unsafe fn run_tiles<const V: usize, const C: usize>(p: &Problem, ws: &mut [u8]) 
 }
 
 /// The FP8 → bf16 table split into bytes: low bytes of the 128 magnitudes in two zmm, high
-/// bytes in two more (the sign is or-ed in separately).
-struct ByteTables([__m512i; 4]);
+/// bytes in two more (the sign is or-ed in separately). Also used by [`super::decode`].
+pub(super) struct ByteTables(pub(super) [__m512i; 4]);
 
 impl ByteTables {
     #[target_feature(enable = "avx512f")]
-    fn of(fmt: Fp8Format) -> ByteTables {
+    pub(super) fn of(fmt: Fp8Format) -> ByteTables {
         let t = scalar::bf16_lut(fmt);
         let (mut lo, mut hi) = ([0u8; 128], [0u8; 128]);
         for c in 0..128 {

@@ -1,0 +1,418 @@
+//! AVX-512 BF16 GEMM for few-row products with a K-contiguous B: 1 to [`ROWS`] rows of C
+//! (after orientation), e.g. one decoded token `y = x·Wᵀ` with W stored row-major (n × k).
+//!
+//! Such a product reads each weight once, so it is bound by the bandwidth of B's bytes, not by
+//! arithmetic. This kernel streams B once, in groups of 16 columns (16 rows of W), and decodes
+//! in registers: the vector lanes run along the columns of C. Per step it loads one 64-byte
+//! line (32 pairs) of each of the group's 16 columns, transposes the 16 × 32 code pairs with
+//! four rounds of byte permutes (`vpermt2b`, 64 in all), so that each zmm holds two pairs of
+//! all 16 columns, and converts them FP8 → bf16 with byte lookups (`vpermi2b`) whose
+//! interleave (`vpunpck{l,h}bw`) yields one vector per pair: lane `j` holds the bf16 pair
+//! `(b[2p][j], b[2p+1][j])`. Each row of A then takes one `vdpbf16ps` per pair with its (bf16)
+//! A pair broadcast from a small packed copy of A; up to [`ROWS`] accumulators, one per row.
+//!
+//! The accumulation is the library's defined order (see the module documentation of
+//! [`crate::gemm`]): per K block of [`KB`] pairs each accumulator starts at +0 and takes the
+//! pairs in increasing order; the block sums are added in order; pairs past `k` are zero in
+//! both A and B and leave the sums unchanged (a sum that starts at +0 is never −0). Columns
+//! past `n` are computed from zeros and never written. The rows of the next lines are
+//! prefetched [`PREFETCH_BYTES`] ahead (at the end of a group, the start of the next group's).
+
+use super::super::{KB, Problem, scalar};
+use super::NR;
+use super::pack::pack_panel;
+use super::primitives::{lut, write_unit};
+use super::skinny::ByteTables;
+use core::arch::x86_64::*;
+
+/// Most rows of C the kernel handles (one accumulator each).
+pub(crate) const ROWS: usize = 8;
+/// Columns of C per group (lanes of one zmm).
+const COLS: usize = 16;
+/// How far ahead of the current line each column's source is prefetched, in bytes.
+const PREFETCH_BYTES: usize = 512;
+
+/// Pairs of A packed: rounded up to whole 32-pair steps.
+fn a_pairs(k: usize) -> usize {
+    k.div_ceil(2).div_ceil(32) * 32
+}
+
+/// Bytes of workspace [`run`] needs for depth `k`: 64 alignment bytes, packed A
+/// (`[pair][ROWS]` bf16-pair words) and one tile of `ROWS × NR` floats.
+pub(crate) fn workspace_bytes(k: usize) -> usize {
+    64 + (a_pairs(k) * ROWS + ROWS * NR) * 4
+}
+
+/// The layout conditions [`run`] needs: B K-contiguous and `1 ≤ m ≤ ROWS`. Whether it is
+/// also the fastest choice is the registry's decision.
+pub(crate) fn fits(p: &Problem) -> bool {
+    p.rsb == 1 && (1..=ROWS).contains(&p.m)
+}
+
+/// Logical bits of a code pair's place in a 16-column × 32-pair step: `q0..q4` (the pair,
+/// 0–4) and `r0..r3` (the column, 5–8).
+const R0: u8 = 5;
+/// One round of the transpose: registers `i` and `i | bit` (whose register-index bit holds the
+/// logical bit `reg_bit`) give two registers in which position bit `at` holds `reg_bit`
+/// instead of the logical bit `pos_bit`, which becomes the register-index bit (`x` = its
+/// value in output `x`); the other position bits are rearranged from `pos_in` to `pos_out`.
+/// Returns the `vpermt2b` byte indices of output `x` (bit 6: second source).
+const fn round_index(
+    pos_in: [u8; 5],
+    pos_out: [u8; 5],
+    reg_bit: u8,
+    pos_bit: u8,
+    x: u8,
+) -> [u8; 64] {
+    let mut idx = [0u8; 64];
+    let mut w = 0;
+    while w < 32 {
+        let mut val = [0u8; 9];
+        let mut j = 0;
+        while j < 5 {
+            val[pos_out[j] as usize] = ((w >> j) & 1) as u8;
+            j += 1;
+        }
+        val[pos_bit as usize] = x;
+        let src = val[reg_bit as usize];
+        let mut pin = 0;
+        let mut j = 0;
+        while j < 5 {
+            pin |= (val[pos_in[j] as usize] as usize) << j;
+            j += 1;
+        }
+        idx[2 * w] = src * 64 + 2 * pin as u8;
+        idx[2 * w + 1] = src * 64 + 2 * pin as u8 + 1;
+        w += 1;
+    }
+    idx
+}
+
+/// Position layouts (logical bit at position bits 0–4) before and after each round. Initially
+/// register `r` holds pair `q` at word `q`; round `t` swaps column bit `3 − t` (register-index
+/// bit `3 − t`) with pair bit `4 − t`. After the last round register `s` holds pairs `2s` and
+/// `2s + 1`, word `8L + 4h + c` being pair `2s + h` of column `4L + c`, which is what the byte
+/// interleave of the conversion turns into lane `4L + c` of pair `2s + h`.
+const LAYOUTS: [[u8; 5]; 5] = [
+    [0, 1, 2, 3, 4],
+    [0, 1, 2, 3, R0 + 3],
+    [0, 1, 2, R0 + 2, R0 + 3],
+    [0, 1, R0 + 1, R0 + 2, R0 + 3],
+    [R0, R0 + 1, 0, R0 + 2, R0 + 3],
+];
+
+const fn round(t: usize, x: u8) -> [u8; 64] {
+    round_index(LAYOUTS[t], LAYOUTS[t + 1], R0 + 3 - t as u8, 4 - t as u8, x)
+}
+
+/// The byte indices of the four rounds, outputs 0 and 1.
+static ROUNDS: [[[u8; 64]; 2]; 4] = [
+    [round(0, 0), round(0, 1)],
+    [round(1, 0), round(1, 1)],
+    [round(2, 0), round(2, 1)],
+    [round(3, 0), round(3, 1)],
+];
+
+/// `C ← α·A·B + β·C` for a validated problem with `k > 0` that [`fits`] this kernel, on the
+/// calling thread.
+///
+/// # Safety
+/// `p` validated, `p.k > 0`, `fits(p)`; AVX-512 F/BW/VL/BF16/VBMI available; `ws` holds at
+/// least [`workspace_bytes`]`(p.k)` bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx512vbmi")]
+pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
+    // SAFETY: forwarded contract; each arm has M = m rows.
+    unsafe {
+        match p.m {
+            1 => run_rows::<1>(p, ws),
+            2 => run_rows::<2>(p, ws),
+            3 => run_rows::<3>(p, ws),
+            4 => run_rows::<4>(p, ws),
+            5 => run_rows::<5>(p, ws),
+            6 => run_rows::<6>(p, ws),
+            7 => run_rows::<7>(p, ws),
+            _ => run_rows::<8>(p, ws),
+        }
+    }
+}
+
+/// [`run`] with `M = m` accumulators.
+///
+/// # Safety
+/// As [`run`], and `p.m == M`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx512vbmi")]
+unsafe fn run_rows<const M: usize>(p: &Problem, ws: &mut [u8]) {
+    let (n, k) = (p.n, p.k);
+    debug_assert!(fits(p) && p.m == M && k > 0);
+    debug_assert!(ws.len() >= workspace_bytes(k));
+    let kp = k.div_ceil(2);
+    let ap = a_pairs(k);
+    let base = ws.as_mut_ptr();
+    // SAFETY: the workspace holds the alignment bytes, packed A and the tile (caller).
+    let (apack, tile) = unsafe {
+        let apack = base.add(base.align_offset(64)).cast::<u32>();
+        (apack, apack.add(ap * ROWS).cast::<f32>())
+    };
+    let la = lut(p.a_fmt);
+    let lb = ByteTables::of(p.b_fmt);
+    // SAFETY: rows < M of A are inside the validated A; the panel ([pair][ROWS] words, K blocks
+    // contiguous) and its zeroed padding up to `ap` pairs fit in the workspace.
+    unsafe {
+        for w in kp * ROWS..ap * ROWS {
+            *apack.add(w) = 0;
+        }
+        pack_panel(
+            p.a,
+            p.rsa,
+            p.csa,
+            M,
+            ROWS,
+            k,
+            &la,
+            scalar::bf16_lut(p.a_fmt),
+            apack,
+            KB * ROWS,
+        );
+    }
+    // SAFETY: 64-byte loads of the static index tables.
+    let idx: [[__m512i; 2]; 4] = unsafe {
+        core::array::from_fn(|t| {
+            core::array::from_fn(|x| _mm512_loadu_si512(ROUNDS[t][x].as_ptr().cast()))
+        })
+    };
+    let sign = _mm512_set1_epi8(-128);
+    let col = |j: usize| p.b.wrapping_offset(j as isize * p.csb);
+    for j0 in (0..n).step_by(COLS) {
+        let cols = COLS.min(n - j0);
+        let next_cols = COLS.min(n.saturating_sub(j0 + COLS));
+        let mut totals = [_mm512_setzero_ps(); M];
+        let mut kc = 0;
+        while kc < kp {
+            let kb = KB.min(kp - kc);
+            let mut acc = [_mm512_setzero_ps(); M];
+            for q0 in (kc..kc + kb).step_by(32) {
+                let off = 2 * q0;
+                let left = k - off;
+                let mask = if left >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << left) - 1
+                };
+                let ahead = off + PREFETCH_BYTES;
+                let mut v = [_mm512_setzero_si512(); COLS];
+                for (r, vr) in v.iter_mut().enumerate().take(cols) {
+                    let src = col(j0 + r);
+                    // SAFETY: a masked load of codes < k of column j0 + r (< n), inside the
+                    // validated B; prefetches never fault.
+                    unsafe {
+                        *vr = _mm512_maskz_loadu_epi8(mask, src.wrapping_add(off).cast());
+                        if ahead < k {
+                            _mm_prefetch::<_MM_HINT_T0>(src.wrapping_add(ahead).cast());
+                        } else if r < next_cols {
+                            _mm_prefetch::<_MM_HINT_T0>(
+                                col(j0 + COLS + r).wrapping_add(ahead - k).cast(),
+                            );
+                        }
+                    }
+                }
+                for (t, ix) in idx.iter().enumerate() {
+                    let bit = 8 >> t;
+                    for i in 0..COLS {
+                        if i & bit == 0 {
+                            let (a, b) = (v[i], v[i | bit]);
+                            v[i] = _mm512_permutex2var_epi8(a, ix[0], b);
+                            v[i | bit] = _mm512_permutex2var_epi8(a, ix[1], b);
+                        }
+                    }
+                }
+                for (s, codes) in v.iter().enumerate() {
+                    let lo = _mm512_permutex2var_epi8(lb.0[0], *codes, lb.0[1]);
+                    let hi = _mm512_permutex2var_epi8(lb.0[2], *codes, lb.0[3]);
+                    let hi = _mm512_ternarylogic_epi32::<0xF8>(hi, *codes, sign);
+                    let pairs = [_mm512_unpacklo_epi8(lo, hi), _mm512_unpackhi_epi8(lo, hi)];
+                    for (h, bv) in pairs.iter().enumerate() {
+                        // SAFETY: a bit cast of 16 bf16 pairs.
+                        let bv: __m512bh = unsafe { core::mem::transmute(*bv) };
+                        let q = q0 + 2 * s + h;
+                        for (i, x) in acc.iter_mut().enumerate() {
+                            // SAFETY: pair q < ap of row i < ROWS of the packed A.
+                            let aw = unsafe { *apack.add(q * ROWS + i) };
+                            // SAFETY: a bit cast of 16 bf16 pairs.
+                            let av: __m512bh =
+                                unsafe { core::mem::transmute(_mm512_set1_epi32(aw as i32)) };
+                            *x = _mm512_dpbf16_ps(*x, av, bv);
+                        }
+                    }
+                }
+            }
+            for (t, x) in totals.iter_mut().zip(acc) {
+                *t = if kc == 0 { x } else { _mm512_add_ps(*t, x) };
+            }
+            kc += KB;
+        }
+        // SAFETY: the tile holds ROWS rows of NR floats; C's block (rows < M, columns j0 ..
+        // j0 + cols) is inside the validated C.
+        unsafe {
+            for (i, t) in totals.iter().enumerate() {
+                _mm512_storeu_ps(tile.add(i * NR), *t);
+            }
+            if p.csc == 1 {
+                write_unit(p, tile, 0, j0, M, cols);
+            } else {
+                let t = core::slice::from_raw_parts(tile, ROWS * NR);
+                scalar::write_tile(p, t, NR, 0, j0, M, cols);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::{RawGemm, RawMatrix, validate};
+    use super::*;
+    use crate::dtype::DType;
+
+    /// Random bits from the library's counter-based generator: word `i` of stream `seed`.
+    struct Rng(u64, u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.1 += 1;
+            crate::rng::stochastic_bits(self.0, self.1) as u64
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// A code of `t`: any code (NaN and Inf included) one time in 40 when `special`, else a
+    /// finite one.
+    fn code(rng: &mut Rng, t: DType, special: bool) -> u8 {
+        loop {
+            let c = rng.next() as u8;
+            let mag = c & 0x7F;
+            let ok = match t {
+                DType::E4M3 => mag != 0x7F,
+                _ => mag < 0x7C,
+            };
+            if ok || (special && rng.below(40) == 0) {
+                return c;
+            }
+        }
+    }
+
+    /// The kernel against the scalar reference on the same validated problem, bit for bit over
+    /// the whole C buffer (guard bytes before and after C, so stray writes show), with its
+    /// workspace followed by guard bytes; every K tail (pairs within a 32-pair step and a K
+    /// block), column tails (n not a multiple of 16, n < 16) and strides.
+    #[test]
+    fn decode_kernel_matches_reference() {
+        if !crate::cpu::avx512_bf16_vbmi() {
+            eprintln!(
+                "decode_kernel_matches_reference: SKIPPED, no AVX512-BF16 and VBMI on this CPU"
+            );
+            return;
+        }
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        eprintln!("decode_kernel_matches_reference: seed {seed}");
+        let mut rng = Rng(seed, 0);
+        let fp8 = [DType::E4M3, DType::E5M2];
+        let outs = [DType::F32, DType::BF16, DType::E4M3, DType::E5M2];
+        for case in 0..160 {
+            let m = 1 + case % ROWS;
+            let n = [3, 7, 15, 16, 17, 33, 48, 71, 200][rng.below(9)];
+            let k = [
+                1, 2, 3, 63, 64, 65, 127, 255, 256, 257, 300, 511, 513, 1025, 2049,
+            ][rng.below(15)];
+            let special = case % 5 == 0;
+            let (ta, tb, tc) = (fp8[rng.below(2)], fp8[rng.below(2)], outs[case / 8 % 4]);
+            let pad = 1 + rng.below(5);
+            let (rsa, csa, alen) = match rng.below(3) {
+                0 => (k as isize, 1, m * k),
+                1 => (1, m as isize, m * k),
+                _ => ((k + pad) as isize, 1, m * (k + pad)),
+            };
+            let ldb = (k + rng.below(2) * pad) as isize;
+            let (b0, csb) = if rng.below(2) == 0 {
+                (0, ldb)
+            } else {
+                ((n - 1) * ldb as usize, -ldb)
+            };
+            let blen = n * ldb as usize;
+            let (rsc, csc) = match rng.below(3) {
+                0 => (n as isize, 1),
+                1 => ((n + pad) as isize, 1),
+                _ => ((2 * n + pad) as isize, 2),
+            };
+            let clen = (m - 1) * rsc as usize + (n - 1) * csc as usize + 1 + 16;
+            let a: Vec<u8> = (0..alen).map(|_| code(&mut rng, ta, special)).collect();
+            let b: Vec<u8> = (0..blen).map(|_| code(&mut rng, tb, special)).collect();
+            let c0: Vec<u8> = (0..clen * tc.size()).map(|_| rng.next() as u8).collect();
+            let beta = if tc.fp8().is_some() || rng.below(2) == 0 {
+                0.0
+            } else {
+                -0.75
+            };
+            let (mut want, mut got) = (c0.clone(), c0.clone());
+            if beta != 0.0 {
+                // Finite old values where β reads them (bf16 or f32 bits of small numbers).
+                for buf in [&mut want, &mut got] {
+                    for (e, x) in buf.iter_mut().enumerate() {
+                        if e % tc.size() == tc.size() - 1 {
+                            *x = 0x3F;
+                        }
+                    }
+                }
+            }
+            let g = |c: &mut Vec<u8>| RawGemm {
+                m,
+                n,
+                k,
+                alpha: [1.0, 0.0625, -3.0][case % 3],
+                a: RawMatrix {
+                    ptr: a.as_ptr(),
+                    dtype: ta,
+                    row_stride: rsa,
+                    col_stride: csa,
+                },
+                b: RawMatrix {
+                    ptr: b.as_ptr().wrapping_add(b0),
+                    dtype: tb,
+                    row_stride: 1,
+                    col_stride: csb,
+                },
+                beta,
+                c: RawMatrix {
+                    ptr: c.as_mut_ptr().wrapping_add(8 * tc.size()),
+                    dtype: tc,
+                    row_stride: rsc,
+                    col_stride: csc,
+                },
+            };
+            let pw = validate(&g(&mut want)).unwrap().unwrap();
+            let pg = validate(&g(&mut got)).unwrap().unwrap();
+            assert!(fits(&pg), "m={m} n={n} k={k} must fit the decode kernel");
+            let need = workspace_bytes(k);
+            let mut ws: Vec<u8> = (0..need + 256).map(|_| rng.next() as u8).collect();
+            let guard = ws[need..].to_vec();
+            // SAFETY: validated problems on live buffers; the CPU features were checked; the
+            // workspace holds workspace_bytes(k) bytes.
+            unsafe {
+                scalar::run(&pw);
+                run(&pg, &mut ws[..need]);
+            }
+            assert_eq!(&ws[need..], &guard[..], "workspace overrun");
+            if want != got {
+                let at = want.iter().zip(&got).position(|(x, y)| x != y).unwrap();
+                panic!(
+                    "m={m} n={n} k={k} {ta:?}·{tb:?}→{tc:?} beta={beta} special={special} \
+                     A({rsa},{csa}) B(1,{csb}) C({rsc},{csc}): first differing byte {at}: \
+                     want {:#x} got {:#x}",
+                    want[at], got[at]
+                );
+            }
+        }
+    }
+}
