@@ -3,13 +3,120 @@
 //!
 //! `cargo run --release -p unitfp8-bench --bin gemm -- [--quick] [--max N] [--out DIR]
 //! [--threads T] [--squares 512,2048] [--squares-only] [--shape m,n,k[,nt|nn|tn]]
-//! [--kernel avx512-bf16|avx512-fma|scalar]`
+//! [--kernel avx512-bf16|avx512-fma|scalar] [--decode [--rounds R]]`
 //! writes `DIR/gemm.json` and `DIR/gemm.svg` (default `bench/out`).
+//!
+//! `--decode` measures the decode shapes instead (`y = x·Wᵀ`, x m × k with m = 1, 2, 4, 8, 16,
+//! W n × k E4M3 row-major: 8192 × 2048, 2048 × 8192, 14336 × 4096, and 512 × 512 in L2): the time
+//! per call and the GB/s of W read, with W cycled over copies that together exceed the
+//! last-level cache (so W comes from DRAM) and, for comparison, one W reused (cache-resident),
+//! next to the DRAM read bandwidth of a plain parallel sum over 1 GiB measured in the same
+//! rounds; medians over rounds, shapes interleaved within each round.
 
 use std::hint::black_box;
 use std::time::Instant;
 use unitfp8::gemm::{GemmKernel, MatMut, MatRef};
 use unitfp8::{Backend, E4M3, E5M2, Exec};
+
+/// Bytes the decode rows cycle W over (and the read-bandwidth probe reads): more than the
+/// last-level cache of the machines this runs on, so that each call reads W from DRAM.
+const DECODE_POOL_BYTES: usize = 1 << 30;
+
+/// Seconds for one parallel sum over `buf` on `threads` threads (a read-only stream).
+fn read_secs(buf: &[u64], threads: usize) -> f64 {
+    let c = buf.len().div_ceil(threads);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        let hs: Vec<_> = buf
+            .chunks(c)
+            .map(|part| s.spawn(move || part.iter().fold(0u64, |a, &x| a.wrapping_add(x))))
+            .collect();
+        for h in hs {
+            black_box(h.join().unwrap());
+        }
+    });
+    t0.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// The `--decode` rows (see the crate documentation).
+fn decode_bench(kernel: GemmKernel, threads: &[usize], rounds: usize) {
+    let pool: Vec<u64> = (0..DECODE_POOL_BYTES / 8).map(|i| i as u64).collect();
+    let ms = [1usize, 2, 4, 8, 16];
+    for &t in threads {
+        let exec = Exec::new(Backend::best()).unwrap().with_threads(t);
+        for (n, k) in [(8192, 2048), (2048, 8192), (14336, 4096), (512, 512)] {
+            let in_l2 = n * k <= 1 << 20;
+            let copies = if in_l2 { 1 } else { (DECODE_POOL_BYTES / (n * k)).max(2) };
+            let ws: Vec<Vec<E4M3>> = (0..copies)
+                .map(|c| (0..n * k).map(|i| E4M3(((i * 13 + c) % 253) as u8 & 0x77)).collect())
+                .collect();
+            let x: Vec<E4M3> = (0..16 * k).map(|i| E4M3((i * 7 % 251) as u8 & 0x77)).collect();
+            let mut c = vec![0f32; 16 * n];
+            let call = |m: usize, w: &[E4M3], c: &mut [f32]| {
+                let a = MatRef::row_major(&x[..m * k], m, k).unwrap();
+                let b = MatRef::row_major(w, n, k).unwrap().t();
+                let cm = MatMut::row_major(&mut c[..m * n], m, n).unwrap();
+                exec.gemm_with_kernel(kernel, 1.0, a, b, 0.0, cm).unwrap();
+            };
+            // Per round: the read probe, then each m streaming W from DRAM (one pass over the
+            // copies) and reusing one W (as many calls).
+            let (mut bw, mut dram, mut hot) = (Vec::new(), vec![Vec::new(); 5], vec![Vec::new(); 5]);
+            for w in &ws {
+                call(1, w, &mut c);
+            }
+            for _ in 0..rounds {
+                bw.push(DECODE_POOL_BYTES as f64 / read_secs(&pool, t) / 1e9);
+                for (i, &m) in ms.iter().enumerate() {
+                    let reps = if in_l2 { 200 } else { copies };
+                    if !in_l2 {
+                        let t0 = Instant::now();
+                        for w in &ws {
+                            call(m, w, &mut c);
+                        }
+                        dram[i].push(t0.elapsed().as_secs_f64() / copies as f64);
+                    }
+                    call(m, &ws[0], &mut c);
+                    let (t0, c0) = (Instant::now(), cpu_secs());
+                    for _ in 0..reps {
+                        call(m, &ws[0], &mut c);
+                    }
+                    let cpu = (cpu_secs() - c0) / t as f64;
+                    hot[i].push((t0.elapsed().as_secs_f64() / reps as f64, cpu / reps as f64));
+                    black_box(&c);
+                }
+            }
+            let bw = median(bw);
+            let bytes = (n * k) as f64;
+            for (i, &m) in ms.iter().enumerate() {
+                let h = median(hot[i].iter().map(|x| x.0).collect());
+                let hc = median(hot[i].iter().map(|x| x.1).collect());
+                let hot_s = format!(
+                    "W reused: {:8.3} ms {:6.1} GB/s (CPU-time rate {:6.1} GB/s)",
+                    h * 1e3,
+                    bytes / h / 1e9,
+                    bytes / hc / 1e9
+                );
+                if in_l2 {
+                    println!("decode m={m:<2} n={n:<5} k={k:<5} threads {t}: {hot_s}");
+                } else {
+                    let d = median(dram[i].clone());
+                    println!(
+                        "decode m={m:<2} n={n:<5} k={k:<5} threads {t}: W from DRAM: {:8.3} ms {:6.1} GB/s = {:4.2}× read bandwidth {:5.1} GB/s | {hot_s}",
+                        d * 1e3,
+                        bytes / d / 1e9,
+                        bytes / d / 1e9 / bw,
+                        bw
+                    );
+                }
+            }
+        }
+    }
+}
 
 /// Process CPU time in seconds (all threads), where the OS provides it.
 #[cfg(target_os = "linux")]
@@ -504,6 +611,17 @@ fn main() {
         .and_then(|s| s.parse().ok())
     {
         thread_counts = vec![t];
+    }
+
+    if args.iter().any(|a| a == "--decode") {
+        let rounds = args
+            .iter()
+            .position(|a| a == "--rounds")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
+        decode_bench(kernel, &thread_counts, rounds);
+        return;
     }
 
     // --shape m,n,k[,nt|nn|tn]: one product in the forward (nt), backward-data (nn) or
