@@ -54,7 +54,12 @@
 //! orientation, B K-contiguous, K and n not too small: a decode step `X·Wᵀ`) take a kernel of
 //! their own with AVX512-BF16 and VBMI (`avx512/skinny.rs`): the vectors run along the rows of C and
 //! each pair of B is broadcast into `vdpbf16ps`, so B is converted in its own order instead of
-//! transposed, overlapped with the multiply-adds of the previous block. The AVX2+FMA (6×16
+//! transposed, overlapped with the multiply-adds of the previous block. Few-row products (up to 8
+//! rows of C, B K-contiguous, k ≥ 64: one decoded token) take a third kernel (`avx512/decode.rs`)
+//! that streams B once: the vectors run along the columns of C, each 64-byte line of 16 columns
+//! is transposed as code pairs in registers (`vpermt2b`) and converted with byte lookups, and
+//! each row of A takes one `vdpbf16ps` per pair; bound by the bandwidth of B's bytes at m = 1.
+//! The AVX2+FMA (6×16
 //! tile) and NEON (8×12, `fmla` by lane) micro-kernels run the same loops over FP8 → f32 panels (two fused
 //! multiply-adds per pair, odd element first, which rounds exactly as the reference). Threads
 //! split C into disjoint blocks of whole
@@ -68,18 +73,18 @@
 //! # Kernels and how they are chosen
 //! `registry.rs` holds one table of kernel entries, fastest first (each entry: the
 //! [`GemmKernel`], the [`Backend`] whose setting selects it, availability from the CPU features
-//! detected once at start, micro-tile, workspace size, entry point, and optionally a
-//! short-problem kernel with the row counts and K thresholds it suits). Everything else reads
+//! detected once at start, micro-tile, workspace size, entry point, and a list of
+//! short-problem kernels, each with the row counts and K thresholds it suits). Everything else reads
 //! the table: [`GemmKernel::is_available`], [`GemmKernel::for_backend`], [`GemmKernel::best`],
-//! [`gemm_workspace_size`] (the kernel's own size function, and its short-problem kernel's),
-//! and the dispatch, which per thread block runs the short-problem kernel when it fits and K
-//! reaches its threshold, else the blocked kernel. The cache-blocking parameters are defined
+//! [`gemm_workspace_size`] (the kernel's own size function, and its short-problem kernels'),
+//! and the dispatch, which per thread block runs the first short-problem kernel that fits and
+//! whose K threshold is reached, else the blocked kernel. The cache-blocking parameters are defined
 //! once there too: `BF16_PANEL_BLOCKING` (AVX-512: 448 KiB of packed A per row block, 8 MiB of
 //! B) and `F32_PANEL_BLOCKING` (AVX2, NEON: 384 KiB of A, 8 MiB of B).
 //!
 //! | kernel | file(s) | tile | selected by |
 //! |---|---|---|---|
-//! | `avx512-bf16` | `avx512/` (`primitives`, `pack`, `micro`, `blocked`; short problems `skinny`) | 12×32 | `avx512` back end, AVX512-BF16 |
+//! | `avx512-bf16` | `avx512/` (`primitives`, `pack`, `micro`, `blocked`; short problems `decode` (m ≤ 8), `skinny` (m ≤ 32)) | 12×32 | `avx512` back end, AVX512-BF16 |
 //! | `avx512-fma` | `avx512/` | 12×32 | `avx512` back end without BF16 |
 //! | `avx2-fma` | `avx2.rs` + `fpanel.rs` | 6×16 | fastest kernel on CPUs without AVX-512 |
 //! | `neon` | `neon.rs` + `fpanel.rs` | 8×12 | `neon` back end |
@@ -98,7 +103,7 @@
 //!    `fpanel::run` takes an f32 FMA micro-kernel of any `MR × NR` tile (see `avx2.rs`, 60
 //!    lines), and `scalar::write_tile` writes any tile back.
 //! 2. The same file exports a `const ENTRY: KernelEntry` (kernel, back end, availability, tile,
-//!    workspace size function, entry point, optional short-problem kernel).
+//!    workspace size function, entry point, short-problem kernels if any).
 //! 3. One line in `registry::KERNELS` (at its speed rank), and a variant of [`GemmKernel`] (with
 //!    its name in [`GemmKernel::name`]). A CPU feature it needs is probed in `src/cpu.rs`.
 //!

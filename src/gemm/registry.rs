@@ -3,8 +3,8 @@
 //! [module documentation](super)).
 //!
 //! Each kernel module exports its [`KernelEntry`] (its own code: availability, tile shape,
-//! workspace size, entry point, and an optional short-problem kernel with the problem sizes it
-//! suits); [`KERNELS`] lists the entries compiled into this build, fastest first. Dispatch,
+//! workspace size, entry point, and its short-problem kernels with the problem sizes they
+//! suit); [`KERNELS`] lists the entries compiled into this build, fastest first. Dispatch,
 //! workspace sizing and back-end selection read the table and never name a kernel.
 
 use super::{GemmKernel, Problem};

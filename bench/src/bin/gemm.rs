@@ -51,11 +51,21 @@ fn decode_bench(kernel: GemmKernel, threads: &[usize], rounds: usize) {
         let exec = Exec::new(Backend::best()).unwrap().with_threads(t);
         for (n, k) in [(8192, 2048), (2048, 8192), (14336, 4096), (512, 512)] {
             let in_l2 = n * k <= 1 << 20;
-            let copies = if in_l2 { 1 } else { (DECODE_POOL_BYTES / (n * k)).max(2) };
+            let copies = if in_l2 {
+                1
+            } else {
+                (DECODE_POOL_BYTES / (n * k)).max(2)
+            };
             let ws: Vec<Vec<E4M3>> = (0..copies)
-                .map(|c| (0..n * k).map(|i| E4M3(((i * 13 + c) % 253) as u8 & 0x77)).collect())
+                .map(|c| {
+                    (0..n * k)
+                        .map(|i| E4M3(((i * 13 + c) % 253) as u8 & 0x77))
+                        .collect()
+                })
                 .collect();
-            let x: Vec<E4M3> = (0..16 * k).map(|i| E4M3((i * 7 % 251) as u8 & 0x77)).collect();
+            let x: Vec<E4M3> = (0..16 * k)
+                .map(|i| E4M3((i * 7 % 251) as u8 & 0x77))
+                .collect();
             let mut c = vec![0f32; 16 * n];
             let call = |m: usize, w: &[E4M3], c: &mut [f32]| {
                 let a = MatRef::row_major(&x[..m * k], m, k).unwrap();
@@ -65,7 +75,8 @@ fn decode_bench(kernel: GemmKernel, threads: &[usize], rounds: usize) {
             };
             // Per round: the read probe, then each m streaming W from DRAM (one pass over the
             // copies) and reusing one W (as many calls).
-            let (mut bw, mut dram, mut hot) = (Vec::new(), vec![Vec::new(); 5], vec![Vec::new(); 5]);
+            let (mut bw, mut dram, mut hot) =
+                (Vec::new(), vec![Vec::new(); 5], vec![Vec::new(); 5]);
             for w in &ws {
                 call(1, w, &mut c);
             }
