@@ -334,13 +334,25 @@ def test_library_errors_map_to_exceptions(rng):
     with pytest.raises(unitfp8.OverlapError) as info:
         unitfp8.cast(buf[:32], np.float32, out=buf[1:33])
     assert info.value.status == _lib.ERROR_OVERLAP
-    assert "overlap" in str(info.value)
-    with pytest.raises(unitfp8.OverlapError):
+    # the library's own detail message, in the package's argument names
+    assert "x and out overlap" in str(info.value)
+    with pytest.raises(unitfp8.OverlapError, match="out and x overlap"):
         _overlap_mix()
     a8 = np.zeros((8, 8), E4M3)
     c = np.zeros((8, 8), BF16)
-    with pytest.raises(unitfp8.OverlapError):
+    with pytest.raises(unitfp8.OverlapError, match="out maps two elements to one"):
         unitfp8.gemm(a8, a8, out=np.lib.stride_tricks.as_strided(c, (8, 8), (0, 2)))
+    out, x8 = _overlapping_f32(a8)
+    with pytest.raises(unitfp8.OverlapError, match="out and x overlap|x and out overlap"):
+        unitfp8.linear_forward(x8, x8, out=out)
+
+
+def _overlapping_f32(a8):
+    """An (8, 8) float32 out whose bytes include a8's (a8 is 64 bytes at the start of it)."""
+    buf = np.zeros(64, np.float32)
+    a8_view = buf.view(np.uint8)[:64].view(E4M3).reshape(8, 8)
+    a8_view[...] = a8
+    return buf.reshape(8, 8), a8_view
 
 
 def _overlap_mix():

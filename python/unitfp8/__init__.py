@@ -314,6 +314,7 @@ def cast(
         ),
         "cast",
         "out must be x itself or not overlap it",
+        {"src": "x", "dst": "out"},
     )
     return (y, float(amax.value)) if amax is not None else y
 
@@ -377,6 +378,7 @@ def cast_transpose(
         ),
         "cast_transpose",
         "out, out_t and x must not overlap",
+        {"src": "x", "dst": "out", "dst_t": "out_t", "ld_src": "x row stride", "ld_dst": "out row stride", "ld_dst_t": "out_t row stride"},
     )
     if amax is not None:
         return y, yt, float(amax.value)
@@ -591,6 +593,7 @@ def gemm(
         ),
         "gemm",
         "out must not overlap a or b, nor map two elements to one address",
+        {"c": "out"},
     )
     return c
 
@@ -642,6 +645,7 @@ def linear_forward(
         _lib.linear_forward(batch, fan_in, fan_out, al, x.ctypes.data, w.ctypes.data, y.ctypes.data, yt),
         "linear_forward",
         "out must not overlap x or w",
+        {"y": "out"},
     )
     return y
 
@@ -691,16 +695,10 @@ def linear_backward_data(
     _contiguous(dx, "out")
     if dt in _FP8_CODES and be != 0.0:
         raise InvalidArgumentError("beta must be 0 for an FP8 out")
-    if _lib.linear_backward_data_beta is not None:
-        st = _lib.linear_backward_data_beta(
-            batch, fan_in, fan_out, al, dy.ctypes.data, w.ctypes.data, be, dx.ctypes.data, dt
-        )
-    else:
-        st = _lib.gemm(
-            batch, fan_in, fan_out, al, dy.ctypes.data, _lib.E5M2, fan_out, 1,
-            w.ctypes.data, _lib.E4M3, fan_in, 1, be, dx.ctypes.data, dt, fan_in, 1,
-        )
-    _lib.check(st, "linear_backward_data", "out must not overlap dy or w")
+    st = _lib.linear_backward_data(
+        batch, fan_in, fan_out, al, dy.ctypes.data, w.ctypes.data, be, dx.ctypes.data, dt
+    )
+    _lib.check(st, "linear_backward_data", "out must not overlap dy or w", {"dx": "out"})
     return dx
 
 
@@ -750,5 +748,6 @@ def linear_backward_weight(
         ),
         "linear_backward_weight",
         "out must not overlap dy or x",
+        {"dw": "out"},
     )
     return dw

@@ -7,6 +7,7 @@ the environment. Internal module: use the functions of :mod:`unitfp8`.
 from __future__ import annotations
 
 import ctypes
+import re
 import importlib.machinery
 import pathlib
 import threading
@@ -89,10 +90,8 @@ status_string = _declare("unitfp8_status_string", _cp, [_i32])
 backend = _declare("unitfp8_backend", _cp, [])
 set_num_threads = _declare("unitfp8_set_num_threads", None, [_sz])
 get_num_threads = _declare("unitfp8_get_num_threads", _sz, [])
-# The per-thread detail message of the last failed call; older libraries lack it.
-last_error = _declare("unitfp8_last_error", _cp, [], required=False)
-cuda_last_error = _declare("unitfp8_cuda_last_error", _cp, [])
-cuda_status_string = _declare("unitfp8_cuda_status_string", _cp, [_i32])
+# The per-thread detail message of the last failed call (argument, rule, values).
+last_error = _declare("unitfp8_last_error", _cp, [])
 cuda_available = _declare("unitfp8_cuda_available", _i32, [])
 
 cast = _declare("unitfp8_cast", _i32, [_vp, _u32, _vp, _u32, _sz, _f32, _u32, _u64, _fp])
@@ -112,12 +111,8 @@ residual_mix_backward = _declare(
 _GEMM_ARGS = [_sz, _sz, _sz, _f32, _vp, _u32, _ssz, _ssz, _vp, _u32, _ssz, _ssz, _f32, _vp, _u32, _ssz, _ssz]
 gemm = _declare("unitfp8_gemm", _i32, _GEMM_ARGS)
 linear_forward = _declare("unitfp8_linear_forward", _i32, [_sz, _sz, _sz, _f32, _vp, _vp, _vp, _u32])
-# dx <- alpha*dy*W + beta*dx. Libraries with `unitfp8_last_error` take `beta`; older ones do not
-# (the package then runs the same product through unitfp8_gemm, which has beta).
-linear_backward_data_beta = (
-    _declare("unitfp8_linear_backward_data", _i32, [_sz, _sz, _sz, _f32, _vp, _vp, _f32, _vp, _u32])
-    if last_error is not None
-    else None
+linear_backward_data = _declare(
+    "unitfp8_linear_backward_data", _i32, [_sz, _sz, _sz, _f32, _vp, _vp, _f32, _vp, _u32]
 )
 linear_backward_weight = _declare(
     "unitfp8_linear_backward_weight", _i32, [_sz, _sz, _sz, _f32, _vp, _vp, _f32, _fp]
@@ -140,6 +135,9 @@ cuda_residual_mix_backward = _declare(
 cuda_gemm = _declare("unitfp8_cuda_gemm", _i32, _GEMM_ARGS + [_vp])
 cuda_linear_forward = _declare(
     "unitfp8_cuda_linear_forward", _i32, [_sz, _sz, _sz, _f32, _vp, _vp, _vp, _u32, _vp]
+)
+cuda_linear_backward_data = _declare(
+    "unitfp8_cuda_linear_backward_data", _i32, [_sz, _sz, _sz, _f32, _vp, _vp, _f32, _vp, _u32, _vp]
 )
 cuda_linear_backward_weight = _declare(
     "unitfp8_cuda_linear_backward_weight", _i32, [_sz, _sz, _sz, _f32, _vp, _vp, _f32, _fp, _vp]
@@ -190,19 +188,15 @@ _EXC = {
 
 def describe(status: int) -> str:
     """English description of a status code (CUDA codes included)."""
-    if status >= 10:
-        return cuda_status_string(status).decode()
     return status_string(status).decode()
 
 
-def error_for(status: int, where: str, hint: str = "") -> Unitfp8Error:
-    """The exception for a failed call: its status, the library's detail message when it has
-    one, else ``hint`` (which argument the Python layer suspects)."""
-    detail = ""
-    if last_error is not None:
-        detail = last_error().decode()
-    if not detail and status >= 10:
-        detail = cuda_last_error().decode()
+def error_for(status: int, where: str, hint: str = "", names: Optional[dict] = None) -> Unitfp8Error:
+    """The exception for a failed call: its status, the library's detail message (with the C
+    argument names translated by ``names`` to the Python ones), else ``hint``."""
+    detail = last_error().decode()  # read first: it describes this thread's last call
+    if detail and names:
+        detail = re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: names[m.group(1)], detail)
     if not detail:
         detail = hint
     cls = _EXC.get(status, CudaError if status >= 10 else Unitfp8Error)
@@ -212,10 +206,10 @@ def error_for(status: int, where: str, hint: str = "") -> Unitfp8Error:
     return cls(msg, status)
 
 
-def check(status: int, where: str, hint: str = "") -> None:
+def check(status: int, where: str, hint: str = "", names: Optional[dict] = None) -> None:
     """Raises the exception for ``status`` unless it is ``UNITFP8_OK``."""
     if status != OK:
-        raise error_for(status, where, hint)
+        raise error_for(status, where, hint, names)
 
 
 _cuda_lock = threading.Lock()

@@ -408,22 +408,15 @@ def linear_backward_data(dy: Tensor, w: Tensor, alpha: float, out_dtype: torch.d
     fan_in = w.shape[1]
     dx = torch.empty((batch, fan_in), dtype=out_dtype, device=dy.device)
     if _device_kind(dy, "dy") == "cuda":
-        # The device GEMM needs K-major operands: B = W as (fan_out x fan_in) read from Wᵀ.
+        # The device kernel takes Wᵀ ([fan_in, fan_out], the K-major operand).
         wt = w.t().contiguous()
-        _gemm_call(
-            batch, fan_in, fan_out, alpha, dy, _lib.E5M2, fan_out, 1, wt, _lib.E4M3, 1, fan_out,
-            0.0, dx, CODE_OF[out_dtype], fan_in, 1, "unitfp8::linear_backward_data", dy,
+        st = _lib.cuda_linear_backward_data(
+            batch, fan_in, fan_out, alpha, _ptr(dy), _ptr(wt), 0.0, _ptr(dx), CODE_OF[out_dtype], _cuda_stream(dy)
         )
-        return dx
-    w = w.contiguous()
-    if _lib.linear_backward_data_beta is not None:
-        st = _lib.linear_backward_data_beta(batch, fan_in, fan_out, alpha, _ptr(dy), _ptr(w), 0.0, _ptr(dx), CODE_OF[out_dtype])
-        _lib.check(st, "unitfp8::linear_backward_data")
     else:
-        _gemm_call(
-            batch, fan_in, fan_out, alpha, dy, _lib.E5M2, fan_out, 1, w, _lib.E4M3, fan_in, 1,
-            0.0, dx, CODE_OF[out_dtype], fan_in, 1, "unitfp8::linear_backward_data", dy,
-        )
+        w = w.contiguous()
+        st = _lib.linear_backward_data(batch, fan_in, fan_out, alpha, _ptr(dy), _ptr(w), 0.0, _ptr(dx), CODE_OF[out_dtype])
+    _lib.check(st, "unitfp8::linear_backward_data")
     return dx
 
 
