@@ -219,11 +219,13 @@ def mus_param_groups(
     width: int,
     base_width: int,
     weight_decay: float = 0.0,
+    hidden_types: Tuple[type, ...] = (),
 ) -> List[Dict]:
     """Optimizer parameter groups with the μS transfer rule, for ``torch.optim.AdamW`` (or any
     optimizer taking ``lr`` and ``weight_decay`` per group).
 
-    - Hidden weights (every :class:`UnitScaledLinear`): ``lr·sqrt(base_width/width)``.
+    - Hidden weights (the ``weight`` of every :class:`UnitScaledLinear`, and of modules of
+      ``hidden_types``): ``lr·sqrt(base_width/width)``.
     - Everything else (embeddings, norms, head, biases): ``lr``.
     - Decoupled weight decay: each group's ``weight_decay`` is set so that AdamW's per-step
       decay ``group_lr·weight_decay`` equals ``lr·weight_decay`` for every group and width
@@ -234,6 +236,8 @@ def mus_param_groups(
         lr: the base learning rate η, tuned at ``base_width``.
         width: this model's width ``d``; base_width: the width η was tuned at.
         weight_decay: decoupled decay coefficient (relative to ``lr``).
+        hidden_types: more module classes whose ``weight`` is a hidden weight (e.g. a plain
+            PyTorch μS linear used as a high-precision reference).
 
     Raises:
         ValueError: non-positive ``lr``, ``width`` or ``base_width``.
@@ -248,7 +252,7 @@ def mus_param_groups(
             if id(p) in seen or not p.requires_grad:
                 continue
             seen.add(id(p))
-            if isinstance(mod, UnitScaledLinear) and pname == "weight":
+            if isinstance(mod, (UnitScaledLinear,) + tuple(hidden_types)) and pname == "weight":
                 hidden.append(p)
             elif p.dim() >= 2:
                 decay.append(p)
