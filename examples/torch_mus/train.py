@@ -67,11 +67,11 @@ class PlainMix(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d: int, heads: int, mus: bool, fp8: bool, tau: float):
+    def __init__(self, d: int, heads: int, mus: bool, fp8: bool, tau: float, grad_rounding: str = "nearest_saturate"):
         super().__init__()
         self.heads, self.mus, self.fp8 = heads, mus, fp8
         if mus:
-            lin = UnitScaledLinear if fp8 else MuSLinear
+            lin = (lambda i, o: UnitScaledLinear(i, o, grad_rounding=grad_rounding)) if fp8 else MuSLinear  # noqa: E731
         else:
             lin = lambda i, o: nn.Linear(i, o, bias=False)  # noqa: E731
         self.qkv, self.proj = lin(d, 3 * d), lin(d, d)
@@ -109,14 +109,15 @@ class Block(nn.Module):
 
 
 class CharTransformer(nn.Module):
-    def __init__(self, vocab: int, d: int, layers: int, heads: int, ctx: int, variant: str, tau: float):
+    def __init__(self, vocab: int, d: int, layers: int, heads: int, ctx: int, variant: str, tau: float,
+                 grad_rounding: str = "nearest_saturate"):
         super().__init__()
         self.mus = variant.startswith("mus")
         fp8 = variant == "mus_fp8"
         self.d = d
         self.tok = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(ctx, d)
-        self.blocks = nn.ModuleList(Block(d, heads, self.mus, fp8, tau) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(d, heads, self.mus, fp8, tau, grad_rounding) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab, bias=False)
         std = 1.0 if self.mus else 0.02
@@ -179,7 +180,7 @@ def train(args, variant: str, width: int, lr: float, log_path: str | None = None
     rank = dist.get_rank() if dist.is_initialized() else 0
     data = Data(args.corpus_chars, args.seed)
     torch.manual_seed(args.seed)
-    model = CharTransformer(data.vocab, width, args.layers, args.heads, args.ctx, variant, args.tau)
+    model = CharTransformer(data.vocab, width, args.layers, args.heads, args.ctx, variant, args.tau, args.grad_rounding)
     if variant.startswith("mus"):
         groups = mus_param_groups(model, lr, width=width, base_width=args.base_width, weight_decay=args.wd,
                                   hidden_types=(MuSLinear,))
@@ -269,6 +270,8 @@ def main():
     ap.add_argument("--lrs", default="0.00390625,0.0078125,0.015625,0.03125,0.0625")
     ap.add_argument("--base-width", type=int, default=64)
     ap.add_argument("--wd", type=float, default=0.0)
+    ap.add_argument("--grad-rounding", default="nearest_saturate", choices=["nearest_saturate", "stochastic"],
+                    help="rounding of the E5M2 output gradients in mus_fp8")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1, help="threads per process for PyTorch and unitfp8 (0: their defaults)")
     ap.add_argument("--corpus-chars", type=int, default=300_000)
@@ -304,10 +307,11 @@ def main():
     else:
         world = dist.get_world_size() if dist.is_initialized() else 1
         lr = args.sp_lr if args.variant.startswith("sp") else args.lr
-        s = train(args, args.variant, args.width, lr, os.path.join(args.out, f"run_{args.variant}_world{world}.csv"))
+        tag = f"run_{args.variant}{'_sr' if args.grad_rounding == 'stochastic' else ''}_world{world}"
+        s = train(args, args.variant, args.width, lr, os.path.join(args.out, f"{tag}.csv"))
         if rank0:
             print(s, flush=True)
-            _write(os.path.join(args.out, f"run_{args.variant}_world{world}_summary.csv"), [s])
+            _write(os.path.join(args.out, f"{tag}_summary.csv"), [s])
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-import torch
-from torch import Tensor
+try:
+    import torch
+    from torch import Tensor
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("unitfp8.torch needs PyTorch (pip install torch); the numpy API (unitfp8) does not") from e
 
 from .. import Rounding, RoundingLike, _rounding, default_alpha
 from . import _ops
