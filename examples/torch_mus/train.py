@@ -179,7 +179,7 @@ def train(args, variant: str, width: int, lr: float, log_path: str | None = None
     world = dist.get_world_size() if dist.is_initialized() else 1
     rank = dist.get_rank() if dist.is_initialized() else 0
     data = Data(args.corpus_chars, args.seed)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed if args.init_seed is None else args.init_seed)
     model = CharTransformer(data.vocab, width, args.layers, args.heads, args.ctx, variant, args.tau, args.grad_rounding)
     if variant.startswith("mus"):
         groups = mus_param_groups(model, lr, width=width, base_width=args.base_width, weight_decay=args.wd,
@@ -272,7 +272,8 @@ def main():
     ap.add_argument("--wd", type=float, default=0.0)
     ap.add_argument("--grad-rounding", default="nearest_saturate", choices=["nearest_saturate", "stochastic"],
                     help="rounding of the E5M2 output gradients in mus_fp8")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="corpus, batches and (unless --init-seed) initialisation")
+    ap.add_argument("--init-seed", type=int, default=None, help="initialisation only (same data and batches)")
     ap.add_argument("--threads", type=int, default=1, help="threads per process for PyTorch and unitfp8 (0: their defaults)")
     ap.add_argument("--corpus-chars", type=int, default=300_000)
     ap.add_argument("--eval-every", type=int, default=50)
