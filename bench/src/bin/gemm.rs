@@ -480,7 +480,7 @@ fn main() {
                 .find(|k| k.name() == name.as_str())
         })
         .filter(|k| k.is_available())
-        .unwrap_or_else(|| GemmKernel::for_backend(Backend::best()));
+        .unwrap_or_else(GemmKernel::best);
     println!("kernel: {}, threads: 1 and {all}", kernel.name());
     println!(
         "GFLOP/s are wall-clock; the CPU-time rate divides the process CPU time by the thread \
