@@ -64,7 +64,8 @@ def _op_samples(gen):
     w8 = torch.randn(9, 12, generator=gen).to(E4)
     dy8 = torch.randn(5, 9, generator=gen).to(E5)
     return {
-        _ops.cast: [(x, E4, 1.0, 0, 0), (x.bfloat16(), E5, 2.0, 2, 11), (x, torch.bfloat16, 1.0, 1, 0)],
+        _ops.cast: [(x, E4, 1.0, 0, 0), (x.bfloat16(), E5, 2.0, 2, 11), (x, torch.bfloat16, 1.0, 1, 0),
+                    (x, E5, 1.0, 2, 11, torch.tensor(3))],
         _ops.cast_transpose: [(x, E4, 1.0, 0, 0), (x.t(), E5, 1.0, 2, 5)],
         _ops.residual_mix: [(x, f, 0.3), (xg, fg, 0.1), (xg.bfloat16(), fg.bfloat16(), 0.5)],
         _ops.residual_mix_fp8: [(x, f, 0.3, E4, 0, 0), (x.half(), f.half(), 0.2, E5, 2, 3)],
@@ -252,8 +253,31 @@ def test_stochastic_rounding_reproducible_per_seed_and_step(gen):
     y1b = m1(x)  # next step: fresh random bits
     assert not torch.equal(y1a, y1b)
     m3 = UnitScaledLinear(64, 32, rounding="stochastic", seed=6)
-    m3.load_state_dict(m1.state_dict())
-    assert not torch.equal(m3(x), y1a)
+    m3.load_state_dict(m2.state_dict())  # same weights and step as m2 after one step
+    assert not torch.equal(m3(x), y1b)
+    assert int(m1.step) == 2 and int(m2.step) == 1
+    # the key of a step tensor equals the op's documented mix of (seed, step)
+    k = ut.step_seed(5, 0, 1)
+    bits_equal(ut.cast(x, E4, rounding="stochastic", seed=k, step=torch.tensor(7)),
+               ut.cast(x, E4, rounding="stochastic", seed=_ops.mix_step(k & (2**64 - 1), 7)))
+
+
+def test_stochastic_rounding_under_compile_needs_no_recompile(gen):
+    """The step counter is a buffer read at run time: 12 compiled steps equal 12 eager ones
+    with fullgraph=True (a Python-int counter would recompile every step and fail)."""
+    torch._dynamo.reset()
+    x = torch.randn(4, 32, generator=gen, requires_grad=True)
+    m1 = UnitScaledLinear(32, 16, rounding="stochastic", grad_rounding="stochastic", seed=3)
+    m2 = UnitScaledLinear(32, 16, rounding="stochastic", grad_rounding="stochastic", seed=3)
+    m2.load_state_dict(m1.state_dict())
+    c = torch.compile(m2, fullgraph=True)
+    for _ in range(12):
+        a, b = m1(x), c(x)
+        bits_equal(a.detach(), b.detach())
+        ga = torch.autograd.grad(a.sum(), m1.weight)[0]
+        gb = torch.autograd.grad(b.sum(), m2.weight)[0]
+        bits_equal(ga, gb)
+    assert int(m1.step) == int(m2.step) == 12
 
 
 # ---------------------------------------------------------------------------------------------

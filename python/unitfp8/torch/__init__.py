@@ -64,11 +64,12 @@ def cast(
     scale: float = 1.0,
     rounding: RoundingLike = Rounding.NEAREST_SATURATE,
     seed: int = 0,
+    step: Optional[Tensor] = None,
 ) -> Tensor:
     """``round(x * scale)`` as a new contiguous tensor of ``dtype`` (float32, bfloat16,
     float16, float8_e4m3fn, float8_e5m2). Rounding modes and errors as :func:`unitfp8.cast`;
-    not differentiable."""
-    return _ops.cast(x, dtype, float(scale), _rounding(rounding), _seed63(seed))
+    not differentiable. ``step``: optional 0-dim integer tensor mixed into the seed at run time."""
+    return _ops.cast(x, dtype, float(scale), _rounding(rounding), _seed63(seed), step)
 
 
 def cast_transpose(
@@ -118,12 +119,14 @@ class _UnitScaledLinearFn(torch.autograd.Function):
     backward)."""
 
     @staticmethod
-    def forward(ctx, x2, weight, x8, alpha, out_dtype, rounding, grad_rounding, seed_x, seed_w, seed_dy):
+    def forward(ctx, x2, weight, x8, alpha, out_dtype, rounding, grad_rounding, seed_x, seed_w, seed_dy, step):
         if x8 is None:
-            x8 = _ops.cast(x2, torch.float8_e4m3fn, 1.0, rounding, seed_x)
-        w8 = _ops.cast(weight, torch.float8_e4m3fn, 1.0, rounding, seed_w)
+            x8 = _ops.cast(x2, torch.float8_e4m3fn, 1.0, rounding, seed_x, step)
+        w8 = _ops.cast(weight, torch.float8_e4m3fn, 1.0, rounding, seed_w, step)
         y = _ops.linear_forward(x8, w8, alpha, out_dtype)
-        ctx.save_for_backward(x8, w8)
+        if step is not None:
+            step = step.clone()  # the counter may be advanced before backward runs
+        ctx.save_for_backward(x8, w8, step)
         ctx.alpha = alpha
         ctx.grad_rounding = grad_rounding
         ctx.seed_dy = seed_dy
@@ -133,8 +136,8 @@ class _UnitScaledLinearFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        x8, w8 = ctx.saved_tensors
-        dy8 = _ops.cast(dy.contiguous(), torch.float8_e5m2, 1.0, ctx.grad_rounding, ctx.seed_dy)
+        x8, w8, step = ctx.saved_tensors
+        dy8 = _ops.cast(dy.contiguous(), torch.float8_e5m2, 1.0, ctx.grad_rounding, ctx.seed_dy, step)
         dx = dw = None
         if ctx.needs_input_grad[0]:
             dx_dtype = ctx.x_dtype if ctx.x_dtype in (torch.float32, torch.bfloat16) else torch.float32
@@ -145,7 +148,7 @@ class _UnitScaledLinearFn(torch.autograd.Function):
             dw = _ops.linear_backward_weight(dy8, x8, ctx.alpha)
             if dw.dtype != ctx.w_dtype:
                 dw = dw.to(ctx.w_dtype)
-        return dx, dw, None, None, None, None, None, None, None, None
+        return dx, dw, None, None, None, None, None, None, None, None, None
 
 
 def unit_scaled_linear(
@@ -159,7 +162,7 @@ def unit_scaled_linear(
     rounding: RoundingLike = Rounding.NEAREST_SATURATE,
     grad_rounding: RoundingLike = Rounding.NEAREST_SATURATE,
     seed: int = 0,
-    step: int = 0,
+    step: "int | Tensor" = 0,
 ) -> Tensor:
     """The μS FP8 linear layer, differentiable:
     ``y = alpha · E4M3(x) · E4M3(weight)ᵀ (+ bias)``; backward ``dx = alpha·E5M2(dy)·E4M3(W)`` and
@@ -176,7 +179,9 @@ def unit_scaled_linear(
             converted back to float16).
         rounding: the E4M3 casts of x and W (saturating; ``"stochastic"`` for stochastic).
         grad_rounding: the E5M2 cast of dy.
-        seed, step: stochastic rounding keys, one per (seed, step) and tensor.
+        seed, step: stochastic rounding keys, one per (seed, step) and tensor (x, W, dy). ``step``
+            may be a 0-dim integer tensor (read when the kernels run, e.g. a module buffer), which
+            keeps ``torch.compile`` from specialising on its value.
 
     Raises:
         TypeError / InvalidArgumentError: wrong dtypes or shapes (the message names the argument).
@@ -199,9 +204,13 @@ def unit_scaled_linear(
     want = out_dtype if out_dtype is not None else x.dtype
     od = want if want in (torch.float32, torch.bfloat16) else torch.float32
     r, gr = _rounding(rounding), _rounding(grad_rounding)
-    y = _UnitScaledLinearFn.apply(
-        x2, weight, x8, a, od, r, gr, step_seed(seed, step, 1), step_seed(seed, step, 2), step_seed(seed, step, 3)
-    )
+    if isinstance(step, torch.Tensor):
+        keys = (step_seed(seed, 0, 1), step_seed(seed, 0, 2), step_seed(seed, 0, 3))
+        step_t = step
+    else:
+        keys = (step_seed(seed, step, 1), step_seed(seed, step, 2), step_seed(seed, step, 3))
+        step_t = None
+    y = _UnitScaledLinearFn.apply(x2, weight, x8, a, od, r, gr, *keys, step_t)
     if y.dtype != want:
         y = y.to(want)
     y = y.reshape(*lead, fan_out)

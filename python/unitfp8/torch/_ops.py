@@ -8,7 +8,7 @@ the library's CPU back end; CUDA tensors run its ``unitfp8_cuda_*`` entry points
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -64,6 +64,14 @@ def _seed(seed: int) -> int:
     return int(seed) & 0xFFFFFFFFFFFFFFFF
 
 
+def mix_step(seed: int, step: int) -> int:
+    """The stochastic-rounding key of step ``step`` for a tensor keyed ``seed`` (SplitMix64)."""
+    z = (int(seed) + (int(step) + 1) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+
+
 def _cuda_stream(t: Tensor):
     """The current stream of ``t``'s device, after checking that the library can run CUDA."""
     st = _lib.cuda_status()
@@ -94,8 +102,16 @@ def _ptr(t: Tensor) -> int:
 
 
 @torch.library.custom_op("unitfp8::cast", mutates_args=())
-def cast(x: Tensor, dtype: torch.dtype, scale: float, rounding: int, seed: int) -> Tensor:
-    """``round(x * scale)`` to ``dtype`` (see :func:`unitfp8.cast`)."""
+def cast(
+    x: Tensor, dtype: torch.dtype, scale: float, rounding: int, seed: int, step: Optional[Tensor] = None
+) -> Tensor:
+    """``round(x * scale)`` to ``dtype`` (see :func:`unitfp8.cast`). ``step`` (optional 0-dim
+    integer tensor, read at run time) makes the stochastic-rounding key ``mix_step(seed, step)``,
+    so a training step counter kept in a buffer needs no recompilation under ``torch.compile``."""
+    if step is not None:
+        if step.numel() != 1 or step.dtype.is_floating_point:
+            raise TypeError(f"step must be a one-element integer tensor, got {step.dtype} of shape {tuple(step.shape)}")
+        seed = mix_step(seed, int(step.item()))
     src = _check_dtype(x.dtype, "x.dtype", tuple(CODE_OF))
     dst = _check_dtype(dtype, "dtype", tuple(CODE_OF))
     _check_rounding(rounding, dtype)
@@ -112,7 +128,7 @@ def cast(x: Tensor, dtype: torch.dtype, scale: float, rounding: int, seed: int) 
 
 
 @cast.register_fake
-def _(x, dtype, scale, rounding, seed):
+def _(x, dtype, scale, rounding, seed, step=None):
     _check_dtype(dtype, "dtype", tuple(CODE_OF))
     return torch.empty(x.shape, dtype=dtype, device=x.device)
 

@@ -61,7 +61,9 @@ class UnitScaledLinear(nn.Module):
         self.rounding = rounding
         self.grad_rounding = grad_rounding
         self.seed = int(seed)
-        self.step = 0
+        # the stochastic-rounding step counter: a buffer, so checkpoints keep it and
+        # torch.compile reads it at run time instead of recompiling for each value
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64, device=device))
         kw = {"device": device, "dtype": dtype or torch.float32}
         self.weight = nn.Parameter(torch.empty((self.out_features, self.in_features), **kw))
         self.bias = nn.Parameter(torch.empty(self.out_features, **kw)) if bias else None
@@ -81,12 +83,8 @@ class UnitScaledLinear(nn.Module):
 
     def forward(self, x: Tensor, x_fp8: Optional[Tensor] = None) -> Tensor:
         """``alpha · E4M3(x) · E4M3(W)ᵀ (+ bias)`` (see the class doc)."""
-        step = 0
-        if self._stochastic():
-            step = self.step
-            if self.training:
-                self.step += 1
-        return unit_scaled_linear(
+        stochastic = self._stochastic()
+        y = unit_scaled_linear(
             x,
             self.weight,
             self.bias,
@@ -96,8 +94,12 @@ class UnitScaledLinear(nn.Module):
             rounding=self.rounding,
             grad_rounding=self.grad_rounding,
             seed=self.seed,
-            step=step,
+            step=self.step if stochastic else 0,
         )
+        if stochastic and self.training:
+            with torch.no_grad():
+                self.step.add_(1)
+        return y
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, *, init: str = "unit", **kwargs) -> "UnitScaledLinear":
