@@ -49,6 +49,15 @@ def kernels(n, tau):
         u += v
         return u.astype(bf)
 
+    def mix_bf16_e4m3():
+        return mix_bf16().astype(e4)
+
+    def mix_bwd_bf16():
+        u = xbf.astype(np.float32)
+        gx = (u * a).astype(bf)
+        gf = (u * b).astype(bf)
+        return gx, gf.astype(e5)
+
     def mix_bwd():
         np.multiply(x, a, out=o)
         np.multiply(x, b, out=o2)
@@ -68,7 +77,9 @@ def kernels(n, tau):
         "cast_transpose_f32_e4m3": ct,
         "mix_f32_e4m3": mix_f32,
         "mix_bf16": mix_bf16,
+        "mix_bf16_e4m3": mix_bf16_e4m3,
         "mix_bwd_f32_e5m2": mix_bwd,
+        "mix_bwd_bf16_e5m2": mix_bwd_bf16,
     }
 
 
