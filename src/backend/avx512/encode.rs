@@ -223,6 +223,10 @@ pub(super) struct Fp8Encoder {
     /// `k1 ^ (k1 >> 16)` and `k2 ^ (k2 >> 16)` (see [`random_bits`]).
     k1x: __m512i,
     k2x: __m512i,
+    /// The clamp and NaN code in 16-bit lanes, for [`encode32_bf16_codes`] (the f32 clamps
+    /// all have 16 low zero bits).
+    clamp16: __m512i,
+    nan16: __m512i,
 }
 
 impl Fp8Encoder {
@@ -241,6 +245,8 @@ impl Fp8Encoder {
             },
             k1x: splat(key.k1 ^ (key.k1 >> 16)),
             k2x: splat(key.k2 ^ (key.k2 >> 16)),
+            clamp16: _mm512_set1_epi16((clamp >> 16) as i16),
+            nan16: _mm512_set1_epi16(nan as i16),
         }
     }
 }
@@ -281,6 +287,53 @@ pub(super) fn encode16_codes<const SH: u32, const BIAS: u32, const SR: bool>(
         _mm512_setzero_si512()
     };
     _mm512_cvtepi32_epi8(encode16::<SH, BIAS, SR>(x, &e.c, r).0)
+}
+
+/// The FP8 codes (32 bytes) of 32 pairs of f32 values: element `2j` is lane `j` of `even`,
+/// element `2j + 1` lane `j` of `odd`, with element indices (low halves) `idx_even + 2j` and
+/// `idx_even + 2j + 1`; exactly what [`f32_to_fp8`] stores for them (constants as
+/// [`encode16_codes`]).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) fn encode32_pairs_codes<const SH: u32, const BIAS: u32, const SR: bool>(
+    e: &Fp8Encoder,
+    even: __m512,
+    odd: __m512,
+    idx_even: __m512i,
+) -> __m256i {
+    let (re, ro) = if SR {
+        let idx_odd = _mm512_add_epi32(idx_even, splat(1));
+        (
+            random_bits(idx_even, e.k1x, e.k2x),
+            random_bits(idx_odd, e.k1x, e.k2x),
+        )
+    } else {
+        (_mm512_setzero_si512(), _mm512_setzero_si512())
+    };
+    let ce = encode16::<SH, BIAS, SR>(even, &e.c, re).0;
+    let co = encode16::<SH, BIAS, SR>(odd, &e.c, ro).0;
+    // Each 32-bit lane holds the codes of elements 2j and 2j + 1 in its two low bytes; the
+    // 32 → 16-bit narrowing then leaves the bytes in element order.
+    _mm512_cvtepi32_epi16(_mm512_or_si512(ce, _mm512_slli_epi32::<8>(co)))
+}
+
+/// The FP8 codes (32 bytes) of 32 bf16 values `h` (16-bit lanes, element order) for an
+/// encoder with scale 1 that rounds to nearest even (`SR` false): exactly what
+/// [`f32_to_fp8`] stores for their f32 values, computed in 16-bit lanes
+/// ([`encode32_bf16_rne`]). `SH`/`BIAS` as in [`encode16_codes`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) fn encode32_bf16_codes<const SH: u32, const BIAS: u32>(
+    e: &Fp8Encoder,
+    h: __m512i,
+) -> __m256i {
+    // MBITS = 23 - SH, EMIN = 128 - BIAS: E4M3 (20, 7) → (3, 121), E5M2 (21, 15) → (2, 113).
+    let code = if SH == 20 {
+        encode32_bf16_rne::<3, 121>(h, e.clamp16, e.nan16).0
+    } else {
+        encode32_bf16_rne::<2, 113>(h, e.clamp16, e.nan16).0
+    };
+    _mm512_cvtepi16_epi8(code)
 }
 
 /// The clamp (largest magnitude bits kept before rounding) and NaN code of an FP8 encode.
