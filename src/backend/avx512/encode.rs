@@ -508,14 +508,16 @@ unsafe fn encode_fp8_any<const BF16: bool>(
 /// E4M3, 113 for E5M2); `clamp` and `nan` are as in [`Fp8Consts`], in bf16 bits (the f32
 /// clamps all have 16 low zero bits).
 ///
-/// With `e` the exponent field of `a = min(|h|, clamp)` and `m` its 8-bit significand
-/// (implicit bit set), the code is `((max(e, EMIN) - EMIN) << MBITS) + rne(m >> s)` with
-/// `s = (7 - MBITS) + max(EMIN - e, 0)`, exactly the scalar formula of
-/// [`Fp8Format::encode`]: a normal result's rounding carry runs into the exponent field, a
-/// subnormal result is `m` shifted further. `rne(m >> s)` is `(m + 2^(s-1) - 1 + odd) >> s`,
-/// where `2^(s-1) - 1 = 0x7FFF >> (16 - s)`: the variable 16-bit shifts give 0 for counts of
-/// 16 and more (including the "negative" ones), so lanes with `s ≥ 16` (tiny values, bf16
-/// denormals and zeros, whose implicit bit is wrongly set) round to 0 without overflow.
+/// With `e` the exponent field of `a = min(|h|, clamp)`, `s = (7 - MBITS) + max(EMIN - e, 0)`
+/// bits of the 8-bit significand lie below the FP8 ulp. The code is `rne(v >> s)` where, for a
+/// normal result (`e ≥ EMIN`, `s = 7 - MBITS`), `v` is `a` with the exponent rebiased
+/// (`a - ((127 - BIAS) << 7)`, no wrap since `a` ≥ the smallest normal), so the rounding carry
+/// runs into the exponent field, as in the scalar formula of [`Fp8Format::encode`]; for a
+/// subnormal result `v` is the significand `m = 0x80 | (a & 0x7F)`, whose exponent base is 0.
+/// `rne(v >> s)` is `(v + 2^(s-1) - 1 + odd) >> s`, where `2^(s-1) - 1 = 0x7FFF >> (16 - s)`:
+/// the variable 16-bit shifts give 0 for counts of 16 and more (including the "negative"
+/// ones), so lanes with `s ≥ 16` (tiny values, bf16 denormals and zeros, whose implicit bit
+/// is wrongly set) round to 0 without overflow.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 fn encode32_bf16_rne<const MBITS: u32, const EMIN: i16>(
@@ -525,18 +527,23 @@ fn encode32_bf16_rne<const MBITS: u32, const EMIN: i16>(
 ) -> (__m512i, __m512i) {
     let w = _mm512_set1_epi16;
     let sh = 7 - MBITS as i16;
+    // (127 - BIAS) << 7, with BIAS = 128 - EMIN.
+    let rebias = (EMIN - 1) << 7;
     let a = _mm512_and_si512(h, w(0x7FFF));
     let ac = _mm512_min_epu16(a, clamp);
-    let e = _mm512_srli_epi16::<7>(ac);
     // s = max(EMIN + sh - e, sh), signed (e ≤ 255).
-    let s = _mm512_max_epi16(_mm512_sub_epi16(w(EMIN + sh), e), w(sh));
-    // m = 0x80 | (ac & 0x7F)
-    let m = _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(w(0x80), ac, w(0x7F));
+    let s = _mm512_max_epi16(
+        _mm512_sub_epi16(w(EMIN + sh), _mm512_srli_epi16::<7>(ac)),
+        w(sh),
+    );
+    // v: a - rebias for a normal result (e ≥ EMIN); m = 0x80 | (a & 0x7F) for a subnormal
+    // one. Both are max(ac, (EMIN << 7) | (ac & 0x7F)) - rebias: for e ≥ EMIN the maximum is
+    // ac, below it the second term, whose exponent field EMIN becomes 1 after the rebias.
+    let floor = _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(w(EMIN << 7), ac, w(0x7F));
+    let v = _mm512_sub_epi16(_mm512_max_epu16(ac, floor), w(rebias));
     let half_m1 = _mm512_srlv_epi16(w(0x7FFF), _mm512_sub_epi16(w(16), s));
-    let odd = _mm512_and_si512(_mm512_srlv_epi16(m, s), w(1));
-    let q = _mm512_srlv_epi16(_mm512_add_epi16(_mm512_add_epi16(m, half_m1), odd), s);
-    let base = _mm512_slli_epi16::<MBITS>(_mm512_sub_epi16(_mm512_max_epu16(e, w(EMIN)), w(EMIN)));
-    let code = _mm512_add_epi16(base, q);
+    let odd = _mm512_and_si512(_mm512_srlv_epi16(v, s), w(1));
+    let code = _mm512_srlv_epi16(_mm512_add_epi16(_mm512_add_epi16(v, half_m1), odd), s);
     let code = _mm512_mask_mov_epi16(code, _mm512_cmpgt_epu16_mask(a, w(0x7F80)), nan);
     // code | ((h >> 8) & 0x80)
     let code = _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(code, _mm512_srli_epi16::<8>(h), w(0x80));
