@@ -5,7 +5,7 @@
 //! rounded to the output type, as in the scalar code.
 
 use super::encode::{
-    EncoderKind, Fp8Encoder, encode16_codes, encode16_half, encode32_bf16_codes,
+    EncoderKind, Fp8Encoder, encode16_codes, encode32_bf16_codes,
     encode32_pairs_codes, encoder_kind,
 };
 use super::tail_mask;
@@ -141,14 +141,15 @@ fn io_code(io: DType) -> u8 {
     }
 }
 
-/// Loads 16 elements of type `IO` at element `i` of `p` (lanes of `k` only when given) as f32,
-/// exactly.
+/// Loads 16 elements of type `IO` (f32 or f16; bf16 runs in [`mix_bf16_impl`]) at element
+/// `i` of `p` (lanes of `k` only when given) as f32, exactly.
 ///
 /// # Safety
 /// The selected elements are valid.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 unsafe fn load16_io<const IO: u8>(p: *const u8, i: usize, k: Option<__mmask16>) -> __m512 {
+    debug_assert!(IO != IO_BF16);
     // SAFETY: per the contract; masked-off lanes are not read.
     unsafe {
         if IO == IO_F32 {
@@ -163,19 +164,20 @@ unsafe fn load16_io<const IO: u8>(p: *const u8, i: usize, k: Option<__mmask16>) 
                 Some(k) => _mm256_maskz_loadu_epi16(k, q.cast()),
                 None => _mm256_loadu_si256(q.cast()),
             };
-            if IO == IO_BF16 {
-                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
-            } else {
-                _mm512_cvtph_ps(h)
-            }
+            _mm512_cvtph_ps(h)
         }
     }
 }
 
-/// Rounds 16 f32 to `IO` (bf16/f16: nearest even, no saturation, as `f32_to_bf16`/`f32_to_f16`
-/// with scale 1) and stores them at element `i` of `p` (lanes of `k` only when given;
-/// streaming when `nt`, then the address is aligned to the vector size); returns the stored
-/// values as f32.
+/// Rounds 16 f32 `y`, whose only NaN is the canonical one (the NaN rule applied), to `IO`
+/// (f32 or f16; f16: nearest even, no saturation, as `f32_to_f16` with scale 1) and stores
+/// them at element `i` of `p` (lanes of `k` only when given; streaming when `nt`, then the
+/// address is aligned to the vector size); returns the stored values as f32.
+///
+/// The f16 rounding is the hardware conversion (`vcvtps2ph`, nearest even): subnormal
+/// results round exactly, f32 denormals (far below half the smallest f16 subnormal) become ±0,
+/// overflow gives ±Inf, and the canonical NaN 0x7FC00000 becomes 0x7E00, all as `f32_to_f16`
+/// does; its only other NaN handling (quieting, payload kept) never sees another NaN here.
 ///
 /// # Safety
 /// The selected elements are valid; aligned when `nt`.
@@ -188,6 +190,7 @@ unsafe fn store16_io<const IO: u8>(
     k: Option<__mmask16>,
     nt: bool,
 ) -> __m512 {
+    debug_assert!(IO != IO_BF16);
     // SAFETY: per the contract.
     unsafe {
         if IO == IO_F32 {
@@ -199,24 +202,14 @@ unsafe fn store16_io<const IO: u8>(
             }
             y
         } else {
-            let one = _mm512_set1_ps(1.0);
-            let bits = if IO == IO_BF16 {
-                encode16_half::<true>(y, one, _mm512_set1_epi32(0xFFFF)).0
-            } else {
-                encode16_half::<false>(y, one, _mm512_set1_epi32(0x4780_0000)).0
-            };
-            let h = _mm512_cvtepi32_epi16(bits);
+            let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
             let q = p.cast::<u16>().add(i);
             match (k, nt) {
                 (Some(k), _) => _mm256_mask_storeu_epi16(q.cast(), k, h),
                 (None, true) => _mm256_stream_si256(q.cast(), h),
                 (None, false) => _mm256_storeu_si256(q.cast(), h),
             }
-            if IO == IO_BF16 {
-                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
-            } else {
-                _mm512_cvtph_ps(h)
-            }
+            _mm512_cvtph_ps(h)
         }
     }
 }
