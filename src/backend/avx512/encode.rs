@@ -18,7 +18,7 @@ const PREFETCH_AHEAD: usize = 4096;
 
 /// Prefetches the line `PREFETCH_AHEAD` bytes past `p` into L1.
 #[inline(always)]
-fn prefetch_ahead(p: *const u8) {
+pub(super) fn prefetch_ahead(p: *const u8) {
     // SAFETY: a prefetch is a hint: it never faults, whatever the address.
     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD).cast()) }
 }

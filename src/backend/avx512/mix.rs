@@ -6,7 +6,7 @@
 
 use super::encode::{
     EncoderKind, Fp8Encoder, encode16_codes, encode32_bf16_codes,
-    encode32_pairs_codes, encoder_kind,
+    encode32_pairs_codes, encoder_kind, prefetch_ahead,
 };
 use super::tail_mask;
 use crate::backend::EncodeArgs;
@@ -437,6 +437,8 @@ unsafe fn mix_bf16_impl<const SH: u32, const BIAS: u32, const SR: bool, const CO
         } else {
             Some(tail_mask32(n - i))
         };
+        prefetch_ahead(x.wrapping_add(2 * i));
+        prefetch_ahead(f.wrapping_add(2 * i));
         // SAFETY: elements [i, min(i + 32, n)) are in bounds (contract; the tail is masked);
         // `out` equals `x` or `f` or is disjoint from both, and both inputs are loaded before
         // the store; with `stream`, `out` is 64-byte aligned and i a multiple of 32, so whole
@@ -543,6 +545,10 @@ unsafe fn mix_backward_bf16_impl<
         } else {
             Some(tail_mask32(n - i))
         };
+        prefetch_ahead(g.wrapping_add(2 * i));
+        if ACC {
+            prefetch_ahead(gx.wrapping_add(2 * i));
+        }
         // SAFETY: elements [i, min(i + 32, n)) are in bounds (contract; the tail is masked);
         // `gx`/`gf` equal `g` or are disjoint from it, and every load of a vector precedes its
         // stores; streamed vectors are aligned (gx per the contract, gf checked above).
