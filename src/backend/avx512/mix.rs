@@ -272,6 +272,14 @@ unsafe fn mix_fp8_impl<
         } else {
             Some(tail_mask(n - i))
         };
+        // f16 inputs: prefetched as in the bf16 kernels (at 2^26 elements on one thread, the
+        // f16 mixes ran 18-36% faster with it; the f32 ones, whose vectors are whole lines,
+        // gained with the FP8 copy and lost 4-7% without it, so they are left to the
+        // hardware prefetchers).
+        if IO == IO_F16 {
+            prefetch_ahead(x.wrapping_add(2 * i));
+            prefetch_ahead(f.wrapping_add(2 * i));
+        }
         // SAFETY: elements [i, min(i + 16, n)) are in bounds (contract; the tail is masked);
         // `out` equals `x` or `f` or is disjoint from both, and both inputs are loaded before
         // the store; with `stream`, `out` is 64-byte aligned and i a multiple of 16, so whole
@@ -729,6 +737,13 @@ unsafe fn mix_backward_fp8_impl<
         } else {
             Some(tail_mask(n - i))
         };
+        // f16 inputs prefetched, as in the forward kernel.
+        if IO == IO_F16 {
+            prefetch_ahead(g.wrapping_add(2 * i));
+            if ACC {
+                prefetch_ahead(gx.wrapping_add(2 * i));
+            }
+        }
         // SAFETY: elements [i, min(i + 16, n)) are in bounds (contract; the tail is masked);
         // `gx`/`gf` equal `g` or are disjoint from it, and every load of a vector precedes its
         // stores; streamed vectors are aligned (gx per the contract, gf checked above).
