@@ -52,6 +52,16 @@ def kernels(n, tau):
     def mix_bf16_e4m3():
         return mix_bf16().astype(e4)
 
+    xh, fh = x.astype(np.float16), f.astype(np.float16)
+
+    def mix_f16_e4m3():
+        u = xh.astype(np.float32)
+        u *= a
+        v = fh.astype(np.float32)
+        v *= b
+        u += v
+        return u.astype(np.float16).astype(e4)
+
     def mix_bwd_bf16():
         u = xbf.astype(np.float32)
         gx = (u * a).astype(bf)
@@ -78,6 +88,7 @@ def kernels(n, tau):
         "mix_f32_e4m3": mix_f32,
         "mix_bf16": mix_bf16,
         "mix_bf16_e4m3": mix_bf16_e4m3,
+        "mix_f16_e4m3": mix_f16_e4m3,
         "mix_bwd_f32_e5m2": mix_bwd,
         "mix_bwd_bf16_e5m2": mix_bwd_bf16,
     }

@@ -45,6 +45,13 @@ def kernels(n, tau):
         return mix_bf16().to(e4)
 
     obf2 = torch.zeros_like(xbf)
+    xh, fh = x.to(torch.float16), f.to(torch.float16)
+    oh = torch.zeros_like(xh)
+
+    def mix_f16_e4m3():
+        torch.mul(xh, a, out=oh)
+        oh.add_(fh, alpha=b)
+        return oh.to(e4)
 
     def mix_bwd_bf16():
         torch.mul(xbf, a, out=obf)
@@ -71,6 +78,7 @@ def kernels(n, tau):
         "mix_f32_e4m3": mix_f32,
         "mix_bf16": mix_bf16,
         "mix_bf16_e4m3": mix_bf16_e4m3,
+        "mix_f16_e4m3": mix_f16_e4m3,
         "mix_bwd_f32_e5m2": mix_bwd,
         "mix_bwd_bf16_e5m2": mix_bwd_bf16,
     }

@@ -5,8 +5,8 @@
 //! rounded to the output type, as in the scalar code.
 
 use super::encode::{
-    EncoderKind, Fp8Encoder, encode16_codes, encode32_bf16_codes,
-    encode32_pairs_codes, encoder_kind, prefetch_ahead,
+    EncoderKind, Fp8Encoder, encode16_codes, encode32_bf16_codes, encode32_pairs_codes,
+    encoder_kind, prefetch_ahead,
 };
 use super::tail_mask;
 use crate::backend::EncodeArgs;
@@ -623,11 +623,9 @@ unsafe fn mix_backward_bf16<const ACC: bool>(
             EncoderKind::E5m2 => mix_backward_bf16_impl::<21, 15, false, CODES_F32, ACC>(
                 a, b, g, gx, gf, codes, args, stream, n,
             ),
-            EncoderKind::E5m2Stochastic => {
-                mix_backward_bf16_impl::<21, 15, true, CODES_F32, ACC>(
-                    a, b, g, gx, gf, codes, args, stream, n,
-                )
-            }
+            EncoderKind::E5m2Stochastic => mix_backward_bf16_impl::<21, 15, true, CODES_F32, ACC>(
+                a, b, g, gx, gf, codes, args, stream, n,
+            ),
         }
     }
 }
