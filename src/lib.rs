@@ -20,6 +20,7 @@
 
 pub mod backend;
 pub mod cast;
+mod cpu;
 #[cfg(feature = "std")]
 pub mod cuda;
 pub mod dtype;
@@ -32,6 +33,7 @@ pub mod nan;
 pub mod op;
 pub mod residual;
 pub mod rng;
+pub mod rounding;
 
 #[cfg(feature = "std")]
 pub mod ffi;
@@ -40,7 +42,7 @@ mod parallel;
 
 pub use backend::Backend;
 pub use cast::{CastParams, cast, cast_amax, cast_transpose};
-pub use dtype::{DType, Element, Rounding};
+pub use dtype::{DType, Element};
 pub use error::{Error, Status};
 pub use exec::Exec;
 #[cfg(feature = "std")]
@@ -48,6 +50,7 @@ pub use exec::{num_threads, set_num_threads};
 pub use fp8::{E4M3, E5M2, Fp8Format};
 pub use half::{bf16, f16};
 pub use residual::{Fp8Out, MixParams, residual_mix, residual_mix_backward, residual_mix_inplace};
+pub use rounding::Rounding;
 
 /// The crate version, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
