@@ -13,14 +13,7 @@ use crate::backend::EncodeArgs;
 use crate::dtype::{DType, Rounding};
 use core::arch::x86_64::*;
 
-/// The NaN rule ([`crate::nan`]): NaN lanes of `v` become the canonical positive quiet NaN.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn canonical_nan(v: __m512) -> __m512 {
-    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-    let canon = _mm512_castsi512_ps(_mm512_set1_epi32(crate::nan::CANONICAL_NAN_BITS as i32));
-    _mm512_mask_mov_ps(v, nan, canon)
-}
+use crate::nan::canonical_avx512 as canonical_nan;
 
 /// See [`crate::backend::Kernels::mix`].
 ///
