@@ -45,6 +45,8 @@ pub use exec::Exec;
 pub use exec::{num_threads, set_num_threads};
 pub use fp8::{E4M3, E5M2, Fp8Format};
 pub use half::{bf16, f16};
+#[cfg(feature = "std")]
+pub use parallel::{move_workers, set_move_workers};
 pub use residual::{Fp8Out, MixParams, residual_mix, residual_mix_backward, residual_mix_inplace};
 
 /// The crate version, as in `Cargo.toml`.
