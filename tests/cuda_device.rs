@@ -96,6 +96,7 @@ impl DevBuf {
         image[GUARD + off..GUARD + off + contents.len()].copy_from_slice(contents);
         // SAFETY: plain allocation and copy of `image.len()` bytes.
         let base = unsafe { result::malloc_sync(image.len()) }.expect("cuMemAlloc");
+        // SAFETY: `base` was just allocated with `image.len()` bytes.
         unsafe { result::memcpy_htod_sync(base, &image) }.expect("cuMemcpyHtoD");
         DevBuf {
             base,
@@ -1270,6 +1271,7 @@ fn sweep(
                 1.0,
             )
         };
+        // SAFETY: got holds at least n * 2 initialized bytes (plain data).
         let bytes: &[u8] = unsafe { core::slice::from_raw_parts(got.as_ptr().cast(), n * 2) };
         for (j, &b) in src.iter().enumerate() {
             let x = f32::from_bits(b);

@@ -535,7 +535,7 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
     let xp = x.as_ptr() as *const u8;
     let fp = f.as_ptr() as *const u8;
     let op = buf.as_mut_ptr();
-    // SAFETY (all calls below): buffers are large enough; failures must not write anything.
+    // SAFETY: for all calls below, buffers are large enough; failures must not write anything.
     unsafe {
         for tau in [f32::NAN, -0.01, 1.01, f32::INFINITY] {
             let mp = MixParams::new(tau);

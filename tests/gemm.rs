@@ -688,8 +688,8 @@ fn workspace_entry_matches() {
             let exec = Exec::new(Backend::best()).unwrap();
             let mut small = vec![0u8; need.saturating_sub(1)];
             if need > 0 {
-                // SAFETY: rejected before any access.
                 assert_eq!(
+                    // SAFETY: rejected before any access.
                     unsafe { exec.gemm_raw_with_workspace(kernel, &g, &mut small) },
                     Err(Error::InvalidArgument)
                 );

@@ -270,8 +270,8 @@ impl Bufs {
                     &sat,
                 )
                 .map(drop),
-            // SAFETY (the three raw calls): every buffer holds n elements of the stated type,
-            // the outputs are distinct allocations from the inputs and from each other.
+            // SAFETY: every buffer holds n elements of the stated type, the outputs are distinct
+            // allocations from the inputs and from each other.
             Kernel::MixF32E4m3 => unsafe {
                 e.residual_mix_raw(
                     self.x32.as_ptr().cast(),
@@ -284,6 +284,7 @@ impl Bufs {
                     &mix,
                 )
             },
+            // SAFETY: as for MixF32E4m3.
             Kernel::MixBf16 => unsafe {
                 e.residual_mix_raw(
                     self.xbf.as_ptr().cast(),
@@ -296,6 +297,7 @@ impl Bufs {
                     &mix,
                 )
             },
+            // SAFETY: as for MixF32E4m3.
             Kernel::MixBwdF32E5m2 => unsafe {
                 e.residual_mix_backward_raw(
                     self.x32.as_ptr().cast(),

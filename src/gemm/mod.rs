@@ -647,9 +647,9 @@ unsafe fn run_serial(kernel: GemmKernel, p: &Problem, ws: &mut [u8]) {
             // SAFETY: NEON is part of AArch64; p and ws as required.
             unsafe { fpanel::run::<{ neon::MR }, { neon::NR }>(p, ws, neon::micro) }
         }
-        // SAFETY: p validated.
         _ => {
             let _ = ws;
+            // SAFETY: p validated.
             unsafe { scalar::run(p) }
         }
     }
