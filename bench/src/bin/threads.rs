@@ -14,8 +14,9 @@
 //! `-- --pool-settings [--quick] [--out DIR]` compares pool settings instead (spin window,
 //! moving workers): each round runs this program once per setting, in turn, as a child process
 //! with `UNITFP8_SPIN_US` / `UNITFP8_MOVE_WORKERS` set, which times a few calls on one thread and
-//! on the pool back to back (hot), 200 µs apart and 5 ms apart (cold); the speed-ups of the pool
-//! over one thread are medians over rounds. Writes `DIR/threads-settings.json`.
+//! on the pool back to back (hot), 20 µs and 200 µs apart (the caller busy meanwhile) and 5 ms
+//! apart (idle: cold); the speed-ups of the pool over one thread are medians over rounds. Writes
+//! `DIR/threads-settings.json`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -204,16 +205,23 @@ const SETTINGS: [(&str, &[(&str, &str)]); 4] = [
     ("no spin", &[("UNITFP8_SPIN_US", "0")]),
 ];
 
-/// Gaps between the calls timed by `--pool-settings`.
-const GAPS_US: [u64; 3] = [0, 200, 5000];
+/// Gaps between the calls timed by `--pool-settings` (µs): back to back, inside the default
+/// spin window, inside the old one, and idle (the workers have parked).
+const GAPS_US: [u64; 4] = [0, 20, 200, 5000];
 
-/// Median per-call seconds with `gap_us` of idle time (sleeping) before each call.
+/// Median per-call seconds with a gap of `gap_us` before each call: the caller busy (spinning
+/// on the clock, as if computing something else) for gaps under 1 ms, else sleeping.
 fn time_with_gap(calls: usize, gap_us: u64, call: &mut dyn FnMut()) -> f64 {
     call();
     let mut v = Vec::with_capacity(calls);
     for _ in 0..calls {
-        if gap_us > 0 {
+        if gap_us >= 1000 {
             std::thread::sleep(Duration::from_micros(gap_us));
+        } else if gap_us > 0 {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(gap_us) {
+                std::hint::spin_loop();
+            }
         }
         let t = Instant::now();
         call();
@@ -336,8 +344,8 @@ fn compare_settings(threads: usize, rounds: usize, calls: usize, out_dir: &str) 
         "pool ({threads} threads) vs 1 thread under each setting; medians over {rounds} interleaved rounds"
     );
     println!(
-        "{:<24} {:<34} {:>9} {:>9} | pool speed-up: {:>6} {:>8} {:>6}",
-        "call", "setting", "1 thr µs", "pool µs", "hot", "200 µs", "cold"
+        "{:<24} {:<34} {:>9} {:>9} | pool speed-up: {:>6} {:>7} {:>7} {:>6}",
+        "call", "setting", "1 thr µs", "pool µs", "hot", "20 µs", "200 µs", "cold"
     );
     let mut json = Vec::new();
     let names: Vec<String> = results[0]
@@ -363,12 +371,12 @@ fn compare_settings(threads: usize, rounds: usize, calls: usize, out_dir: &str) 
                 }
             }
             println!(
-                "{:<24} {:<34} {:>9.1} {:>9.1} | {:>20.2} {:>8.2} {:>6.2}",
-                name, label, hot.0, hot.1, row[0], row[1], row[2]
+                "{:<24} {:<34} {:>9.1} {:>9.1} | {:>20.2} {:>7.2} {:>7.2} {:>6.2}",
+                name, label, hot.0, hot.1, row[0], row[1], row[2], row[3]
             );
             json.push(format!(
-                "    {{\"call\": \"{name}\", \"setting\": \"{label}\", \"hot_us\": {{\"1 thread\": {:.3}, \"pool\": {:.3}}}, \"speedup\": {{\"hot\": {:.3}, \"gap_200us\": {:.3}, \"cold\": {:.3}}}}}",
-                hot.0, hot.1, row[0], row[1], row[2]
+                "    {{\"call\": \"{name}\", \"setting\": \"{label}\", \"hot_us\": {{\"1 thread\": {:.3}, \"pool\": {:.3}}}, \"speedup\": {{\"hot\": {:.3}, \"gap_20us\": {:.3}, \"gap_200us\": {:.3}, \"cold\": {:.3}}}}}",
+                hot.0, hot.1, row[0], row[1], row[2], row[3]
             ));
         }
     }
