@@ -60,7 +60,7 @@ def load_lib(path):
         "unitfp8_cuda_residual_mix_backward": ([VP, VP, VP, U32, SZ, F, I32, VP, U32, U32, U64, VP], I32),
         "unitfp8_cuda_gemm": ([SZ, SZ, SZ, F, VP, U32, SSZ, SSZ, VP, U32, SSZ, SSZ, F, VP, U32, SSZ, SSZ, VP], I32),
         "unitfp8_cuda_linear_forward": ([SZ, SZ, SZ, F, VP, VP, VP, U32, VP], I32),
-        "unitfp8_cuda_linear_backward_data": ([SZ, SZ, SZ, F, VP, VP, VP, U32, VP], I32),
+        "unitfp8_cuda_linear_backward_data": ([SZ, SZ, SZ, F, VP, VP, F, VP, U32, VP], I32),
         "unitfp8_cuda_linear_backward_weight": ([SZ, SZ, SZ, F, VP, VP, F, VP, VP], I32),
     }
     for name, (args, res) in sig.items():
@@ -546,7 +546,7 @@ def section_gemm(c):
         dx = torch.full((batch, fan_in), float("nan"), device="cuda")
         w_t = w.view(torch.uint8).t().contiguous()
         c.check_call(lib.unitfp8_cuda_linear_backward_data(batch, fan_in, fan_out, 0.0, dy.data_ptr(), w_t.data_ptr(),
-                                                           dx.data_ptr(), F32, stream_ptr(torch)), "linear_backward_data")
+                                                           0.0, dx.data_ptr(), F32, stream_ptr(torch)), "linear_backward_data")
         dw0 = torch.randn(fan_out, fan_in, device="cuda")
         dw = dw0.clone()
         dy_t = dy.view(torch.uint8).t().contiguous()

@@ -1,9 +1,10 @@
 /*
  * unitfp8: FP8 kernels for unit-scaled (muS) training. C ABI.
  *
- * Every function returns an int32_t status (UNITFP8_OK = 0, else UNITFP8_ERROR_*), validates
- * its arguments (dtype/rounding codes are plain uint32_t values), never unwinds into the caller
- * and leaves its outputs untouched when it fails. Counts and leading dimensions are in
+ * Every function returns an int32_t status (UNITFP8_OK = 0, else UNITFP8_ERROR_* or
+ * UNITFP8_CUDA_ERROR_*), validates its arguments (dtype/rounding codes are plain uint32_t
+ * values), never unwinds into the caller and leaves its outputs untouched when it fails;
+ * unitfp8_last_error() then says which argument broke which rule. Counts and leading dimensions are in
  * elements. bf16/f16 elements are passed as uint16_t, FP8 elements as uint8_t.
  */
 
@@ -55,6 +56,27 @@
 #define UNITFP8_ERROR_INTERNAL 5
 
 /**
+ * CUDA: the CUDA driver library (`libcuda`) could not be loaded (no NVIDIA driver).
+ */
+#define UNITFP8_CUDA_ERROR_NO_DRIVER 10
+
+/**
+ * CUDA: the driver reports no CUDA device.
+ */
+#define UNITFP8_CUDA_ERROR_NO_DEVICE 11
+
+/**
+ * CUDA: the device's compute capability is below 8.9 (no FP8 tensor cores).
+ */
+#define UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED 12
+
+/**
+ * CUDA: a CUDA driver call failed (invalid stream, launch failure, or an error left by
+ * earlier asynchronous work); `unitfp8_last_error` names the call and the error.
+ */
+#define UNITFP8_CUDA_ERROR_DRIVER 13
+
+/**
  * Element type code: IEEE binary32 (`float`).
  */
 #define UNITFP8_F32 0
@@ -101,27 +123,6 @@
 #define UNITFP8_ROUND_STOCHASTIC_SATURATE 2
 
 /**
- * CUDA status: the CUDA driver library (`libcuda`) could not be loaded (no NVIDIA driver).
- */
-#define UNITFP8_CUDA_ERROR_NO_DRIVER 10
-
-/**
- * CUDA status: the driver reports no CUDA device.
- */
-#define UNITFP8_CUDA_ERROR_NO_DEVICE 11
-
-/**
- * CUDA status: the device's compute capability is below 8.9 (no FP8 tensor cores).
- */
-#define UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED 12
-
-/**
- * CUDA status: a CUDA driver call failed (invalid stream, launch failure, or an error left by
- * earlier asynchronous work); `unitfp8_cuda_last_error` names the call and the error.
- */
-#define UNITFP8_CUDA_ERROR_DRIVER 13
-
-/**
  * GEMM kernel choice for `unitfp8_cuda_set_gemm_kernel`: the fastest one that applies.
  */
 #define UNITFP8_CUDA_GEMM_AUTO 0
@@ -140,6 +141,8 @@
  * GEMM kernel choice: the portable fallback (one thread per output element).
  */
 #define UNITFP8_CUDA_GEMM_NAIVE 3
+
+
 
 
 
@@ -225,15 +228,13 @@ int32_t unitfp8_cast_transpose(const void *src, uint32_t src_type, size_t rows, 
 int32_t unitfp8_cuda_available(void);
 
 /**
- * A static English description of any status code this library returns, the
- * `UNITFP8_CUDA_ERROR_*` codes included. Never null; do not free it.
+ * The same as `unitfp8_status_string` (kept for existing callers).
  */
 const char *unitfp8_cuda_status_string(int32_t status);
 
 /**
- * Details of the last failed `unitfp8_cuda_*` call on this thread (for example the driver
- * call and CUDA error name), or `""`. Valid until the next failing call on this thread; do
- * not free it.
+ * The same as `unitfp8_last_error` (kept for existing callers): the detail of this thread's
+ * last failed call, CPU or CUDA, or `""`.
  */
 const char *unitfp8_cuda_last_error(void);
 
@@ -241,7 +242,8 @@ const char *unitfp8_cuda_last_error(void);
  * Forces the GEMM kernel of later calls, process-wide (`UNITFP8_CUDA_GEMM_*`; `_AUTO`
  * restores the default). A forced kernel the device or the operands' alignment cannot use
  * makes GEMM calls return `UNITFP8_ERROR_UNSUPPORTED`. For tests and benchmarks. Returns
- * `UNITFP8_ERROR_INVALID_ARGUMENT` for an unknown code.
+ * `UNITFP8_ERROR_INVALID_ARGUMENT` for an unknown code (in every build), else
+ * `UNITFP8_ERROR_UNSUPPORTED` in a build without the `cuda` feature.
  */
 int32_t unitfp8_cuda_set_gemm_kernel(uint32_t kernel);
 
@@ -313,15 +315,17 @@ int32_t unitfp8_cuda_gemm(size_t m, size_t n, size_t k, float alpha, const void 
 int32_t unitfp8_cuda_linear_forward(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *x, const void *w, void *y, uint32_t y_type, void *stream);
 
 /**
- * Backward data on the device: `dx[batch, fan_in] = alpha * dy * W` with `dy[batch, fan_out]`
- * E5M2 and **`w_t` = W^T, `[fan_in, fan_out]` row-major E4M3** (the K-major operand FP8 tensor
- * cores need; `unitfp8_cuda_cast_transpose` produces W and W^T in one pass). `dx` dense
- * row-major of `dx_type`. `alpha` NaN or <= 0 means `1/sqrt(fan_in)`. Queued on `stream`.
+ * Backward data on the device: `dx[batch, fan_in] = alpha * dy * W + beta * dx` with
+ * `dy[batch, fan_out]` E5M2 and **`w_t` = W^T, `[fan_in, fan_out]` row-major E4M3** (the
+ * K-major operand FP8 tensor cores need; `unitfp8_cuda_cast_transpose` produces W and W^T in
+ * one pass). `dx` dense row-major of `dx_type`; `beta = 0` overwrites it without reading it
+ * (FP8 `dx` needs `beta = 0`). `alpha` NaN or <= 0 means `1/sqrt(fan_in)`. Queued on
+ * `stream`.
  *
  * # Safety
  * Each device buffer valid for its dense shape; `stream` null or valid.
  */
-int32_t unitfp8_cuda_linear_backward_data(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *dy, const void *w_t, void *dx, uint32_t dx_type, void *stream);
+int32_t unitfp8_cuda_linear_backward_data(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *dy, const void *w_t, float beta, void *dx, uint32_t dx_type, void *stream);
 
 /**
  * Backward weight on the device: `dW[fan_out, fan_in] = alpha * dy^T * x + beta * dW` (f32,
@@ -342,11 +346,22 @@ int32_t unitfp8_cuda_linear_backward_weight(size_t batch, size_t fan_in, size_t 
 const char *unitfp8_version(void);
 
 /**
- * A static English description of a status code returned by this library (for example
- * `"invalid argument"` for `UNITFP8_ERROR_INVALID_ARGUMENT`); an unknown code gets
- * `"unknown status"`. Never null; do not free it.
+ * A static English description of any status code this library returns, CPU and CUDA (for
+ * example `"invalid argument"` for `UNITFP8_ERROR_INVALID_ARGUMENT`); an unknown code gets
+ * `"unknown status"`. Never null; do not free it. `unitfp8_last_error()` says what exactly
+ * was wrong with a failed call.
  */
 const char *unitfp8_status_string(int32_t status);
+
+/**
+ * What exactly was wrong with the last call on this thread that failed: the argument, the
+ * rule and the values, for example `"ld_src (4) must be >= cols (8)"`, `"a and c overlap"`,
+ * `"tau must be in [0, 1], got 1.5"`, or for CUDA the driver call and its error. `""` when
+ * this thread's last call succeeded (or made none). Every entry point that returns a status
+ * sets it. A NUL-terminated string owned by the library, valid until this thread's next call;
+ * never null; do not free it.
+ */
+const char *unitfp8_last_error(void);
 
 /**
  * The name of the back end that runs the kernels in this process: `"scalar"`, `"avx512"` or
@@ -475,14 +490,15 @@ int32_t unitfp8_gemm(size_t m, size_t n, size_t k, float alpha, const void *a, u
 int32_t unitfp8_linear_forward(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *x, const void *w, void *y, uint32_t y_type);
 
 /**
- * μS linear backward data: `dx[batch, fan_in] = α·dy·W` with `dy[batch, fan_out]` dense
- * row-major E5M2 and `W[fan_out, fan_in]` E4M3; `dx` of `dx_type`. `alpha` NaN or ≤ 0 means
- * `1/sqrt(fan_in)`. Errors as [`unitfp8_gemm`].
+ * μS linear backward data: `dx[batch, fan_in] = α·dy·W + β·dx` with `dy[batch, fan_out]`
+ * dense row-major E5M2 and `W[fan_out, fan_in]` E4M3; `dx` of `dx_type`. `beta = 0`
+ * overwrites dx without reading it; `beta = 1` accumulates (f32/bf16 `dx` only: FP8 `dx`
+ * needs `beta = 0`). `alpha` NaN or ≤ 0 means `1/sqrt(fan_in)`. Errors as [`unitfp8_gemm`].
  *
  * # Safety
  * Each buffer must be valid for its dense shape.
  */
-int32_t unitfp8_linear_backward_data(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *dy, const void *w, void *dx, uint32_t dx_type);
+int32_t unitfp8_linear_backward_data(size_t batch, size_t fan_in, size_t fan_out, float alpha, const void *dy, const void *w, float beta, void *dx, uint32_t dx_type);
 
 /**
  * μS linear backward weight: `dW[fan_out, fan_in] = α·dyᵀ·x + β·dW` (f32, dense row-major)

@@ -134,10 +134,16 @@ static __device__ __forceinline__ u32 fp8_copy(float stored, int q_type, int rou
                             : encode_bits<T_E5M2>(stored, rounding, key, i);
 }
 
+// The NaN rule of the library (src/nan.rs): every NaN an operation computes is stored as the
+// canonical positive quiet NaN, on every back end.
+static __device__ __forceinline__ float canonical_nan(float y) {
+    return nan_bits(f2u(y)) ? u2f(0x7FC00000u) : y;
+}
+
 template <int IO>
 static __device__ __forceinline__ u32 mix_one(const MixArgs &p, u32 xb, u32 fb, u64 i, u32 *qcode) {
     float y = x86_add(x86_mul(bits_to_f32<IO>(xb), p.a), x86_mul(bits_to_f32<IO>(fb), p.b));
-    u32 o = narrow_io<IO>(y);
+    u32 o = narrow_io<IO>(canonical_nan(y));
     if (p.q) *qcode = fp8_copy(bits_to_f32<IO>(o), p.q_type, p.rounding, p.key, i);
     return o;
 }
@@ -172,8 +178,8 @@ static __device__ __forceinline__ void mix_bwd_one(const MixArgs &p, u32 gb, u32
     float g = bits_to_f32<IO>(gb);
     float ag = x86_mul(g, p.a);
     float x = p.accumulate ? x86_add(bits_to_f32<IO>(xb), ag) : ag;
-    *dx = narrow_io<IO>(x);
-    *df = narrow_io<IO>(x86_mul(g, p.b));
+    *dx = narrow_io<IO>(canonical_nan(x));
+    *df = narrow_io<IO>(canonical_nan(x86_mul(g, p.b)));
     if (p.q) *qcode = fp8_copy(bits_to_f32<IO>(*df), p.q_type, p.rounding, p.key, i);
 }
 

@@ -3,15 +3,18 @@
 //!
 //! Semantics of one element: `dst = round(f32(src) · scale)`, where `f32(src)` is exact, the
 //! multiply is one f32 multiply (exact for power-of-two scales without over/underflow, and for
-//! 1.0), and `round` is the [`Rounding`] mode applied to the destination type. f32
+//! 1.0), and `round` is the [`Rounding`](crate::Rounding) mode applied to the destination type. f32
 //! destinations are never clipped (`dst = src · scale`, IEEE), so decoding keeps ±Inf whatever the
 //! mode; stochastic rounding needs an FP8 destination. amax is `max |src|` before scaling, NaN
 //! when any element is NaN.
 
 use crate::backend::{EncodeArgs, Kernels};
-use crate::dtype::{DType, Element, Rounding};
-use crate::error::Error;
+use crate::dtype::{DType, Element};
+#[allow(unused_imports)] // Status: linked from the docs
+use crate::error::Status;
+use crate::error::{Error, require};
 use crate::exec::Exec;
+use crate::op::{CastOp, CastTransposeOp, matrix_extent};
 use crate::rng::StreamKey;
 
 /// Elements processed per block (the f32 staging buffer lives on the stack).
@@ -29,31 +32,11 @@ pub(crate) const PIECES_PER_THREAD: usize = 4;
 /// their outputs in cache for the next kernel.
 pub(crate) const STREAM_MIN_BYTES: usize = 48 << 20;
 
-/// Parameters of a cast.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CastParams {
-    /// Multiplier applied before rounding (1.0 for μS). Must be finite.
-    pub scale: f32,
-    /// Rounding mode; stochastic rounding needs an FP8 destination.
-    pub rounding: Rounding,
-    /// Seed of the stochastic-rounding generator (ignored by the other modes).
-    pub seed: u64,
-}
+pub use crate::op::CastParams;
 
-impl Default for CastParams {
-    /// Scale 1, [`Rounding::NearestSaturate`], seed 0: the μS clip-cast.
-    fn default() -> Self {
-        CastParams {
-            scale: 1.0,
-            rounding: Rounding::NearestSaturate,
-            seed: 0,
-        }
-    }
-}
-
-/// Casts `src` into `dst` (same length, else [`Error::InvalidArgument`]) with the global
-/// [`Exec`]. Errors: a non-finite scale ([`Error::InvalidArgument`]), stochastic rounding to a
-/// non-FP8 type ([`Error::Unsupported`]).
+/// Casts `src` into `dst` (same length, else [`Status::InvalidArgument`]) with the global
+/// [`Exec`]. Errors: a non-finite scale ([`Status::InvalidArgument`]), stochastic rounding to a
+/// non-FP8 type ([`Status::Unsupported`]).
 pub fn cast<S: Element, D: Element>(
     src: &[S],
     dst: &mut [D],
@@ -77,7 +60,7 @@ pub fn cast_amax<S: Element, D: Element>(
 /// [`Exec`]. Returns amax over the matrix. Stochastic rounding keys element `(r, c)` by index
 /// `r · cols + c`, so `dst_t` is exactly the transpose of `dst`.
 ///
-/// Errors: [`Error::InvalidArgument`] when a leading dimension is smaller than the row length
+/// Errors: [`Status::InvalidArgument`] when a leading dimension is smaller than the row length
 /// it holds or a slice is too short for its shape; as [`cast`] otherwise.
 ///
 /// Memory: with the `std` feature, FP8 outputs with a transposed copy and up to 8192 columns stage
@@ -108,9 +91,11 @@ impl Exec {
         dst: &mut [D],
         params: &CastParams,
     ) -> Result<f32, Error> {
-        if src.len() != dst.len() {
-            return Err(Error::InvalidArgument);
-        }
+        require(
+            src.len() == dst.len(),
+            "dst has {} elements, src has {}",
+            &[dst.len().into(), src.len().into()],
+        )?;
         // SAFETY: the slices are valid for their lengths and cannot overlap (borrow rules).
         unsafe {
             self.cast_raw(
@@ -138,25 +123,27 @@ impl Exec {
         ld_dst_t: usize,
         params: &CastParams,
     ) -> Result<f32, Error> {
-        let need = |rows: usize, cols: usize, ld: usize| -> Result<usize, Error> {
-            matrix_extent(rows, cols, ld).ok_or(Error::InvalidArgument)
+        // The shapes are checked by the descriptor (in `cast_transpose_raw`); here only that
+        // each slice holds its shape.
+        let holds = |arg: &'static str, len: usize, r: usize, c: usize, ld: usize| {
+            let need = matrix_extent(r, c, ld).unwrap_or(usize::MAX);
+            require(
+                ld < c || len >= need,
+                "{} has {} elements, its shape needs {}",
+                &[arg.into(), len.into(), need.into()],
+            )
         };
-        if src.len() < need(rows, cols, ld_src)? {
-            return Err(Error::InvalidArgument);
+        holds("src", src.len(), rows, cols, ld_src)?;
+        if let Some(d) = &dst {
+            holds("dst", d.len(), rows, cols, ld_dst)?;
         }
-        if let Some(d) = &dst
-            && d.len() < need(rows, cols, ld_dst)?
-        {
-            return Err(Error::InvalidArgument);
-        }
-        if let Some(d) = &dst_t
-            && d.len() < need(cols, rows, ld_dst_t)?
-        {
-            return Err(Error::InvalidArgument);
+        if let Some(d) = &dst_t {
+            holds("dst_t", d.len(), cols, rows, ld_dst_t)?;
         }
         let dst = dst.map_or(core::ptr::null_mut(), |d| d.as_mut_ptr().cast());
         let dst_t = dst_t.map_or(core::ptr::null_mut(), |d| d.as_mut_ptr().cast());
-        // SAFETY: lengths were checked against the shapes; distinct borrows cannot overlap.
+        // SAFETY: each slice holds its shape when the shape is valid (checked above), which the
+        // raw method checks before touching memory; distinct borrows cannot overlap.
         unsafe {
             self.cast_transpose_raw(
                 src.as_ptr().cast(),
@@ -175,8 +162,9 @@ impl Exec {
     }
 
     /// Cast on raw buffers; returns amax. `dst` may coincide exactly with `src` when both
-    /// types have the same size; any other overlap is [`Error::Overlap`]. Null pointers with
-    /// `n > 0` are [`Error::NullPointer`]. Nothing is written when an argument check fails.
+    /// types have the same size; any other overlap is [`Status::Overlap`]. Null pointers with
+    /// `n > 0` are [`Status::NullPointer`]. Nothing is written when an argument check fails
+    /// (the rules: [`crate::op`]).
     ///
     /// # Safety
     /// `src` must be readable and `dst` writable for `n` elements of their types.
@@ -189,24 +177,22 @@ impl Exec {
         n: usize,
         params: &CastParams,
     ) -> Result<f32, Error> {
-        check_params(dst_type, params)?;
-        if n == 0 {
+        let op = CastOp::new(src as usize, src_type, dst as usize, dst_type, n, params, 0)?;
+        // SAFETY: the descriptor was validated; buffer validity is the caller's contract.
+        unsafe { self.run_cast(&op) }
+    }
+
+    /// Runs a validated cast; returns amax (0 when empty).
+    ///
+    /// # Safety
+    /// The buffers of `op` are valid for its sizes.
+    pub(crate) unsafe fn run_cast(&self, op: &CastOp) -> Result<f32, Error> {
+        if op.n == 0 {
             return Ok(0.0);
         }
-        if src.is_null() || dst.is_null() {
-            return Err(Error::NullPointer);
-        }
-        let src_bytes = n
-            .checked_mul(src_type.size())
-            .ok_or(Error::InvalidArgument)?;
-        let dst_bytes = n
-            .checked_mul(dst_type.size())
-            .ok_or(Error::InvalidArgument)?;
-        let exact_alias = core::ptr::eq(src, dst) && src_type.size() == dst_type.size();
-        if !exact_alias && ranges_overlap(src as usize, src_bytes, dst as usize, dst_bytes) {
-            return Err(Error::Overlap);
-        }
         let k = self.backend().kernels()?;
+        let (src_type, dst_type, params) = (op.src_type, op.dst_type, &op.params);
+        let (src_bytes, dst_bytes) = (op.src.bytes, op.dst.bytes);
         // Large widening casts stream their outputs (see `STREAM_CHUNK`): measured on the
         // development machine, E4M3 -> f32 went from ~75% to ~95% of copy bandwidth, while
         // narrowing casts (f32 -> E4M3, f32 -> bf16), whose reads dominate, lost 5-10%.
@@ -216,7 +202,7 @@ impl Exec {
         // read-for-ownership of the destination): measured at 2^26 f32 -> E4M3, one thread
         // 80-88% -> 100-111% and two threads 81-102% -> 109-123% of copy bandwidth.
         let stream_fp8 = large && !stream && dst_type.fp8().is_some();
-        let (src, dst) = (src as usize, dst as usize);
+        let (src, dst) = (op.src.addr, op.dst.addr);
         let work = |start: usize, end: usize| {
             // SAFETY: [start, end) lies within [0, n), valid per the caller's contract.
             unsafe {
@@ -234,14 +220,15 @@ impl Exec {
                 )
             }
         };
-        let amax = self.run_ranges(n, BLOCK, 1, PIECES_PER_THREAD, work);
+        let amax = self.run_ranges(op.n, BLOCK, 1, PIECES_PER_THREAD, work);
         Ok(f32::from_bits(amax))
     }
 
-    /// Cast-transpose on raw buffers (see [`cast_transpose`]); `dst` and/or `dst_t` may be null.
-    /// The bounding byte ranges of the source and the outputs must not overlap
-    /// ([`Error::Overlap`]). Leading dimensions below the row length they hold, or shapes whose
-    /// byte size overflows, are [`Error::InvalidArgument`]. Returns amax.
+    /// Cast-transpose on raw buffers (see [`cast_transpose`]); `dst` and/or `dst_t` may be null
+    /// (the leading dimension of a null output is ignored). The bounding byte ranges of the
+    /// source and the outputs must not overlap ([`Status::Overlap`]). Leading dimensions below
+    /// the row length they hold, or shapes whose byte size overflows, are
+    /// [`Status::InvalidArgument`]. Returns amax.
     ///
     /// # Safety
     /// Each non-null buffer must be valid for its shape and leading dimension.
@@ -260,47 +247,50 @@ impl Exec {
         dst_type: DType,
         params: &CastParams,
     ) -> Result<f32, Error> {
-        check_params(dst_type, params)?;
-        if ld_src < cols
-            || (!dst.is_null() && ld_dst < cols)
-            || (!dst_t.is_null() && ld_dst_t < rows)
-        {
-            return Err(Error::InvalidArgument);
-        }
-        let bytes = |r: usize, c: usize, ld: usize, size: usize| {
-            matrix_extent(r, c, ld)
-                .and_then(|e| e.checked_mul(size))
-                .ok_or(Error::InvalidArgument)
-        };
-        let src_bytes = bytes(rows, cols, ld_src, src_type.size())?;
-        let dst_bytes = bytes(rows, cols, ld_dst, dst_type.size())?;
-        let dst_t_bytes = bytes(cols, rows, ld_dst_t, dst_type.size())?;
-        if rows == 0 || cols == 0 {
-            return Ok(0.0);
-        }
-        if src.is_null() {
-            return Err(Error::NullPointer);
-        }
-        let (s, d, t) = (src as usize, dst as usize, dst_t as usize);
-        if (!dst.is_null() && ranges_overlap(s, src_bytes, d, dst_bytes))
-            || (!dst_t.is_null() && ranges_overlap(s, src_bytes, t, dst_t_bytes))
-            || (!dst.is_null() && !dst_t.is_null() && ranges_overlap(d, dst_bytes, t, dst_t_bytes))
-        {
-            return Err(Error::Overlap);
-        }
-        let k = self.backend().kernels()?;
-        let geometry = TransposeGeometry {
+        let op = CastTransposeOp::new(
+            src as usize,
+            src_type,
+            rows,
             cols,
             ld_src,
+            dst as usize,
             ld_dst,
+            dst_t as usize,
             ld_dst_t,
-            src_type,
             dst_type,
-            stream: src_bytes
-                .saturating_add(dst_bytes)
-                .saturating_add(dst_t_bytes)
+            params,
+            0,
+        )?;
+        // SAFETY: the descriptor was validated; buffer validity is the caller's contract.
+        unsafe { self.run_cast_transpose(&op) }
+    }
+
+    /// Runs a validated cast-transpose; returns amax (0 when empty).
+    ///
+    /// # Safety
+    /// The buffers of `op` are valid for its shapes.
+    pub(crate) unsafe fn run_cast_transpose(&self, op: &CastTransposeOp) -> Result<f32, Error> {
+        if op.is_empty() {
+            return Ok(0.0);
+        }
+        let k = self.backend().kernels()?;
+        let (rows, cols) = (op.rows, op.cols);
+        let geometry = TransposeGeometry {
+            cols,
+            ld_src: op.ld_src,
+            ld_dst: op.ld_dst,
+            ld_dst_t: op.ld_dst_t,
+            src_type: op.src_type,
+            dst_type: op.dst_type,
+            stream: op
+                .src
+                .bytes
+                .saturating_add(op.dst.bytes)
+                .saturating_add(op.dst_t.bytes)
                 >= TRANSPOSE_STREAM_MIN_BYTES,
         };
+        let (s, d, t) = (op.src.addr, op.dst.addr, op.dst_t.addr);
+        let params = &op.params;
         let work = |start: usize, end: usize| {
             // SAFETY: rows [start, end) lie within the validated shapes.
             unsafe { cast_transpose_rows(k, &geometry, s, d, t, params, start, end) }
@@ -336,31 +326,6 @@ impl Exec {
             work(0, n)
         }
     }
-}
-
-/// Checks the parameters every cast shares.
-pub(crate) fn check_params(dst_type: DType, params: &CastParams) -> Result<(), Error> {
-    if !params.scale.is_finite() {
-        return Err(Error::InvalidArgument);
-    }
-    if params.rounding == Rounding::StochasticSaturate && dst_type.fp8().is_none() {
-        return Err(Error::Unsupported);
-    }
-    Ok(())
-}
-
-/// Elements a `[rows, cols]` matrix with leading dimension `ld` spans, or `None` on overflow.
-pub(crate) fn matrix_extent(rows: usize, cols: usize, ld: usize) -> Option<usize> {
-    if rows == 0 || cols == 0 {
-        Some(0)
-    } else {
-        (rows - 1).checked_mul(ld)?.checked_add(cols)
-    }
-}
-
-/// Whether two byte ranges share a byte (empty ranges never do).
-pub(crate) fn ranges_overlap(a: usize, a_len: usize, b: usize, b_len: usize) -> bool {
-    a_len != 0 && b_len != 0 && a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
 }
 
 /// Widens `n <= BLOCK` elements of `src_type` at `src` to f32, into `buf` unless the source is

@@ -1,6 +1,6 @@
 //! Element types and rounding modes, with their C ABI codes.
 
-use crate::error::Error;
+use crate::error::{Error, Value};
 use crate::fp8::{E4M3, E5M2, Fp8Format};
 use half::{bf16, f16};
 
@@ -21,15 +21,23 @@ pub enum DType {
 }
 
 impl DType {
-    /// Parses a C ABI code; anything else is [`Error::InvalidArgument`].
-    pub const fn from_code(code: u32) -> Result<DType, Error> {
+    /// Parses a C ABI code; anything else is [`Status::InvalidArgument`](crate::error::Status::InvalidArgument).
+    pub fn from_code(code: u32) -> Result<DType, Error> {
+        DType::parse("dtype", code)
+    }
+
+    /// [`DType::from_code`] for the argument named `arg` (the name goes into the error).
+    pub fn parse(arg: &'static str, code: u32) -> Result<DType, Error> {
         match code {
             0 => Ok(DType::F32),
             1 => Ok(DType::BF16),
             2 => Ok(DType::F16),
             3 => Ok(DType::E4M3),
             4 => Ok(DType::E5M2),
-            _ => Err(Error::InvalidArgument),
+            _ => Err(Error::invalid(
+                "{} must be an element type code (0 f32, 1 bf16, 2 f16, 3 e4m3, 4 e5m2), got {}",
+                &[Value::S(arg), Value::U(u64::from(code))],
+            )),
         }
     }
 
@@ -88,13 +96,16 @@ pub enum Rounding {
 }
 
 impl Rounding {
-    /// Parses a C ABI code; anything else is [`Error::InvalidArgument`].
-    pub const fn from_code(code: u32) -> Result<Rounding, Error> {
+    /// Parses a C ABI code; anything else is [`Status::InvalidArgument`](crate::error::Status::InvalidArgument).
+    pub fn from_code(code: u32) -> Result<Rounding, Error> {
         match code {
             0 => Ok(Rounding::NearestSaturate),
             1 => Ok(Rounding::Nearest),
             2 => Ok(Rounding::StochasticSaturate),
-            _ => Err(Error::InvalidArgument),
+            _ => Err(Error::invalid(
+                "rounding must be a rounding code (0 nearest-saturate, 1 nearest, 2 stochastic-saturate), got {}",
+                &[Value::U(u64::from(code))],
+            )),
         }
     }
 

@@ -12,16 +12,13 @@ pub struct Exec {
 }
 
 impl Exec {
-    /// Settings for `backend` on one thread; [`Error::Unsupported`] when it cannot run here.
+    /// Settings for `backend` on one thread; [`Status::Unsupported`](crate::error::Status::Unsupported) when it cannot run here.
     pub fn new(backend: Backend) -> Result<Exec, Error> {
-        if backend.is_available() {
-            Ok(Exec {
-                backend,
-                threads: 1,
-            })
-        } else {
-            Err(Error::Unsupported)
-        }
+        backend.kernels()?;
+        Ok(Exec {
+            backend,
+            threads: 1,
+        })
     }
 
     /// The same settings with `threads` threads (at least 1): the calling thread plus up to

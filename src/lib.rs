@@ -28,6 +28,8 @@ pub mod exec;
 pub mod fp8;
 pub mod gemm;
 pub mod linear;
+pub mod nan;
+pub mod op;
 pub mod residual;
 pub mod rng;
 
@@ -39,7 +41,7 @@ mod parallel;
 pub use backend::Backend;
 pub use cast::{CastParams, cast, cast_amax, cast_transpose};
 pub use dtype::{DType, Element, Rounding};
-pub use error::Error;
+pub use error::{Error, Status};
 pub use exec::Exec;
 #[cfg(feature = "std")]
 pub use exec::{num_threads, set_num_threads};

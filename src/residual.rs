@@ -17,43 +17,18 @@
 use crate::backend::EncodeArgs;
 use crate::backend::Kernels;
 use crate::cast::{
-    BLOCK, CastParams, PIECES_PER_THREAD, STREAM_CHUNK, STREAM_MIN_BYTES, fp8_args, ranges_overlap,
+    BLOCK, CastParams, PIECES_PER_THREAD, STREAM_CHUNK, STREAM_MIN_BYTES, fp8_args,
     split_at_key_boundaries,
 };
-use crate::dtype::{DType, Element, Rounding};
-use crate::error::Error;
+use crate::dtype::{DType, Element};
+#[allow(unused_imports)] // Status: linked from the docs
+use crate::error::Status;
+use crate::error::{Error, require};
 use crate::exec::Exec;
 use crate::fp8::{E4M3, E5M2};
+use crate::op::{MixBackwardOp, MixOp};
 
-/// Parameters of a residual mix.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MixParams {
-    /// τ in [0, 1]: the weight of the branch; NaN or out of range is [`Error::InvalidArgument`].
-    pub tau: f32,
-    /// Rounding of the optional FP8 copy.
-    pub rounding: Rounding,
-    /// Stochastic-rounding seed of the FP8 copy (element `i` keyed by `(seed, i)`).
-    pub seed: u64,
-}
-
-impl MixParams {
-    /// τ with the μS clip-cast for the FP8 copy.
-    pub fn new(tau: f32) -> MixParams {
-        MixParams {
-            tau,
-            rounding: Rounding::NearestSaturate,
-            seed: 0,
-        }
-    }
-
-    /// The coefficients `(sqrt(1-τ), sqrt(τ))`, or [`Error::InvalidArgument`] for a bad τ.
-    pub fn coefficients(&self) -> Result<(f32, f32), Error> {
-        if !(0.0..=1.0).contains(&self.tau) {
-            return Err(Error::InvalidArgument);
-        }
-        Ok((libm::sqrtf(1.0 - self.tau), libm::sqrtf(self.tau)))
-    }
-}
+pub use crate::op::MixParams;
 
 /// An optional FP8 output buffer of either format.
 #[derive(Debug, Default)]
@@ -84,7 +59,7 @@ impl MixFloat for half::bf16 {}
 impl MixFloat for half::f16 {}
 
 /// `out = sqrt(1-τ)·x + sqrt(τ)·f`, plus an FP8 copy of `out` when `fp8` is given. All slices
-/// must have the same length ([`Error::InvalidArgument`]).
+/// must have the same length ([`Status::InvalidArgument`]).
 pub fn residual_mix<T: MixFloat>(
     x: &[T],
     f: &[T],
@@ -94,9 +69,9 @@ pub fn residual_mix<T: MixFloat>(
 ) -> Result<(), Error> {
     let n = x.len();
     let (q, q_type, q_len) = fp8.parts();
-    if f.len() != n || out.len() != n || q_len.is_some_and(|l| l != n) {
-        return Err(Error::InvalidArgument);
-    }
+    same_length("f", f.len(), "x", n)?;
+    same_length("out", out.len(), "x", n)?;
+    same_length("fp8", q_len.unwrap_or(n), "x", n)?;
     // SAFETY: slices are valid for n elements; borrows guarantee no overlap.
     unsafe {
         Exec::global().residual_mix_raw(
@@ -121,9 +96,8 @@ pub fn residual_mix_inplace<T: MixFloat>(
 ) -> Result<(), Error> {
     let n = x.len();
     let (q, q_type, q_len) = fp8.parts();
-    if f.len() != n || q_len.is_some_and(|l| l != n) {
-        return Err(Error::InvalidArgument);
-    }
+    same_length("f", f.len(), "x", n)?;
+    same_length("fp8", q_len.unwrap_or(n), "x", n)?;
     let xp = x.as_mut_ptr();
     // SAFETY: x is read and written at the same index only (exact aliasing is allowed).
     unsafe {
@@ -152,9 +126,9 @@ pub fn residual_mix_backward<T: MixFloat>(
 ) -> Result<(), Error> {
     let n = grad_out.len();
     let (q, q_type, q_len) = fp8.parts();
-    if grad_x.len() != n || grad_f.len() != n || q_len.is_some_and(|l| l != n) {
-        return Err(Error::InvalidArgument);
-    }
+    same_length("grad_x", grad_x.len(), "grad_out", n)?;
+    same_length("grad_f", grad_f.len(), "grad_out", n)?;
+    same_length("fp8", q_len.unwrap_or(n), "grad_out", n)?;
     // SAFETY: slices valid for n elements; borrows guarantee no overlap.
     unsafe {
         Exec::global().residual_mix_backward_raw(
@@ -171,21 +145,18 @@ pub fn residual_mix_backward<T: MixFloat>(
     }
 }
 
-/// Checks an I/O type and an optional FP8 copy's type and rounding.
-fn check_types(io_type: DType, fp8: *mut u8, fp8_type: DType) -> Result<(), Error> {
-    if io_type.fp8().is_some() {
-        return Err(Error::Unsupported);
-    }
-    if !fp8.is_null() && fp8_type.fp8().is_none() {
-        return Err(Error::InvalidArgument);
-    }
-    Ok(())
-}
-
-/// Whether output `out` (bytes `out_len`) may be written while input `inp` (bytes `in_len`) is
-/// read: they are disjoint or exactly the same range.
-fn compatible(out: usize, out_len: usize, inp: usize, in_len: usize) -> bool {
-    (out == inp && out_len == in_len) || !ranges_overlap(out, out_len, inp, in_len)
+/// [`Status::InvalidArgument`] unless slice `arg` has `n` elements, as `reference` has.
+fn same_length(
+    arg: &'static str,
+    len: usize,
+    reference: &'static str,
+    n: usize,
+) -> Result<(), Error> {
+    require(
+        len == n,
+        "{} has {} elements, {} has {}",
+        &[arg.into(), len.into(), reference.into(), n.into()],
+    )
 }
 
 impl Exec {
@@ -207,27 +178,32 @@ impl Exec {
         fp8_type: DType,
         params: &MixParams,
     ) -> Result<(), Error> {
-        let (a, b) = params.coefficients()?;
-        check_types(io_type, out_fp8, fp8_type)?;
-        if n == 0 {
+        let op = MixOp::new(
+            x as usize,
+            f as usize,
+            out as usize,
+            io_type,
+            n,
+            out_fp8 as usize,
+            fp8_type,
+            params,
+        )?;
+        // SAFETY: the descriptor was validated; buffer validity is the caller's contract.
+        unsafe { self.run_mix(&op) }
+    }
+
+    /// Runs a validated residual mix.
+    ///
+    /// # Safety
+    /// The buffers of `op` are valid for `op.n` elements.
+    pub(crate) unsafe fn run_mix(&self, op: &MixOp) -> Result<(), Error> {
+        if op.n == 0 {
             return Ok(());
         }
-        if x.is_null() || f.is_null() || out.is_null() {
-            return Err(Error::NullPointer);
-        }
-        let bytes = n
-            .checked_mul(io_type.size())
-            .ok_or(Error::InvalidArgument)?;
-        let (x, f, o, q) = (x as usize, f as usize, out as usize, out_fp8 as usize);
-        let ok = compatible(o, bytes, x, bytes)
-            && compatible(o, bytes, f, bytes)
-            && (q == 0
-                || (!ranges_overlap(q, n, x, bytes)
-                    && !ranges_overlap(q, n, f, bytes)
-                    && !ranges_overlap(q, n, o, bytes)));
-        if !ok {
-            return Err(Error::Overlap);
-        }
+        let (n, io_type, fp8_type, params) = (op.n, op.io_type, op.fp8_type, &op.params);
+        let (a, b) = op.coefficients;
+        let bytes = op.x.bytes;
+        let (x, f, o, q) = (op.x.addr, op.f.addr, op.out.addr, op.q.addr);
         let k = self.backend().kernels()?;
         // Inputs and outputs larger than the last-level cache: stream the outputs.
         let stream = bytes.saturating_mul(3) >= STREAM_MIN_BYTES;
@@ -267,33 +243,34 @@ impl Exec {
         fp8_type: DType,
         params: &MixParams,
     ) -> Result<(), Error> {
-        let (a, b) = params.coefficients()?;
-        check_types(io_type, grad_f_fp8, fp8_type)?;
-        if n == 0 {
-            return Ok(());
-        }
-        if grad_out.is_null() || grad_x.is_null() || grad_f.is_null() {
-            return Err(Error::NullPointer);
-        }
-        let bytes = n
-            .checked_mul(io_type.size())
-            .ok_or(Error::InvalidArgument)?;
-        let (g, gx, gf, q) = (
+        let op = MixBackwardOp::new(
             grad_out as usize,
             grad_x as usize,
             grad_f as usize,
+            io_type,
+            n,
+            accumulate,
             grad_f_fp8 as usize,
-        );
-        let ok = compatible(gx, bytes, g, bytes)
-            && compatible(gf, bytes, g, bytes)
-            && !ranges_overlap(gx, bytes, gf, bytes)
-            && (q == 0
-                || (!ranges_overlap(q, n, g, bytes)
-                    && !ranges_overlap(q, n, gx, bytes)
-                    && !ranges_overlap(q, n, gf, bytes)));
-        if !ok {
-            return Err(Error::Overlap);
+            fp8_type,
+            params,
+        )?;
+        // SAFETY: the descriptor was validated; buffer validity is the caller's contract.
+        unsafe { self.run_mix_backward(&op) }
+    }
+
+    /// Runs a validated residual mix backward.
+    ///
+    /// # Safety
+    /// The buffers of `op` are valid for `op.n` elements.
+    pub(crate) unsafe fn run_mix_backward(&self, op: &MixBackwardOp) -> Result<(), Error> {
+        if op.n == 0 {
+            return Ok(());
         }
+        let (n, io_type, fp8_type, params, accumulate) =
+            (op.n, op.io_type, op.fp8_type, &op.params, op.accumulate);
+        let (a, b) = op.coefficients;
+        let bytes = op.grad_out.bytes;
+        let (g, gx, gf, q) = (op.grad_out.addr, op.grad_x.addr, op.grad_f.addr, op.q.addr);
         let k = self.backend().kernels()?;
         // Inputs and outputs larger than the last-level cache: stream the outputs.
         let stream = bytes.saturating_mul(3) >= STREAM_MIN_BYTES;

@@ -1,7 +1,7 @@
-//! The CUDA entry points on any machine: in a default build every `unitfp8_cuda_*` function
-//! returns `UNITFP8_ERROR_UNSUPPORTED`; in a `--features cuda` build without a usable GPU they
-//! validate their arguments exactly like the CPU entry points and then report why the device is
-//! not usable, never panicking. The GPU correctness checks themselves run through the C ABI from
+//! The CUDA entry points on any machine: every `unitfp8_cuda_*` function validates its arguments
+//! exactly like the CPU entry point (and reports an argument error as such in every build);
+//! then a default build returns `UNITFP8_ERROR_UNSUPPORTED`, and a `--features cuda` build
+//! without a usable GPU reports why the device is not usable, never panicking. The GPU correctness checks themselves run through the C ABI from
 //! Python (`gpu/run_checks.sh`) on a machine with a GPU.
 
 use core::ffi::{CStr, c_void};
@@ -32,13 +32,14 @@ fn device_status() -> i32 {
     }
 }
 
-/// The status an argument error `err` gives: the error itself with the feature, else
-/// "unsupported" (the default build checks nothing).
+/// The status a call whose argument checks end in `err` gives: an argument error in every
+/// build; a call that passes them (`UNITFP8_OK`, a no-op here) is "unsupported" in a build
+/// without the `cuda` feature.
 fn arg_status(err: i32) -> i32 {
-    if cfg!(feature = "cuda") {
-        err
-    } else {
+    if err == UNITFP8_OK && !cfg!(feature = "cuda") {
         UNITFP8_ERROR_UNSUPPORTED
+    } else {
+        err
     }
 }
 
@@ -371,7 +372,18 @@ fn gemm_checks_layout_then_reports_the_device() {
             arg_status(UNITFP8_ERROR_INVALID_ARGUMENT)
         );
         assert_eq!(
-            unitfp8_cuda_linear_backward_data(32, 256, 128, 0.0, x, w, y, UNITFP8_F32, null_mut()),
+            unitfp8_cuda_linear_backward_data(
+                32,
+                256,
+                128,
+                0.0,
+                x,
+                w,
+                0.0,
+                y,
+                UNITFP8_F32,
+                null_mut()
+            ),
             device_status()
         );
         assert_eq!(

@@ -1153,6 +1153,7 @@ fn linear_layer_matches_its_model() {
             alpha,
             ddy.ptr(),
             dwt.ptr(),
+            0.0,
             dgx.ptr(),
             UNITFP8_F32,
             null_mut(),

@@ -6,8 +6,9 @@
 
 use unitfp8::backend::scalar::{f16_bits_to_f32, scale_f32};
 use unitfp8::fp8::{f32_to_bf16_bits, f32_to_f16_bits};
+use unitfp8::nan::canonical;
 use unitfp8::rng::stochastic_bits;
-use unitfp8::{Backend, CastParams, DType, Error, Exec, MixParams, Rounding};
+use unitfp8::{Backend, CastParams, DType, Exec, MixParams, Rounding, Status};
 
 mod common;
 use common::{GuardBuf, Rng};
@@ -122,7 +123,7 @@ fn cast_all_pairs_all_modes_match_model() {
                             "input touched"
                         );
                         if rounding == Rounding::StochasticSaturate && dst_t.fp8().is_none() {
-                            assert_eq!(r, Err(Error::Unsupported));
+                            assert_eq!(status_of(r), Err(Status::Unsupported));
                             assert!(
                                 dst.guards_intact() && dst.data().iter().all(|&b| b == POISON),
                                 "output touched on failure"
@@ -428,12 +429,13 @@ fn residual_mix_forward_matches_model() {
                         _ => &fb,
                     };
                     for i in 0..n {
-                        let y = round_io(io, a * read_f32(io, &x, i) + b * read_f32(io, &f, i));
-                        let got = read_f32(io, result, i);
-                        assert!(
-                            got.to_bits() == y.to_bits() || (got.is_nan() && y.is_nan()),
-                            "{exec:?} {io:?} i {i}"
+                        // The NaN rule: every NaN result is the canonical positive NaN.
+                        let y = round_io(
+                            io,
+                            canonical(a * read_f32(io, &x, i) + b * read_f32(io, &f, i)),
                         );
+                        let got = read_f32(io, result, i);
+                        assert_eq!(got.to_bits(), y.to_bits(), "{exec:?} {io:?} i {i}");
                         let cp = CastParams {
                             scale: 1.0,
                             rounding: mp.rounding,
@@ -499,11 +501,10 @@ fn residual_mix_backward_matches_model() {
                             } else {
                                 a * gi
                             };
-                            let (want_x, want_f) = (round_io(io, dx), round_io(io, b * gi));
+                            let (want_x, want_f) =
+                                (round_io(io, canonical(dx)), round_io(io, canonical(b * gi)));
                             let (got_x, got_f) = (read_f32(io, gx_res, i), read_f32(io, &gf, i));
-                            let same = |p: f32, q: f32| {
-                                p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan())
-                            };
+                            let same = |p: f32, q: f32| p.to_bits() == q.to_bits();
                             assert!(
                                 same(got_x, want_x),
                                 "{exec:?} {io:?} acc {accumulate} grad_x i {i}"
@@ -540,7 +541,7 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
         for tau in [f32::NAN, -0.01, 1.01, f32::INFINITY] {
             let mp = MixParams::new(tau);
             assert_eq!(
-                exec.residual_mix_raw(
+                status_of(exec.residual_mix_raw(
                     xp,
                     fp,
                     op,
@@ -549,8 +550,8 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                     core::ptr::null_mut(),
                     DType::E4M3,
                     &mp
-                ),
-                Err(Error::InvalidArgument)
+                )),
+                Err(Status::InvalidArgument)
             );
         }
         let mp = MixParams::new(0.5);
@@ -558,7 +559,7 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
         let mut xs = vec![0f32; 80];
         let xsp = xs.as_mut_ptr() as *mut u8;
         assert_eq!(
-            exec.residual_mix_raw(
+            status_of(exec.residual_mix_raw(
                 xsp,
                 fp,
                 xsp.add(4),
@@ -567,21 +568,39 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 core::ptr::null_mut(),
                 DType::E4M3,
                 &mp
-            ),
-            Err(Error::Overlap)
+            )),
+            Err(Status::Overlap)
         );
         // FP8 copy overlapping the output.
         assert_eq!(
-            exec.residual_mix_raw(xp, fp, op, DType::F32, 64, op.add(100), DType::E4M3, &mp),
-            Err(Error::Overlap)
+            status_of(exec.residual_mix_raw(
+                xp,
+                fp,
+                op,
+                DType::F32,
+                64,
+                op.add(100),
+                DType::E4M3,
+                &mp
+            )),
+            Err(Status::Overlap)
         );
         // FP8 copy of a non-FP8 type; FP8 I/O.
         assert_eq!(
-            exec.residual_mix_raw(xp, fp, op, DType::F32, 64, op.add(512), DType::BF16, &mp),
-            Err(Error::InvalidArgument)
+            status_of(exec.residual_mix_raw(
+                xp,
+                fp,
+                op,
+                DType::F32,
+                64,
+                op.add(512),
+                DType::BF16,
+                &mp
+            )),
+            Err(Status::InvalidArgument)
         );
         assert_eq!(
-            exec.residual_mix_raw(
+            status_of(exec.residual_mix_raw(
                 xp,
                 fp,
                 op,
@@ -590,12 +609,12 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 core::ptr::null_mut(),
                 DType::E4M3,
                 &mp
-            ),
-            Err(Error::Unsupported)
+            )),
+            Err(Status::Unsupported)
         );
         // Null inputs.
         assert_eq!(
-            exec.residual_mix_raw(
+            status_of(exec.residual_mix_raw(
                 core::ptr::null(),
                 fp,
                 op,
@@ -604,12 +623,12 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 core::ptr::null_mut(),
                 DType::E4M3,
                 &mp
-            ),
-            Err(Error::NullPointer)
+            )),
+            Err(Status::NullPointer)
         );
         // Backward: grad_x and grad_f overlapping.
         assert_eq!(
-            exec.residual_mix_backward_raw(
+            status_of(exec.residual_mix_backward_raw(
                 xp,
                 op,
                 op.add(8),
@@ -619,8 +638,8 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 core::ptr::null_mut(),
                 DType::E5M2,
                 &mp
-            ),
-            Err(Error::Overlap)
+            )),
+            Err(Status::Overlap)
         );
         // Casts.
         let bad_scale = CastParams {
@@ -628,49 +647,49 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
             ..CastParams::default()
         };
         assert_eq!(
-            exec.cast_raw(xp, DType::F32, op, DType::E4M3, 64, &bad_scale),
-            Err(Error::InvalidArgument)
+            status_of(exec.cast_raw(xp, DType::F32, op, DType::E4M3, 64, &bad_scale)),
+            Err(Status::InvalidArgument)
         );
         let sr = CastParams {
             rounding: Rounding::StochasticSaturate,
             ..CastParams::default()
         };
         assert_eq!(
-            exec.cast_raw(xp, DType::F32, op, DType::BF16, 64, &sr),
-            Err(Error::Unsupported)
+            status_of(exec.cast_raw(xp, DType::F32, op, DType::BF16, 64, &sr)),
+            Err(Status::Unsupported)
         );
         assert_eq!(
-            exec.cast_raw(
+            status_of(exec.cast_raw(
                 xsp,
                 DType::F32,
                 xsp.add(1),
                 DType::E4M3,
                 64,
                 &CastParams::default()
-            ),
-            Err(Error::Overlap)
+            )),
+            Err(Status::Overlap)
         );
         assert_eq!(
-            exec.cast_raw(
+            status_of(exec.cast_raw(
                 xp,
                 DType::F32,
                 core::ptr::null_mut(),
                 DType::E4M3,
                 64,
                 &CastParams::default()
-            ),
-            Err(Error::NullPointer)
+            )),
+            Err(Status::NullPointer)
         );
         assert_eq!(
-            exec.cast_raw(
+            status_of(exec.cast_raw(
                 xp,
                 DType::F32,
                 op,
                 DType::E4M3,
                 usize::MAX / 2,
                 &CastParams::default()
-            ),
-            Err(Error::InvalidArgument)
+            )),
+            Err(Status::InvalidArgument)
         );
         // n = 0 is a no-op even with null pointers.
         assert_eq!(
@@ -687,7 +706,7 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
         // Cast-transpose: short leading dimensions, overflowing shapes, overlapping outputs.
         let p = CastParams::default();
         assert_eq!(
-            exec.cast_transpose_raw(
+            status_of(exec.cast_transpose_raw(
                 xp,
                 DType::F32,
                 4,
@@ -699,11 +718,11 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 4,
                 DType::E4M3,
                 &p
-            ),
-            Err(Error::InvalidArgument)
+            )),
+            Err(Status::InvalidArgument)
         );
         assert_eq!(
-            exec.cast_transpose_raw(
+            status_of(exec.cast_transpose_raw(
                 xp,
                 DType::F32,
                 4,
@@ -715,11 +734,11 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 4,
                 DType::E4M3,
                 &p
-            ),
-            Err(Error::InvalidArgument)
+            )),
+            Err(Status::InvalidArgument)
         );
         assert_eq!(
-            exec.cast_transpose_raw(
+            status_of(exec.cast_transpose_raw(
                 xp,
                 DType::F32,
                 4,
@@ -731,11 +750,11 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 3,
                 DType::E4M3,
                 &p
-            ),
-            Err(Error::InvalidArgument)
+            )),
+            Err(Status::InvalidArgument)
         );
         assert_eq!(
-            exec.cast_transpose_raw(
+            status_of(exec.cast_transpose_raw(
                 xp,
                 DType::F32,
                 usize::MAX / 4,
@@ -747,11 +766,11 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 4,
                 DType::E4M3,
                 &p
-            ),
-            Err(Error::InvalidArgument)
+            )),
+            Err(Status::InvalidArgument)
         );
         assert_eq!(
-            exec.cast_transpose_raw(
+            status_of(exec.cast_transpose_raw(
                 xp,
                 DType::F32,
                 4,
@@ -763,16 +782,20 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
                 4,
                 DType::E4M3,
                 &p
-            ),
-            Err(Error::Overlap)
+            )),
+            Err(Status::Overlap)
         );
     }
     assert!(untouched(&buf));
     // Safe API: mismatched lengths.
     let mut short = [unitfp8::E4M3::ZERO; 3];
     assert_eq!(
-        unitfp8::cast(&x[..], &mut short[..], &CastParams::default()),
-        Err(Error::InvalidArgument)
+        status_of(unitfp8::cast(
+            &x[..],
+            &mut short[..],
+            &CastParams::default()
+        )),
+        Err(Status::InvalidArgument)
     );
 }
 
@@ -1257,6 +1280,122 @@ fn cast_transpose_aligned_bands() {
                     .chain(&buf[off + cols * ld_t..])
                     .all(|&b| b == POISON)
             );
+        }
+    }
+}
+
+/// The status of a result, for comparing error kinds.
+fn status_of<T>(r: Result<T, unitfp8::Error>) -> Result<T, unitfp8::Status> {
+    r.map_err(|e| e.status())
+}
+
+/// The NaN rule (`unitfp8::nan`) on every back end: NaNs of both signs, quiet and signalling,
+/// with payloads, meeting each other and ±Inf (Inf − Inf, 0·Inf at τ = 0 or 1) in the mixes
+/// give the canonical positive NaN in every output type, and the FP8 copies give the positive
+/// canonical FP8 NaN.
+#[test]
+fn mix_nan_results_are_canonical() {
+    for exec in execs() {
+        for io in [DType::F32, DType::BF16, DType::F16] {
+            // Per type: +qNaN, -qNaN, +sNaN with payload, -NaN with payload, +Inf, -Inf, 1, -0.
+            let specials: [u32; 8] = match io {
+                DType::F32 => [
+                    0x7FC0_0000,
+                    0xFFC0_0000,
+                    0x7F80_0001,
+                    0xFFA5_0000,
+                    0x7F80_0000,
+                    0xFF80_0000,
+                    0x3F80_0000,
+                    0x8000_0000,
+                ],
+                DType::BF16 => [
+                    0x7FC0, 0xFFC0, 0x7F81, 0xFFA5, 0x7F80, 0xFF80, 0x3F80, 0x8000,
+                ],
+                _ => [
+                    0x7E00, 0xFE00, 0x7C01, 0xFDA5, 0x7C00, 0xFC00, 0x3C00, 0x8000,
+                ],
+            };
+            let canonical_bits = match io {
+                DType::F32 => 0x7FC0_0000u32,
+                DType::BF16 => 0x7FC0,
+                _ => 0x7E00,
+            };
+            let s = io.size();
+            let n = 64 + 3; // every ordered pair, plus a tail
+            let put = |v: &mut Vec<u8>, bits: u32| v.extend_from_slice(&bits.to_le_bytes()[..s]);
+            let (mut x, mut f) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                put(&mut x, specials[i % 8]);
+                put(&mut f, specials[(i / 8) % 8]);
+            }
+            let get = |v: &[u8], i: usize| {
+                let mut b = [0u8; 4];
+                b[..s].copy_from_slice(&v[i * s..(i + 1) * s]);
+                u32::from_le_bytes(b)
+            };
+            let is_nan = |bits: u32| read_f32(io, &bits.to_le_bytes()[..s], 0).is_nan();
+            for tau in [0.0f32, 0.5, 1.0] {
+                let mp = MixParams::new(tau);
+                let mut out = vec![POISON; n * s];
+                let mut q = vec![POISON; n];
+                // SAFETY: sized, disjoint buffers.
+                unsafe {
+                    exec.residual_mix_raw(
+                        x.as_ptr(),
+                        f.as_ptr(),
+                        out.as_mut_ptr(),
+                        io,
+                        n,
+                        q.as_mut_ptr(),
+                        DType::E4M3,
+                        &mp,
+                    )
+                }
+                .unwrap();
+                let mut nans = 0;
+                for i in 0..n {
+                    let o = get(&out, i);
+                    if is_nan(o) {
+                        nans += 1;
+                        assert_eq!(o, canonical_bits, "{exec:?} {io:?} tau {tau} i {i}");
+                        assert_eq!(q[i], 0x7F, "{exec:?} {io:?} copy i {i}");
+                    }
+                }
+                assert!(
+                    nans >= 28,
+                    "{exec:?} {io:?} tau {tau}: only {nans} NaN results"
+                );
+
+                let mut gx = f.clone();
+                let mut gf = vec![POISON; n * s];
+                let mut q = vec![POISON; n];
+                // SAFETY: sized, disjoint buffers.
+                unsafe {
+                    exec.residual_mix_backward_raw(
+                        x.as_ptr(),
+                        gx.as_mut_ptr(),
+                        gf.as_mut_ptr(),
+                        io,
+                        n,
+                        true,
+                        q.as_mut_ptr(),
+                        DType::E5M2,
+                        &mp,
+                    )
+                }
+                .unwrap();
+                for i in 0..n {
+                    for (name, v) in [("grad_x", get(&gx, i)), ("grad_f", get(&gf, i))] {
+                        if is_nan(v) {
+                            assert_eq!(v, canonical_bits, "{exec:?} {io:?} {name} i {i}");
+                        }
+                    }
+                    if is_nan(get(&gf, i)) {
+                        assert_eq!(q[i], 0x7E, "{exec:?} {io:?} E5M2 copy i {i}");
+                    }
+                }
+            }
         }
     }
 }

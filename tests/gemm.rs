@@ -4,7 +4,7 @@
 //! accuracy against f64.
 
 use unitfp8::gemm::{GemmKernel, MatMut, MatRef, RawGemm, RawMatrix};
-use unitfp8::{Backend, DType, E4M3, E5M2, Error, Exec, Fp8Format, Rounding, bf16};
+use unitfp8::{Backend, DType, E4M3, E5M2, Exec, Fp8Format, Rounding, Status, bf16};
 
 mod common;
 use common::Rng;
@@ -487,18 +487,21 @@ fn argument_errors_leave_c_untouched() {
     // Shape mismatch.
     let bad = MatRef::row_major(&b[..], 4, 8).unwrap();
     assert_eq!(
-        exec.gemm(
+        status_of(exec.gemm(
             1.0,
             am,
             bad,
             0.0,
             MatMut::row_major(&mut c[..], 8, 8).unwrap()
-        ),
-        Err(Error::InvalidArgument)
+        )),
+        Err(Status::InvalidArgument)
     );
     // Self-overlapping C.
     let over = MatMut::new(&mut c[..], 8, 8, 1, 1).unwrap();
-    assert_eq!(exec.gemm(1.0, am, bm, 0.0, over), Err(Error::Overlap));
+    assert_eq!(
+        status_of(exec.gemm(1.0, am, bm, 0.0, over)),
+        Err(Status::Overlap)
+    );
     // Out-of-bounds view.
     assert!(MatMut::new(&mut c[..], 8, 8, 9, 1).is_err());
     assert!(MatRef::with_origin(&a[..], 0, 2, 2, -1, 1).is_err());
@@ -506,21 +509,21 @@ fn argument_errors_leave_c_untouched() {
     let mut c8 = [E4M3::NAN; 64];
     let c8m = MatMut::row_major(&mut c8[..], 8, 8).unwrap();
     assert_eq!(
-        exec.gemm(1.0, am, bm, 1.0, c8m),
-        Err(Error::InvalidArgument)
+        status_of(exec.gemm(1.0, am, bm, 1.0, c8m)),
+        Err(Status::InvalidArgument)
     );
     // Non-FP8 inputs.
     let af = vec![1.0f32; 64];
     let afm = MatRef::row_major(&af[..], 8, 8).unwrap();
     assert_eq!(
-        exec.gemm(
+        status_of(exec.gemm(
             1.0,
             afm,
             bm,
             0.0,
             MatMut::row_major(&mut c[..], 8, 8).unwrap()
-        ),
-        Err(Error::Unsupported)
+        )),
+        Err(Status::Unsupported)
     );
     assert!(c.iter().all(|x| x.is_nan()));
     assert!(c8.iter().all(|x| x.is_nan()));
@@ -552,8 +555,11 @@ fn argument_errors_leave_c_untouched() {
             col_stride: 1,
         },
     };
-    // SAFETY: all views inside buf.
-    assert_eq!(unsafe { exec.gemm_raw(&g) }, Err(Error::Overlap));
+    assert_eq!(
+        // SAFETY: all views inside buf.
+        status_of(unsafe { exec.gemm_raw(&g) }),
+        Err(Status::Overlap)
+    );
     assert!(buf.iter().all(|&x| x == 0));
     // Stride overflow.
     let g2 = RawGemm {
@@ -567,8 +573,11 @@ fn argument_errors_leave_c_untouched() {
         },
         ..g
     };
-    // SAFETY: rejected before any access.
-    assert_eq!(unsafe { exec.gemm_raw(&g2) }, Err(Error::InvalidArgument));
+    assert_eq!(
+        // SAFETY: rejected before any access.
+        status_of(unsafe { exec.gemm_raw(&g2) }),
+        Err(Status::InvalidArgument)
+    );
 }
 
 #[test]
@@ -690,8 +699,8 @@ fn workspace_entry_matches() {
             if need > 0 {
                 assert_eq!(
                     // SAFETY: rejected before any access.
-                    unsafe { exec.gemm_raw_with_workspace(kernel, &g, &mut small) },
-                    Err(Error::InvalidArgument)
+                    status_of(unsafe { exec.gemm_raw_with_workspace(kernel, &g, &mut small) }),
+                    Err(Status::InvalidArgument)
                 );
             }
             let mut ws = vec![0u8; need];
@@ -755,4 +764,9 @@ fn several_row_and_column_blocks() {
         };
         check_case(&mut rng, &cs, false, &[1, 2]);
     }
+}
+
+/// The status of a result, for comparing error kinds.
+fn status_of<T>(r: Result<T, unitfp8::Error>) -> Result<T, unitfp8::Status> {
+    r.map_err(|e| e.status())
 }

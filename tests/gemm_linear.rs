@@ -2,7 +2,7 @@
 
 use unitfp8::gemm::{MatMut, MatRef};
 use unitfp8::linear::{LinearShape, effective_alpha};
-use unitfp8::{E4M3, E5M2, Error, Exec, bf16, linear};
+use unitfp8::{E4M3, E5M2, Exec, Status, bf16, linear};
 
 fn codes(n: usize, seed: &mut u64, e5: bool) -> Vec<u8> {
     (0..n)
@@ -69,18 +69,39 @@ fn linear_matches_gemm() {
     .unwrap();
     assert_eq!(y, y2);
 
-    let mut dx = vec![0f32; 33 * 300];
-    let mut dx2 = vec![0f32; 33 * 300];
-    linear::linear_backward_data(s, 0.0, &dy, &w, &mut dx).unwrap();
-    exec.gemm(
-        alpha,
-        MatRef::row_major(&dy[..], 33, 47).unwrap(),
-        MatRef::row_major(&w[..], 47, 300).unwrap(),
-        0.0,
-        MatMut::row_major(&mut dx2[..], 33, 300).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(dx, dx2);
+    // β = 0 overwrites dx (NaN garbage must not leak); β = 0.75 accumulates into it.
+    for beta in [0.0f32, 0.75] {
+        let old: Vec<f32> = (0..33 * 300)
+            .map(|i| {
+                if beta == 0.0 {
+                    f32::NAN
+                } else {
+                    (i % 7) as f32 - 3.0
+                }
+            })
+            .collect();
+        let (mut dx, mut dx2) = (old.clone(), old.clone());
+        linear::linear_backward_data(s, 0.0, &dy, &w, beta, &mut dx).unwrap();
+        exec.gemm(
+            alpha,
+            MatRef::row_major(&dy[..], 33, 47).unwrap(),
+            MatRef::row_major(&w[..], 47, 300).unwrap(),
+            beta,
+            MatMut::row_major(&mut dx2[..], 33, 300).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            dx.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            dx2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        assert!(dx.iter().all(|v| v.is_finite()));
+        if beta != 0.0 {
+            // The old dx did contribute.
+            let mut dx0 = old.clone();
+            linear::linear_backward_data(s, 0.0, &dy, &w, 0.0, &mut dx0).unwrap();
+            assert_ne!(dx0, dx);
+        }
+    }
 
     let mut dw: Vec<f32> = (0..47 * 300).map(|i| (i % 13) as f32).collect();
     let mut dw2 = dw.clone();
@@ -97,8 +118,20 @@ fn linear_matches_gemm() {
     // Wrong lengths are rejected and leave outputs untouched.
     let before = dw.clone();
     assert_eq!(
-        linear::linear_backward_weight(s, 1.0, &dy[1..], &x, 1.0, &mut dw),
-        Err(Error::InvalidArgument)
+        status_of(linear::linear_backward_weight(
+            s,
+            1.0,
+            &dy[1..],
+            &x,
+            1.0,
+            &mut dw
+        )),
+        Err(Status::InvalidArgument)
     );
     assert_eq!(dw, before);
+}
+
+/// The status of a result, for comparing error kinds.
+fn status_of<T>(r: Result<T, unitfp8::Error>) -> Result<T, unitfp8::Status> {
+    r.map_err(|e| e.status())
 }

@@ -322,7 +322,7 @@ impl Model {
                 })
                 .unwrap();
             } else {
-                lib(|| linear_backward_data(s, alpha, &dy8, &p.w8, dx)).unwrap();
+                lib(|| linear_backward_data(s, alpha, &dy8, &p.w8, 0.0, dx)).unwrap();
             }
         } else {
             mm_tn(fo, batch, fi, dy, &x.f, &mut p.g, alpha, false);

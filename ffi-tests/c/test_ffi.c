@@ -263,6 +263,35 @@ static void test_info(void) {
     CHECK(strcmp(unitfp8_status_string(INT32_MIN), "unknown status") == 0, "unknown min");
     CHECK(strcmp(unitfp8_status_string(UNITFP8_ERROR_INVALID_ARGUMENT), "invalid argument") == 0,
           "invalid argument string");
+    {
+        /* One status space: the CUDA codes have strings too, and the CUDA alias agrees. */
+        const int32_t cuda_codes[4] = {UNITFP8_CUDA_ERROR_NO_DRIVER, UNITFP8_CUDA_ERROR_NO_DEVICE,
+                                       UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED,
+                                       UNITFP8_CUDA_ERROR_DRIVER};
+        int i;
+        for (i = 0; i < 4; i++) {
+            const char *t = unitfp8_status_string(cuda_codes[i]);
+            CHECK(strstr(t, "CUDA") != NULL, "status %d: '%s'", (int)cuda_codes[i], t);
+            CHECK(strcmp(t, unitfp8_cuda_status_string(cuda_codes[i])) == 0, "alias %d",
+                  (int)cuda_codes[i]);
+        }
+    }
+    {
+        /* A failing call says which argument broke which rule; a successful one clears it. */
+        float src[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+        uint8_t dst[8];
+        CHECK(unitfp8_cast_transpose(src, UNITFP8_F32, 2, 4, 3, dst, 4, NULL, 0, UNITFP8_E4M3,
+                                     1.0f, UNITFP8_ROUND_NEAREST_SATURATE, 0, NULL) ==
+                  UNITFP8_ERROR_INVALID_ARGUMENT,
+              "ld_src < cols");
+        CHECK(strcmp(unitfp8_last_error(), "ld_src (3) must be >= cols (4)") == 0,
+              "last error '%s'", unitfp8_last_error());
+        CHECK(strcmp(unitfp8_cuda_last_error(), unitfp8_last_error()) == 0, "last error alias");
+        CHECK(unitfp8_cast(src, UNITFP8_F32, dst, UNITFP8_E4M3, 8, 1.0f,
+                           UNITFP8_ROUND_NEAREST_SATURATE, 0, NULL) == UNITFP8_OK,
+              "cast");
+        CHECK(strcmp(unitfp8_last_error(), "") == 0, "cleared: '%s'", unitfp8_last_error());
+    }
     unitfp8_set_num_threads(3);
     CHECK(unitfp8_get_num_threads() == 3, "threads %zu", unitfp8_get_num_threads());
     unitfp8_set_num_threads(0);

@@ -17,7 +17,8 @@ int32_t unitfp8_gemm(size_t m, size_t n, size_t k, float alpha, const void *a, u
 int32_t unitfp8_linear_forward(size_t batch, size_t fan_in, size_t fan_out, float alpha,
                                const void *x, const void *w, void *y, uint32_t y_type);
 int32_t unitfp8_linear_backward_data(size_t batch, size_t fan_in, size_t fan_out, float alpha,
-                                     const void *dy, const void *w, void *dx, uint32_t dx_type);
+                                     const void *dy, const void *w, float beta, void *dx,
+                                     uint32_t dx_type);
 int32_t unitfp8_linear_backward_weight(size_t batch, size_t fan_in, size_t fan_out, float alpha,
                                        const void *dy, const void *x, float beta, float *dw);
 
@@ -218,7 +219,7 @@ static void linear(void) {
     CHECK(unitfp8_gemm(bt, fo, fi, alpha, x, E4M3, (ptrdiff_t)fi, 1, w, E4M3, 1, (ptrdiff_t)fi,
                        0.0f, y2, F32, (ptrdiff_t)fo, 1) == OK, "fwd gemm");
     CHECK(memcmp(y, y2, bt * fo * 4) == 0, "forward != gemm");
-    CHECK(unitfp8_linear_backward_data(bt, fi, fo, -1.0f, dy, w, dx, F32) == OK, "bwd data");
+    CHECK(unitfp8_linear_backward_data(bt, fi, fo, -1.0f, dy, w, 0.0f, dx, F32) == OK, "bwd data");
     CHECK(unitfp8_gemm(bt, fi, fo, alpha, dy, E5M2, (ptrdiff_t)fo, 1, w, E4M3, (ptrdiff_t)fi, 1,
                        0.0f, dx2, F32, (ptrdiff_t)fi, 1) == OK, "bwd data gemm");
     CHECK(memcmp(dx, dx2, bt * fi * 4) == 0, "backward data != gemm");

@@ -13,9 +13,10 @@ lib = ctypes.CDLL(os.environ.get("UNITFP8_LIB", "target/release/libunitfp8.so"))
 P, S, D, F, U = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_ssize_t, ctypes.c_float, ctypes.c_uint32
 lib.unitfp8_gemm.argtypes = [S, S, S, F, P, U, D, D, P, U, D, D, F, P, U, D, D]
 lib.unitfp8_gemm.restype = ctypes.c_int32
-for name in ["unitfp8_linear_forward", "unitfp8_linear_backward_data"]:
-    getattr(lib, name).argtypes = [S, S, S, F, P, P, P, U]
-    getattr(lib, name).restype = ctypes.c_int32
+lib.unitfp8_linear_forward.argtypes = [S, S, S, F, P, P, P, U]
+lib.unitfp8_linear_forward.restype = ctypes.c_int32
+lib.unitfp8_linear_backward_data.argtypes = [S, S, S, F, P, P, F, P, U]
+lib.unitfp8_linear_backward_data.restype = ctypes.c_int32
 lib.unitfp8_linear_backward_weight.argtypes = [S, S, S, F, P, P, F, P]
 lib.unitfp8_linear_backward_weight.restype = ctypes.c_int32
 
@@ -128,7 +129,7 @@ if not np.array_equal(y, model(alpha, x, w.T, 0, None)):
     fails += 1
     print("FAIL linear forward")
 dx = np.empty((bt, fi), ml_dtypes.bfloat16)
-assert lib.unitfp8_linear_backward_data(bt, fi, fo, 0.0, dy.ctypes.data, w.ctypes.data, dx.ctypes.data, 1) == 0
+assert lib.unitfp8_linear_backward_data(bt, fi, fo, 0.0, dy.ctypes.data, w.ctypes.data, 0.0, dx.ctypes.data, 1) == 0
 if not np.array_equal(dx.view(np.uint16), model(alpha, dy, w, 0, None).astype(ml_dtypes.bfloat16).view(np.uint16)):
     fails += 1
     print("FAIL linear backward data")

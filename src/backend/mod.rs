@@ -63,10 +63,16 @@ impl Backend {
             .unwrap_or(Backend::Scalar)
     }
 
-    /// The kernel table, or [`Error::Unsupported`] when the back end is not available.
+    /// The kernel table, or [`Status::Unsupported`](crate::error::Status::Unsupported) when the back end is not available.
     pub fn kernels(self) -> Result<&'static Kernels, Error> {
+        let unavailable = || {
+            Error::unsupported(
+                "back end {} is not available on this CPU",
+                &[self.name().into()],
+            )
+        };
         if !self.is_available() {
-            return Err(Error::Unsupported);
+            return Err(unavailable());
         }
         match self {
             Backend::Scalar => Ok(&scalar::KERNELS),
@@ -75,7 +81,7 @@ impl Backend {
             #[cfg(target_arch = "aarch64")]
             Backend::Neon => Ok(&neon::KERNELS),
             #[allow(unreachable_patterns)]
-            _ => Err(Error::Unsupported),
+            _ => Err(unavailable()),
         }
     }
 }

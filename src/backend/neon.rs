@@ -759,6 +759,18 @@ unsafe fn f32_to_f32(scale: f32, saturate: bool, src: *const f32, dst: *mut f32,
     vmaxvq_u32(amax)
 }
 
+/// The NaN rule ([`crate::nan`]): NaN lanes of `v` become the canonical positive quiet NaN.
+#[inline]
+#[target_feature(enable = "neon")]
+fn canonical_nan(v: float32x4_t) -> float32x4_t {
+    let not_nan = vceqq_f32(v, v);
+    vbslq_f32(
+        not_nan,
+        v,
+        vreinterpretq_f32_u32(vdupq_n_u32(crate::nan::CANONICAL_NAN_BITS)),
+    )
+}
+
 /// See [`Kernels::mix`]. `out` may equal `x` or `f`: each chunk is read before it is written.
 ///
 /// # Safety
@@ -778,7 +790,7 @@ unsafe fn mix(a: f32, b: f32, x: *const f32, f: *const f32, out: *mut f32, n: us
             for (k, yk) in y.iter_mut().enumerate() {
                 let (xv, fv) = (ld_f32(xs.add(4 * k)), ld_f32(fs.add(4 * k)));
                 // Same operand order as the scalar `a * x + b * f`; never fused.
-                *yk = vaddq_f32(vmulq_f32(va, xv), vmulq_f32(vb, fv));
+                *yk = canonical_nan(vaddq_f32(vmulq_f32(va, xv), vmulq_f32(vb, fv)));
             }
             for (k, yk) in y.into_iter().enumerate() {
                 st_f32(os.add(4 * k), yk);
@@ -823,12 +835,12 @@ unsafe fn mix_backward(
                 let gv = ld_f32(gs.add(4 * k));
                 let p = vmulq_f32(va, gv);
                 // Same operand order as the scalar `gx + a * g`; never fused.
-                dx[k] = if accumulate {
+                dx[k] = canonical_nan(if accumulate {
                     vaddq_f32(ld_f32(xs.add(4 * k)), p)
                 } else {
                     p
-                };
-                df[k] = vmulq_f32(vb, gv);
+                });
+                df[k] = canonical_nan(vmulq_f32(vb, gv));
             }
             for k in 0..4 {
                 st_f32(xs.add(4 * k), dx[k]);

@@ -221,7 +221,7 @@ pub unsafe fn mix(a: f32, b: f32, x: *const f32, f: *const f32, out: *mut f32, n
         // SAFETY: i < n and the caller guarantees n valid elements.
         unsafe {
             let y = a * x.add(i).read_unaligned() + b * f.add(i).read_unaligned();
-            out.add(i).write_unaligned(y);
+            out.add(i).write_unaligned(crate::nan::canonical(y));
         }
     }
 }
@@ -248,8 +248,8 @@ pub unsafe fn mix_backward(
             } else {
                 a * gi
             };
-            gx.add(i).write_unaligned(dx);
-            gf.add(i).write_unaligned(b * gi);
+            gx.add(i).write_unaligned(crate::nan::canonical(dx));
+            gf.add(i).write_unaligned(crate::nan::canonical(b * gi));
         }
     }
 }

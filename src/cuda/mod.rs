@@ -6,8 +6,8 @@
 //! With the `cuda` feature, `build.rs` compiles `kernels/` with `nvcc` into one fatbin (sm_89 and
 //! sm_90a machine code plus compute_89 PTX) embedded in the library. At run time `libcuda` is
 //! loaded dynamically (cudarc): a machine without the driver, without a GPU or with an older GPU
-//! gets a [`CudaError`], never a panic. Without the feature every function here returns
-//! [`CudaError::Api`]`(`[`Error::Unsupported`]`)`.
+//! gets a [`CudaError`], never a panic. Without the feature every function here checks its
+//! arguments as in a CUDA build and then returns [`Status::Unsupported`].
 //!
 //! # Contexts and streams
 //! Work is enqueued on the caller's stream (a `cudaStream_t` / `CUstream`; null is the legacy
@@ -21,28 +21,28 @@
 //! compute on x86-64, bit for bit, including stochastic rounding (same `(seed, index)` bits) and
 //! NaN payloads. Argument checks are those of the CPU entry points and run before any device
 //! work; device buffers must also be aligned to their element size and `amax` to 4 bytes
-//! ([`Error::InvalidArgument`]). `amax` is a device pointer to one `f32`, zeroed and then
+//! ([`Status::InvalidArgument`]). `amax` is a device pointer to one `f32`, zeroed and then
 //! written on the stream.
 //!
 //! The GEMM takes K-major operands only (A row-major `m × k`, B given as `n × k` row-major, the
 //! layout of a linear layer's weight): FP8 tensor cores take no other. Other layouts are
-//! [`Error::Unsupported`]; produce the transposed copy with [`cast_transpose_raw`] (μS does this
+//! [`Status::Unsupported`]; produce the transposed copy with [`cast_transpose_raw`] (μS does this
 //! in the same pass as the clip-cast). It is not bit-identical to the CPU GEMM (different
 //! summation order); tensor-core partial sums are promoted into f32 at least every 128 K.
 
-use crate::cast::{CastParams, check_params, matrix_extent, ranges_overlap};
 use crate::dtype::DType;
-use crate::error::Error;
-use crate::residual::MixParams;
+use crate::error::{Error, Status, Value, require};
+use crate::op::{CastOp, CastParams, CastTransposeOp, GemmOp, MixBackwardOp, MixOp, MixParams};
+pub use crate::op::{RawGemm, RawMatrix};
 use core::ffi::c_void;
 
 #[cfg(feature = "cuda")]
 mod driver;
 
 /// Why a CUDA call failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum CudaError {
-    /// An argument error, or [`Error::Unsupported`] (also: a build without the `cuda` feature).
+    /// An argument error, or [`Status::Unsupported`] (also: a build without the `cuda` feature).
     Api(Error),
     /// The CUDA driver library (`libcuda`) could not be loaded: no NVIDIA driver.
     NoDriver,
@@ -55,6 +55,19 @@ pub enum CudaError {
     Driver(String),
 }
 
+impl CudaError {
+    /// The status of this error (`UNITFP8_CUDA_ERROR_*` for the CUDA-specific ones).
+    pub fn status(&self) -> Status {
+        match self {
+            CudaError::Api(e) => e.status(),
+            CudaError::NoDriver => Status::CudaNoDriver,
+            CudaError::NoDevice => Status::CudaNoDevice,
+            CudaError::UnsupportedDevice(..) => Status::CudaDeviceUnsupported,
+            CudaError::Driver(_) => Status::CudaDriver,
+        }
+    }
+}
+
 impl From<Error> for CudaError {
     fn from(e: Error) -> Self {
         CudaError::Api(e)
@@ -64,7 +77,7 @@ impl From<Error> for CudaError {
 impl core::fmt::Display for CudaError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            CudaError::Api(e) => write!(f, "{e}"),
+            CudaError::Api(e) => write!(f, "{}", e.detail()),
             CudaError::NoDriver => f.write_str("no CUDA driver (libcuda could not be loaded)"),
             CudaError::NoDevice => f.write_str("no CUDA device"),
             CudaError::UnsupportedDevice(ma, mi) => write!(
@@ -119,7 +132,10 @@ impl GemmKernel {
             1 => Ok(GemmKernel::Wgmma),
             2 => Ok(GemmKernel::MmaSync),
             3 => Ok(GemmKernel::Naive),
-            _ => Err(Error::InvalidArgument),
+            _ => Err(Error::invalid(
+                "unknown CUDA GEMM kernel code {} (0 auto, 1 wgmma, 2 mma.sync, 3 naive)",
+                &[Value::U(u64::from(code))],
+            )),
         }
     }
 }
@@ -128,9 +144,11 @@ static GEMM_KERNEL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32:
 
 /// Forces the GEMM kernel for later calls, process-wide ([`GemmKernel::Auto`] restores the
 /// default). A forced kernel the device or the operands cannot use makes [`gemm_raw`] return
-/// [`Error::Unsupported`]. For tests and benchmarks.
-pub fn set_gemm_kernel(kernel: GemmKernel) {
+/// [`Status::Unsupported`]. For tests and benchmarks.
+pub fn set_gemm_kernel(kernel: GemmKernel) -> CudaResult<()> {
+    built()?;
     GEMM_KERNEL.store(kernel as u32, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
 
 /// The kernel set by [`set_gemm_kernel`].
@@ -149,12 +167,26 @@ pub fn device_info() -> CudaResult<DeviceInfo> {
     }
     #[cfg(not(feature = "cuda"))]
     {
-        Err(CudaError::Api(Error::Unsupported))
+        Err(not_built())
     }
 }
 
-fn misaligned(ptr: usize, size: usize) -> bool {
-    !ptr.is_multiple_of(size)
+/// The error of every call in a build without the `cuda` feature.
+fn not_built() -> CudaError {
+    CudaError::Api(Error::unsupported(
+        "this unitfp8 was built without the `cuda` feature",
+        &[],
+    ))
+}
+
+/// The CUDA back end's own rule: device buffer `arg` (address 0: absent) aligned to `align`
+/// bytes.
+fn aligned(arg: &'static str, addr: usize, align: usize) -> Result<(), Error> {
+    require(
+        addr.is_multiple_of(align),
+        "{} (device address {}) must be aligned to {} bytes",
+        &[arg.into(), addr.into(), align.into()],
+    )
 }
 
 /// The stochastic-rounding key passed to the kernels.
@@ -278,17 +310,18 @@ unsafe fn run(launch: Launch, amax: u64, stream: *mut c_void) -> CudaResult<()> 
     #[cfg(not(feature = "cuda"))]
     {
         let _ = (launch, amax, stream);
-        Err(CudaError::Api(Error::Unsupported))
+        Err(not_built())
     }
 }
 
-/// Fails with [`Error::Unsupported`] in builds without the `cuda` feature, before any argument
-/// check (the documented behaviour of the C entry points there).
-fn feature_gate() -> CudaResult<()> {
+/// Fails in builds without the `cuda` feature ([`Status::Unsupported`]); every entry point
+/// calls it right after its argument checks, so a wrong argument is reported as such in every
+/// build.
+fn built() -> CudaResult<()> {
     if cfg!(feature = "cuda") {
         Ok(())
     } else {
-        Err(CudaError::Api(Error::Unsupported))
+        Err(not_built())
     }
 }
 
@@ -309,33 +342,14 @@ pub unsafe fn cast_raw(
     amax: *mut f32,
     stream: *mut c_void,
 ) -> CudaResult<()> {
-    feature_gate()?;
-    check_params(dst_type, params)?;
     let (s, d, am) = (src as usize, dst as usize, amax as usize);
+    CastOp::new(s, src_type, d, dst_type, n, params, am)?;
     if n > 0 {
-        if src.is_null() || dst.is_null() {
-            return Err(Error::NullPointer.into());
-        }
-        let sb = n
-            .checked_mul(src_type.size())
-            .ok_or(Error::InvalidArgument)?;
-        let db = n
-            .checked_mul(dst_type.size())
-            .ok_or(Error::InvalidArgument)?;
-        let exact_alias = s == d && src_type.size() == dst_type.size();
-        if !exact_alias && ranges_overlap(s, sb, d, db) {
-            return Err(Error::Overlap.into());
-        }
-        if am != 0 && (ranges_overlap(am, 4, s, sb) || ranges_overlap(am, 4, d, db)) {
-            return Err(Error::Overlap.into());
-        }
-        if misaligned(s, src_type.size()) || misaligned(d, dst_type.size()) {
-            return Err(Error::InvalidArgument.into());
-        }
+        aligned("src", s, src_type.size())?;
+        aligned("dst", d, dst_type.size())?;
     }
-    if am != 0 && misaligned(am, 4) {
-        return Err(Error::InvalidArgument.into());
-    }
+    aligned("amax", am, 4)?;
+    built()?;
     if n == 0 && am == 0 {
         return Ok(());
     }
@@ -376,51 +390,19 @@ pub unsafe fn cast_transpose_raw(
     amax: *mut f32,
     stream: *mut c_void,
 ) -> CudaResult<()> {
-    feature_gate()?;
-    check_params(dst_type, params)?;
-    // The leading dimension of an absent output is ignored.
-    let ld_dst = if dst.is_null() { cols } else { ld_dst };
-    let ld_dst_t = if dst_t.is_null() { rows } else { ld_dst_t };
-    if ld_src < cols || ld_dst < cols || ld_dst_t < rows {
-        return Err(Error::InvalidArgument.into());
-    }
-    let bytes = |r: usize, c: usize, ld: usize, size: usize| {
-        matrix_extent(r, c, ld)
-            .and_then(|e| e.checked_mul(size))
-            .ok_or(Error::InvalidArgument)
-    };
-    let sb = bytes(rows, cols, ld_src, src_type.size())?;
-    let db = bytes(rows, cols, ld_dst, dst_type.size())?;
-    let tb = bytes(cols, rows, ld_dst_t, dst_type.size())?;
     let (s, d, t, am) = (src as usize, dst as usize, dst_t as usize, amax as usize);
-    let empty = rows == 0 || cols == 0;
+    let op = CastTransposeOp::new(
+        s, src_type, rows, cols, ld_src, d, ld_dst, t, ld_dst_t, dst_type, params, am,
+    )?;
+    let (ld_dst, ld_dst_t) = (op.ld_dst, op.ld_dst_t);
+    let empty = op.is_empty();
     if !empty {
-        if src.is_null() {
-            return Err(Error::NullPointer.into());
-        }
-        if (d != 0 && ranges_overlap(s, sb, d, db))
-            || (t != 0 && ranges_overlap(s, sb, t, tb))
-            || (d != 0 && t != 0 && ranges_overlap(d, db, t, tb))
-        {
-            return Err(Error::Overlap.into());
-        }
-        if am != 0
-            && [(s, sb), (d, db), (t, tb)]
-                .iter()
-                .any(|&(p, len)| p != 0 && ranges_overlap(am, 4, p, len))
-        {
-            return Err(Error::Overlap.into());
-        }
-        if misaligned(s, src_type.size())
-            || misaligned(d, dst_type.size())
-            || misaligned(t, dst_type.size())
-        {
-            return Err(Error::InvalidArgument.into());
-        }
+        aligned("src", s, src_type.size())?;
+        aligned("dst", d, dst_type.size())?;
+        aligned("dst_t", t, dst_type.size())?;
     }
-    if am != 0 && misaligned(am, 4) {
-        return Err(Error::InvalidArgument.into());
-    }
+    aligned("amax", am, 4)?;
+    built()?;
     if empty {
         if am == 0 {
             return Ok(());
@@ -464,22 +446,6 @@ pub unsafe fn cast_transpose_raw(
     }
 }
 
-/// The residual mix's type checks (as the CPU's).
-fn check_mix_types(io_type: DType, fp8: usize, fp8_type: DType) -> Result<(), Error> {
-    if io_type.fp8().is_some() {
-        return Err(Error::Unsupported);
-    }
-    if fp8 != 0 && fp8_type.fp8().is_none() {
-        return Err(Error::InvalidArgument);
-    }
-    Ok(())
-}
-
-/// Output `out` may be written while input `inp` is read: disjoint or exactly the same range.
-fn compatible(out: usize, out_len: usize, inp: usize, in_len: usize) -> bool {
-    (out == inp && out_len == in_len) || !ranges_overlap(out, out_len, inp, in_len)
-}
-
 /// Residual mix on the device (see `unitfp8_residual_mix`).
 ///
 /// # Safety
@@ -496,32 +462,19 @@ pub unsafe fn residual_mix_raw(
     params: &MixParams,
     stream: *mut c_void,
 ) -> CudaResult<()> {
-    feature_gate()?;
-    let (a, b) = params.coefficients()?;
     let (x, f, o, q) = (x as usize, f as usize, out as usize, out_fp8 as usize);
-    check_mix_types(io_type, q, fp8_type)?;
+    let op = MixOp::new(x, f, o, io_type, n, q, fp8_type, params)?;
+    let size = io_type.size();
+    if n > 0 {
+        aligned("x", x, size)?;
+        aligned("f", f, size)?;
+        aligned("out", o, size)?;
+    }
+    built()?;
     if n == 0 {
         return Ok(());
     }
-    if x == 0 || f == 0 || o == 0 {
-        return Err(Error::NullPointer.into());
-    }
-    let bytes = n
-        .checked_mul(io_type.size())
-        .ok_or(Error::InvalidArgument)?;
-    let ok = compatible(o, bytes, x, bytes)
-        && compatible(o, bytes, f, bytes)
-        && (q == 0
-            || (!ranges_overlap(q, n, x, bytes)
-                && !ranges_overlap(q, n, f, bytes)
-                && !ranges_overlap(q, n, o, bytes)));
-    if !ok {
-        return Err(Error::Overlap.into());
-    }
-    let size = io_type.size();
-    if [x, f, o].iter().any(|&p| misaligned(p, size)) {
-        return Err(Error::InvalidArgument.into());
-    }
+    let (a, b) = op.coefficients;
     let vec_ok = [x, f, o].iter().all(|&p| p.is_multiple_of(4 * size)) && q.is_multiple_of(4);
     let args = MixArgs {
         x: x as u64,
@@ -569,38 +522,24 @@ pub unsafe fn residual_mix_backward_raw(
     params: &MixParams,
     stream: *mut c_void,
 ) -> CudaResult<()> {
-    feature_gate()?;
-    let (a, b) = params.coefficients()?;
     let (g, gx, gf, q) = (
         grad_out as usize,
         grad_x as usize,
         grad_f as usize,
         grad_f_fp8 as usize,
     );
-    check_mix_types(io_type, q, fp8_type)?;
+    let op = MixBackwardOp::new(g, gx, gf, io_type, n, accumulate, q, fp8_type, params)?;
+    let size = io_type.size();
+    if n > 0 {
+        aligned("grad_out", g, size)?;
+        aligned("grad_x", gx, size)?;
+        aligned("grad_f", gf, size)?;
+    }
+    built()?;
     if n == 0 {
         return Ok(());
     }
-    if g == 0 || gx == 0 || gf == 0 {
-        return Err(Error::NullPointer.into());
-    }
-    let bytes = n
-        .checked_mul(io_type.size())
-        .ok_or(Error::InvalidArgument)?;
-    let ok = compatible(gx, bytes, g, bytes)
-        && compatible(gf, bytes, g, bytes)
-        && !ranges_overlap(gx, bytes, gf, bytes)
-        && (q == 0
-            || (!ranges_overlap(q, n, g, bytes)
-                && !ranges_overlap(q, n, gx, bytes)
-                && !ranges_overlap(q, n, gf, bytes)));
-    if !ok {
-        return Err(Error::Overlap.into());
-    }
-    let size = io_type.size();
-    if [g, gx, gf].iter().any(|&p| misaligned(p, size)) {
-        return Err(Error::InvalidArgument.into());
-    }
+    let (a, b) = op.coefficients;
     let vec_ok = [g, gx, gf].iter().all(|&p| p.is_multiple_of(4 * size)) && q.is_multiple_of(4);
     let args = MixArgs {
         x: g as u64,
@@ -631,73 +570,46 @@ pub unsafe fn residual_mix_backward_raw(
     }
 }
 
-/// A strided device matrix operand of [`gemm_raw`]: element `(i, j)` at
-/// `ptr + i·row_stride + j·col_stride` elements.
-#[derive(Clone, Copy, Debug)]
-pub struct DeviceMatrix {
-    /// Device address of element (0, 0).
-    pub ptr: *const c_void,
-    /// Element type.
-    pub dtype: DType,
-    /// Elements between rows.
-    pub row_stride: isize,
-    /// Elements between columns.
-    pub col_stride: isize,
-}
-
-/// `C ← α·A·B + β·C` on the device, with A `m×k`, B `k×n` (the CPU GEMM's conventions), for
-/// K-major operands: A's column stride and B's row stride must be 1 (when `k > 1`), i.e. A is
-/// row-major and B is stored as `n×k` row-major. C must be row-major or column-major (one unit
-/// stride). Other layouts are [`Error::Unsupported`]. Types: A and B E4M3 or E5M2; C f32, bf16,
-/// E4M3 or E5M2 (FP8 C needs `β = 0`, else [`Error::InvalidArgument`]). `β = 0` does not read
-/// C; `k = 0` gives `C ← β·C`.
+/// `C ← α·A·B + β·C` on the device, with A `m×k`, B `k×n` (the CPU GEMM's conventions and
+/// checks, [`crate::op`]), for K-major operands: A's column stride and B's row stride must be 1
+/// (when `k > 1`), i.e. A is row-major and B is stored as `n×k` row-major. C must be row-major
+/// or column-major (one unit stride) and aligned to its element size. Other layouts are
+/// [`Status::Unsupported`]. Types: A and B E4M3 or E5M2; C f32, bf16, E4M3 or E5M2 (FP8 C
+/// needs `β = 0`). `β = 0` does not read C; `k = 0` gives `C ← β·C`.
 ///
 /// # Safety
 /// Each operand valid on the device at every element its shape and strides address.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_raw(
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: DeviceMatrix,
-    b: DeviceMatrix,
-    beta: f32,
-    c: DeviceMatrix,
-    stream: *mut c_void,
-) -> CudaResult<()> {
-    feature_gate()?;
-    if a.dtype.fp8().is_none() || b.dtype.fp8().is_none() {
-        return Err(Error::Unsupported.into());
-    }
-    match c.dtype {
-        DType::F32 | DType::BF16 => {}
-        DType::E4M3 | DType::E5M2 => {
-            if beta != 0.0 {
-                return Err(Error::InvalidArgument.into());
-            }
-        }
-        DType::F16 => return Err(Error::Unsupported.into()),
-    }
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if c.ptr.is_null() || (k > 0 && (a.ptr.is_null() || b.ptr.is_null())) {
-        return Err(Error::NullPointer.into());
-    }
+pub unsafe fn gemm_raw(g: &RawGemm, stream: *mut c_void) -> CudaResult<()> {
+    // SAFETY: forwarded contract.
+    unsafe { run_gemm(GemmOp::new(g)?, stream) }
+}
+
+/// Runs a validated GEMM (`None`: nothing to compute) on the device, after the CUDA-only
+/// checks.
+///
+/// # Safety
+/// As [`gemm_raw`].
+pub(crate) unsafe fn run_gemm(op: Option<GemmOp>, stream: *mut c_void) -> CudaResult<()> {
+    let Some(GemmOp { g, .. }) = op else {
+        return built();
+    };
+    let (m, n, k) = (g.m, g.n, g.k);
+    let (a, b, c) = (g.a, g.b, g.c);
     // C's layout: row-major (unit column stride) or column-major (unit row stride, computed as
-    // the transposed product Cᵀ = Bᵀ·Aᵀ, which swaps the operands' roles).
+    // the transposed product Cᵀ = Bᵀ·Aᵀ, which swaps the operands' roles). The descriptor
+    // has ruled out a C that maps two elements to one.
     let c_rs = if m == 1 { n as isize } else { c.row_stride };
     let c_cs = if n == 1 { 1 } else { c.col_stride };
     let (row_major, ldc) = if c_cs == 1 && c_rs >= n as isize {
         (true, c_rs)
     } else if c_rs == 1 && c_cs >= m as isize && m > 1 {
         (false, c_cs)
-    } else if (c_cs == 1 && c_rs > 0) || (c_rs == 1 && c_cs > 0) {
-        // A unit stride whose other stride is too short maps two elements to one.
-        return Err(Error::Overlap.into());
     } else {
-        return Err(Error::Unsupported.into());
+        return Err(Error::unsupported(
+            "CUDA GEMM: c must be row- or column-major (one unit stride), got strides ({}, {})",
+            &[c.row_stride.into(), c.col_stride.into()],
+        )
+        .into());
     };
     // K-major operands: A (m×k) with unit column stride, B (k×n) with unit row stride.
     let lda = if m == 1 {
@@ -710,36 +622,33 @@ pub unsafe fn gemm_raw(
     } else {
         b.col_stride
     };
-    let a_ok = k <= 1 || a.col_stride == 1;
-    let b_ok = k <= 1 || b.row_stride == 1;
-    if !(a_ok && b_ok) || lda <= 0 || ldb <= 0 {
-        return Err(Error::Unsupported.into());
+    if !(k <= 1 || a.col_stride == 1) || lda <= 0 {
+        return Err(Error::unsupported(
+            "CUDA GEMM: a must be K-major (col_stride 1, row_stride > 0), got strides ({}, {})",
+            &[a.row_stride.into(), a.col_stride.into()],
+        )
+        .into());
     }
-    let (lda, ldb, ldc) = (lda as usize, ldb as usize, ldc as usize);
-    // Byte extents (all elements of A and B are bytes).
-    let extent = |rows: usize, cols: usize, ld: usize, size: usize| {
-        matrix_extent(rows, cols, ld)
-            .and_then(|e| e.checked_mul(size))
-            .ok_or(Error::InvalidArgument)
-    };
-    let ab = extent(m, k, lda, 1)?;
-    let bb = extent(n, k, ldb, 1)?;
-    let cb = if row_major {
-        extent(m, n, ldc, c.dtype.size())?
-    } else {
-        extent(n, m, ldc, c.dtype.size())?
-    };
+    if !(k <= 1 || b.row_stride == 1) || ldb <= 0 {
+        return Err(Error::unsupported(
+            "CUDA GEMM: b must be K-major (row_stride 1, col_stride > 0), got strides ({}, {})",
+            &[b.row_stride.into(), b.col_stride.into()],
+        )
+        .into());
+    }
+    aligned("c", c.ptr as usize, c.dtype.size())?;
+    for (name, v) in [("m", m), ("n", n), ("k", k)] {
+        if i32::try_from(v).is_err() {
+            return Err(Error::unsupported(
+                "CUDA GEMM: {} ({}) must be below 2^31",
+                &[name.into(), v.into()],
+            )
+            .into());
+        }
+    }
+    built()?;
     let (pa, pb, pc) = (a.ptr as usize, b.ptr as usize, c.ptr as usize);
-    if ranges_overlap(pc, cb, pa, ab) || ranges_overlap(pc, cb, pb, bb) {
-        return Err(Error::Overlap.into());
-    }
-    if misaligned(pc, c.dtype.size()) {
-        return Err(Error::InvalidArgument.into());
-    }
-    let fits = |v: usize| i32::try_from(v).is_ok();
-    if !(fits(m) && fits(n) && fits(k)) {
-        return Err(Error::Unsupported.into());
-    }
+    let (lda, ldb) = (lda as usize, ldb as usize);
     // Row-major C = A·B; column-major C is the row-major Cᵀ = (B as n×k)·(A as m×k)ᵀ.
     let (m2, n2, a2, b2, lda2, ldb2, at, bt) = if row_major {
         (m, n, pa, pb, lda, ldb, a.dtype, b.dtype)
@@ -757,8 +666,8 @@ pub unsafe fn gemm_raw(
         n: n2 as i32,
         k: k as i32,
         c_type: c.dtype as i32,
-        alpha,
-        beta,
+        alpha: g.alpha,
+        beta: g.beta,
     };
     // SAFETY: validated above; buffer validity is the caller's contract.
     unsafe { run(Launch::Gemm { a: at, b: bt, args }, 0, stream) }

@@ -2,10 +2,20 @@
 
 use core::ffi::c_void;
 
-use super::{amax_overlaps, cast_codes, guard, store_amax};
-use crate::cast::matrix_extent;
-use crate::error::Error;
+use super::{cast_codes, guard};
 use crate::exec::Exec;
+use crate::op::{CastOp, CastTransposeOp};
+
+/// Writes `value` to the nullable `amax`.
+///
+/// # Safety
+/// `amax` is null or valid for writing 4 bytes.
+unsafe fn store_amax(amax: *mut f32, value: f32) {
+    if !amax.is_null() {
+        // SAFETY: non-null and writable per the contract; no alignment is assumed.
+        unsafe { amax.write_unaligned(value) };
+    }
+}
 
 /// Casts `n` elements: `dst[i] = round(src[i] * scale)`.
 ///
@@ -45,22 +55,17 @@ pub unsafe extern "C" fn unitfp8_cast(
 ) -> i32 {
     guard(|| {
         let (src_type, dst_type, params) = cast_codes(src_type, dst_type, scale, rounding, seed)?;
-        if !amax.is_null() && n > 0 {
-            let sb = n
-                .checked_mul(src_type.size())
-                .ok_or(Error::InvalidArgument)?;
-            let db = n
-                .checked_mul(dst_type.size())
-                .ok_or(Error::InvalidArgument)?;
-            if amax_overlaps(amax, &[(src as usize, sb), (dst as usize, db)]) {
-                return Err(Error::Overlap);
-            }
-        }
-        // SAFETY: validity of the buffers for n elements is the caller's contract; the raw
-        // method checks null pointers, sizes and overlap before touching them.
-        let value = unsafe {
-            Exec::global().cast_raw(src.cast(), src_type, dst.cast(), dst_type, n, &params)?
-        };
+        let op = CastOp::new(
+            src as usize,
+            src_type,
+            dst as usize,
+            dst_type,
+            n,
+            &params,
+            amax as usize,
+        )?;
+        // SAFETY: validated; buffer validity is the caller's contract.
+        let value = unsafe { Exec::global().run_cast(&op)? };
         // SAFETY: amax is null or writable (contract) and overlaps no buffer (checked).
         unsafe { store_amax(amax, value) };
         Ok(())
@@ -117,48 +122,22 @@ pub unsafe extern "C" fn unitfp8_cast_transpose(
 ) -> i32 {
     guard(|| {
         let (src_type, dst_type, params) = cast_codes(src_type, dst_type, scale, rounding, seed)?;
-        // The leading dimension of an absent output is ignored.
-        let ld_dst = if dst.is_null() { cols } else { ld_dst };
-        let ld_dst_t = if dst_t.is_null() { rows } else { ld_dst_t };
-        if !amax.is_null() {
-            // The same shape checks as the raw method, needed here to size the ranges.
-            if ld_src < cols || ld_dst < cols || ld_dst_t < rows {
-                return Err(Error::InvalidArgument);
-            }
-            let bytes = |r: usize, c: usize, ld: usize, size: usize| {
-                matrix_extent(r, c, ld)
-                    .and_then(|e| e.checked_mul(size))
-                    .ok_or(Error::InvalidArgument)
-            };
-            let ranges = [
-                (src as usize, bytes(rows, cols, ld_src, src_type.size())?),
-                (dst as usize, bytes(rows, cols, ld_dst, dst_type.size())?),
-                (
-                    dst_t as usize,
-                    bytes(cols, rows, ld_dst_t, dst_type.size())?,
-                ),
-            ];
-            if amax_overlaps(amax, &ranges) {
-                return Err(Error::Overlap);
-            }
-        }
-        // SAFETY: buffer validity is the caller's contract; the raw method checks shapes,
-        // null pointers and overlap before touching them.
-        let value = unsafe {
-            Exec::global().cast_transpose_raw(
-                src.cast(),
-                src_type,
-                rows,
-                cols,
-                ld_src,
-                dst.cast(),
-                ld_dst,
-                dst_t.cast(),
-                ld_dst_t,
-                dst_type,
-                &params,
-            )?
-        };
+        let op = CastTransposeOp::new(
+            src as usize,
+            src_type,
+            rows,
+            cols,
+            ld_src,
+            dst as usize,
+            ld_dst,
+            dst_t as usize,
+            ld_dst_t,
+            dst_type,
+            &params,
+            amax as usize,
+        )?;
+        // SAFETY: validated; buffer validity is the caller's contract.
+        let value = unsafe { Exec::global().run_cast_transpose(&op)? };
         // SAFETY: amax is null or writable (contract) and overlaps no buffer (checked).
         unsafe { store_amax(amax, value) };
         Ok(())

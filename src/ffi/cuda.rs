@@ -1,7 +1,8 @@
 //! C entry points of the CUDA back end (`unitfp8_cuda_*`).
 //!
-//! Every function exists in every build. Without the `cuda` feature each returns
-//! `UNITFP8_ERROR_UNSUPPORTED` (and `unitfp8_cuda_available` says so). With it:
+//! Every function exists in every build. Without the `cuda` feature each checks its arguments
+//! as in a CUDA build and then returns `UNITFP8_ERROR_UNSUPPORTED` (and
+//! `unitfp8_cuda_available` says so). With it:
 //!
 //! - Buffers are device pointers (for example PyTorch's `tensor.data_ptr()`), aligned to their
 //!   element size; `amax` is a device pointer to one `float` (4-byte aligned) or null.
@@ -10,32 +11,31 @@
 //!   queued on it and the call returns without waiting; outputs (and `amax`) are ready when
 //!   the stream reaches that point. The library uses the stream's context, which for
 //!   PyTorch, CuPy and CUDA.jl is the device's primary context.
-//! - Arguments are checked exactly as the CPU entry point checks them, before any device work;
-//!   a failing call queues nothing. Status codes are the CPU's plus the `UNITFP8_CUDA_ERROR_*`
-//!   codes below; `unitfp8_cuda_status_string` describes all of them and
-//!   `unitfp8_cuda_last_error` gives the details of this thread's last failure.
+//! - Arguments are checked exactly as the CPU entry point checks them (the same descriptors),
+//!   plus alignment and the CUDA GEMM's K-major layouts, before any device work; a failing
+//!   call queues nothing. Statuses are the library's one status space (the
+//!   `UNITFP8_CUDA_ERROR_*` codes included); `unitfp8_status_string` describes them and
+//!   `unitfp8_last_error` gives the details of this thread's last failure.
 //! - Casts and mixes are bit-identical to the CPU library on x86-64 (all rounding modes,
 //!   stochastic rounding with the same `(seed, index)` bits, NaN payloads).
 
-use core::ffi::{CStr, c_char, c_void};
-use std::cell::RefCell;
-use std::ffi::CString;
+use core::ffi::{c_char, c_void};
 
-use super::{cast_codes, mix_codes};
-use crate::cuda::{self, CudaError, CudaResult, DeviceMatrix, GemmKernel};
+use super::{Failure, cast_codes, guard_any, mix_codes};
+use crate::cuda::{self, CudaError, GemmKernel};
 use crate::dtype::DType;
-use crate::error::Error;
+use crate::error::{Error, Status};
+use crate::op::{LinearLayout, LinearOp, LinearShape, RawGemm, RawMatrix, linear_gemm};
 use crate::residual::MixParams;
 
-/// CUDA status: the CUDA driver library (`libcuda`) could not be loaded (no NVIDIA driver).
-pub const UNITFP8_CUDA_ERROR_NO_DRIVER: i32 = 10;
-/// CUDA status: the driver reports no CUDA device.
-pub const UNITFP8_CUDA_ERROR_NO_DEVICE: i32 = 11;
-/// CUDA status: the device's compute capability is below 8.9 (no FP8 tensor cores).
-pub const UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED: i32 = 12;
-/// CUDA status: a CUDA driver call failed (invalid stream, launch failure, or an error left by
-/// earlier asynchronous work); `unitfp8_cuda_last_error` names the call and the error.
-pub const UNITFP8_CUDA_ERROR_DRIVER: i32 = 13;
+impl Failure for CudaError {
+    fn status(&self) -> Status {
+        CudaError::status(self)
+    }
+    fn detail(&self) -> String {
+        self.to_string()
+    }
+}
 
 /// GEMM kernel choice for `unitfp8_cuda_set_gemm_kernel`: the fastest one that applies.
 pub const UNITFP8_CUDA_GEMM_AUTO: u32 = 0;
@@ -53,50 +53,6 @@ const _: () = {
     assert!(UNITFP8_CUDA_GEMM_NAIVE == GemmKernel::Naive as u32);
 };
 
-thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-}
-
-fn status_of(e: &CudaError) -> i32 {
-    match e {
-        CudaError::Api(e) => e.status(),
-        CudaError::NoDriver => UNITFP8_CUDA_ERROR_NO_DRIVER,
-        CudaError::NoDevice => UNITFP8_CUDA_ERROR_NO_DEVICE,
-        CudaError::UnsupportedDevice(..) => UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED,
-        CudaError::Driver(_) => UNITFP8_CUDA_ERROR_DRIVER,
-    }
-}
-
-/// Runs `body`, records the error text for `unitfp8_cuda_last_error`, and maps the result to a
-/// status (a panic to `UNITFP8_ERROR_INTERNAL`).
-/// Without the `cuda` feature nothing is checked: every call is `UNITFP8_ERROR_UNSUPPORTED`.
-fn cuda_guard(body: impl FnOnce() -> CudaResult<()>) -> i32 {
-    let run = || {
-        if cfg!(feature = "cuda") {
-            body()
-        } else {
-            Err(CudaError::Api(Error::Unsupported))
-        }
-    };
-    let (status, text) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(Ok(())) => (super::UNITFP8_OK, String::new()),
-        Ok(Err(e)) if !cfg!(feature = "cuda") => (
-            status_of(&e),
-            "unitfp8 was built without the `cuda` feature".to_string(),
-        ),
-        Ok(Err(e)) => (status_of(&e), e.to_string()),
-        Err(_) => (
-            super::UNITFP8_ERROR_INTERNAL,
-            "internal error (caught panic)".to_string(),
-        ),
-    };
-    if status != super::UNITFP8_OK {
-        let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
-        let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = text);
-    }
-    status
-}
-
 /// Whether the CUDA back end can run in this process: `UNITFP8_OK`, or why not:
 /// `UNITFP8_ERROR_UNSUPPORTED` (built without the `cuda` feature),
 /// `UNITFP8_CUDA_ERROR_NO_DRIVER`, `UNITFP8_CUDA_ERROR_NO_DEVICE`,
@@ -105,44 +61,32 @@ fn cuda_guard(body: impl FnOnce() -> CudaResult<()>) -> i32 {
 /// null-stream call from this thread would use (the current context's, else device 0).
 #[unsafe(no_mangle)]
 pub extern "C" fn unitfp8_cuda_available() -> i32 {
-    cuda_guard(|| cuda::device_info().map(|_| ()))
+    guard_any(|| cuda::device_info().map(|_| ()))
 }
 
-/// A static English description of any status code this library returns, the
-/// `UNITFP8_CUDA_ERROR_*` codes included. Never null; do not free it.
+/// The same as `unitfp8_status_string` (kept for existing callers).
 #[unsafe(no_mangle)]
 pub extern "C" fn unitfp8_cuda_status_string(status: i32) -> *const c_char {
-    let s: &'static CStr = match status {
-        UNITFP8_CUDA_ERROR_NO_DRIVER => c"no CUDA driver (libcuda could not be loaded)",
-        UNITFP8_CUDA_ERROR_NO_DEVICE => c"no CUDA device",
-        UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED => {
-            c"CUDA device unsupported (compute capability 8.9 or newer is needed)"
-        }
-        UNITFP8_CUDA_ERROR_DRIVER => c"CUDA driver error (see unitfp8_cuda_last_error)",
-        _ => return super::unitfp8_status_string(status),
-    };
-    s.as_ptr()
+    super::unitfp8_status_string(status)
 }
 
-/// Details of the last failed `unitfp8_cuda_*` call on this thread (for example the driver
-/// call and CUDA error name), or `""`. Valid until the next failing call on this thread; do
-/// not free it.
+/// The same as `unitfp8_last_error` (kept for existing callers): the detail of this thread's
+/// last failed call, CPU or CUDA, or `""`.
 #[unsafe(no_mangle)]
 pub extern "C" fn unitfp8_cuda_last_error() -> *const c_char {
-    LAST_ERROR
-        .try_with(|l| l.borrow().as_ptr())
-        .unwrap_or(c"".as_ptr())
+    super::last_error()
 }
 
 /// Forces the GEMM kernel of later calls, process-wide (`UNITFP8_CUDA_GEMM_*`; `_AUTO`
 /// restores the default). A forced kernel the device or the operands' alignment cannot use
 /// makes GEMM calls return `UNITFP8_ERROR_UNSUPPORTED`. For tests and benchmarks. Returns
-/// `UNITFP8_ERROR_INVALID_ARGUMENT` for an unknown code.
+/// `UNITFP8_ERROR_INVALID_ARGUMENT` for an unknown code (in every build), else
+/// `UNITFP8_ERROR_UNSUPPORTED` in a build without the `cuda` feature.
 #[unsafe(no_mangle)]
 pub extern "C" fn unitfp8_cuda_set_gemm_kernel(kernel: u32) -> i32 {
-    cuda_guard(|| {
-        cuda::set_gemm_kernel(GemmKernel::from_code(kernel)?);
-        Ok(())
+    guard_any(|| -> Result<(), CudaError> {
+        let kernel = GemmKernel::from_code(kernel)?;
+        cuda::set_gemm_kernel(kernel)
     })
 }
 
@@ -167,7 +111,7 @@ pub unsafe extern "C" fn unitfp8_cuda_cast(
     amax: *mut f32,
     stream: *mut c_void,
 ) -> i32 {
-    cuda_guard(|| {
+    guard_any(|| {
         let (src_type, dst_type, params) = cast_codes(src_type, dst_type, scale, rounding, seed)?;
         // SAFETY: forwarded contract; arguments are validated before any device work.
         unsafe { cuda::cast_raw(src, src_type, dst, dst_type, n, &params, amax, stream) }
@@ -199,7 +143,7 @@ pub unsafe extern "C" fn unitfp8_cuda_cast_transpose(
     amax: *mut f32,
     stream: *mut c_void,
 ) -> i32 {
-    cuda_guard(|| {
+    guard_any(|| {
         let (src_type, dst_type, params) = cast_codes(src_type, dst_type, scale, rounding, seed)?;
         // SAFETY: forwarded contract; arguments are validated before any device work.
         unsafe {
@@ -230,7 +174,7 @@ pub unsafe extern "C" fn unitfp8_cuda_residual_mix(
     seed: u64,
     stream: *mut c_void,
 ) -> i32 {
-    cuda_guard(|| {
+    guard_any(|| {
         let (io_type, fp8_type, rounding) = mix_codes(io_type, fp8_type, rounding)?;
         let params = MixParams {
             tau,
@@ -263,7 +207,7 @@ pub unsafe extern "C" fn unitfp8_cuda_residual_mix_backward(
     seed: u64,
     stream: *mut c_void,
 ) -> i32 {
-    cuda_guard(|| {
+    guard_any(|| {
         let (io_type, fp8_type, rounding) = mix_codes(io_type, fp8_type, rounding)?;
         let params = MixParams {
             tau,
@@ -324,49 +268,59 @@ pub unsafe extern "C" fn unitfp8_cuda_gemm(
     c_col_stride: isize,
     stream: *mut c_void,
 ) -> i32 {
-    cuda_guard(|| {
-        let mat = |ptr: *const c_void, t: u32, rs: isize, cs: isize| -> Result<_, Error> {
-            Ok(DeviceMatrix {
-                ptr,
-                dtype: DType::from_code(t)?,
+    guard_any(|| {
+        let mat = |arg, ptr: *const c_void, t: u32, rs: isize, cs: isize| -> Result<_, Error> {
+            Ok(RawMatrix {
+                ptr: ptr.cast(),
+                dtype: DType::parse(arg, t)?,
                 row_stride: rs,
                 col_stride: cs,
             })
         };
-        let a = mat(a, a_type, a_row_stride, a_col_stride)?;
-        let b = mat(b, b_type, b_row_stride, b_col_stride)?;
-        let c = mat(c.cast_const(), c_type, c_row_stride, c_col_stride)?;
+        let g = RawGemm {
+            m,
+            n,
+            k,
+            alpha,
+            a: mat("a_type", a, a_type, a_row_stride, a_col_stride)?,
+            b: mat("b_type", b, b_type, b_row_stride, b_col_stride)?,
+            beta,
+            c: mat("c_type", c.cast_const(), c_type, c_row_stride, c_col_stride)?,
+        };
         // SAFETY: forwarded contract; arguments are validated before any device work.
-        unsafe { cuda::gemm_raw(m, n, k, alpha, a, b, beta, c, stream) }
+        unsafe { cuda::gemm_raw(&g, stream) }
     })
 }
 
-/// The muS default: `alpha` itself, or `1/sqrt(fan_in)` when `alpha` is NaN or <= 0 (as the CPU
-/// linear layer).
-fn linear_alpha(alpha: f32, fan_in: usize) -> f32 {
-    if alpha.is_nan() || alpha <= 0.0 {
-        1.0 / libm::sqrtf(fan_in as f32)
-    } else {
-        alpha
-    }
-}
-
-fn dense(ptr: *const c_void, dtype: DType, cols: usize) -> Result<DeviceMatrix, Error> {
-    Ok(DeviceMatrix {
-        ptr,
-        dtype,
-        row_stride: isize::try_from(cols).map_err(|_| Error::InvalidArgument)?,
-        col_stride: 1,
-    })
-}
-
-fn transposed(ptr: *const c_void, dtype: DType, rows: usize) -> Result<DeviceMatrix, Error> {
-    Ok(DeviceMatrix {
-        ptr,
-        dtype,
-        row_stride: 1,
-        col_stride: isize::try_from(rows).map_err(|_| Error::InvalidArgument)?,
-    })
+/// One product of the linear layer on the device, with K-major operands.
+///
+/// # Safety
+/// Each device buffer valid for its dense shape; `stream` null or valid.
+#[allow(clippy::too_many_arguments)]
+unsafe fn linear(
+    which: LinearOp,
+    s: LinearShape,
+    alpha: f32,
+    a: *const c_void,
+    b: *const c_void,
+    beta: f32,
+    c: *const c_void,
+    c_type: DType,
+    stream: *mut c_void,
+) -> Result<(), CudaError> {
+    let op = linear_gemm(
+        which,
+        LinearLayout::KMajor,
+        s,
+        alpha,
+        a.cast(),
+        b.cast(),
+        beta,
+        c.cast(),
+        c_type,
+    )?;
+    // SAFETY: forwarded contract.
+    unsafe { cuda::run_gemm(op, stream) }
 }
 
 /// `unitfp8_linear_forward` on the device: `y[batch, fan_out] = alpha * x * W^T` with
@@ -389,21 +343,36 @@ pub unsafe extern "C" fn unitfp8_cuda_linear_forward(
     y_type: u32,
     stream: *mut c_void,
 ) -> i32 {
-    cuda_guard(|| {
-        let yt = DType::from_code(y_type)?;
-        let a = dense(x, DType::E4M3, fan_in)?;
-        let b = transposed(w, DType::E4M3, fan_in)?;
-        let c = dense(y.cast_const(), yt, fan_out)?;
-        let alpha = linear_alpha(alpha, fan_in);
+    guard_any(|| {
+        let yt = DType::parse("y_type", y_type)?;
+        let s = LinearShape {
+            batch,
+            fan_in,
+            fan_out,
+        };
         // SAFETY: forwarded contract.
-        unsafe { cuda::gemm_raw(batch, fan_out, fan_in, alpha, a, b, 0.0, c, stream) }
+        unsafe {
+            linear(
+                LinearOp::Forward,
+                s,
+                alpha,
+                x,
+                w,
+                0.0,
+                y.cast_const(),
+                yt,
+                stream,
+            )
+        }
     })
 }
 
-/// Backward data on the device: `dx[batch, fan_in] = alpha * dy * W` with `dy[batch, fan_out]`
-/// E5M2 and **`w_t` = W^T, `[fan_in, fan_out]` row-major E4M3** (the K-major operand FP8 tensor
-/// cores need; `unitfp8_cuda_cast_transpose` produces W and W^T in one pass). `dx` dense
-/// row-major of `dx_type`. `alpha` NaN or <= 0 means `1/sqrt(fan_in)`. Queued on `stream`.
+/// Backward data on the device: `dx[batch, fan_in] = alpha * dy * W + beta * dx` with
+/// `dy[batch, fan_out]` E5M2 and **`w_t` = W^T, `[fan_in, fan_out]` row-major E4M3** (the
+/// K-major operand FP8 tensor cores need; `unitfp8_cuda_cast_transpose` produces W and W^T in
+/// one pass). `dx` dense row-major of `dx_type`; `beta = 0` overwrites it without reading it
+/// (FP8 `dx` needs `beta = 0`). `alpha` NaN or <= 0 means `1/sqrt(fan_in)`. Queued on
+/// `stream`.
 ///
 /// # Safety
 /// Each device buffer valid for its dense shape; `stream` null or valid.
@@ -416,18 +385,32 @@ pub unsafe extern "C" fn unitfp8_cuda_linear_backward_data(
     alpha: f32,
     dy: *const c_void,
     w_t: *const c_void,
+    beta: f32,
     dx: *mut c_void,
     dx_type: u32,
     stream: *mut c_void,
 ) -> i32 {
-    cuda_guard(|| {
-        let xt = DType::from_code(dx_type)?;
-        let a = dense(dy, DType::E5M2, fan_out)?;
-        let b = transposed(w_t, DType::E4M3, fan_out)?;
-        let c = dense(dx.cast_const(), xt, fan_in)?;
-        let alpha = linear_alpha(alpha, fan_in);
+    guard_any(|| {
+        let xt = DType::parse("dx_type", dx_type)?;
+        let s = LinearShape {
+            batch,
+            fan_in,
+            fan_out,
+        };
         // SAFETY: forwarded contract.
-        unsafe { cuda::gemm_raw(batch, fan_in, fan_out, alpha, a, b, 0.0, c, stream) }
+        unsafe {
+            linear(
+                LinearOp::BackwardData,
+                s,
+                alpha,
+                dy,
+                w_t,
+                beta,
+                dx.cast_const(),
+                xt,
+                stream,
+            )
+        }
     })
 }
 
@@ -452,34 +435,73 @@ pub unsafe extern "C" fn unitfp8_cuda_linear_backward_weight(
     dw: *mut f32,
     stream: *mut c_void,
 ) -> i32 {
-    cuda_guard(|| {
-        let a = dense(dy_t, DType::E5M2, batch)?;
-        let b = transposed(x_t, DType::E4M3, batch)?;
-        let c = dense(dw.cast_const().cast(), DType::F32, fan_in)?;
-        let alpha = linear_alpha(alpha, fan_in);
+    guard_any(|| {
+        let s = LinearShape {
+            batch,
+            fan_in,
+            fan_out,
+        };
+        let dw = dw.cast_const().cast();
         // SAFETY: forwarded contract.
-        unsafe { cuda::gemm_raw(fan_out, fan_in, batch, alpha, a, b, beta, c, stream) }
+        unsafe {
+            linear(
+                LinearOp::BackwardWeight,
+                s,
+                alpha,
+                dy_t,
+                x_t,
+                beta,
+                dw,
+                DType::F32,
+                stream,
+            )
+        }
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::ffi::CStr;
+
+    fn text(p: *const c_char) -> &'static str {
+        // SAFETY: the status strings are static NUL-terminated strings.
+        unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+    }
 
     #[test]
     fn status_strings_cover_cuda_codes() {
         for code in [
-            UNITFP8_CUDA_ERROR_NO_DRIVER,
-            UNITFP8_CUDA_ERROR_NO_DEVICE,
-            UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED,
-            UNITFP8_CUDA_ERROR_DRIVER,
+            super::super::UNITFP8_CUDA_ERROR_NO_DRIVER,
+            super::super::UNITFP8_CUDA_ERROR_NO_DEVICE,
+            super::super::UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED,
+            super::super::UNITFP8_CUDA_ERROR_DRIVER,
         ] {
-            // SAFETY: static NUL-terminated strings.
-            let s = unsafe { CStr::from_ptr(unitfp8_cuda_status_string(code)) };
-            assert!(s.to_str().unwrap().contains("CUDA"), "{code}");
+            assert!(
+                text(unitfp8_cuda_status_string(code)).contains("CUDA"),
+                "{code}"
+            );
+            assert_eq!(
+                text(unitfp8_cuda_status_string(code)),
+                text(super::super::unitfp8_status_string(code))
+            );
         }
-        // SAFETY: as above.
-        let s = unsafe { CStr::from_ptr(unitfp8_cuda_status_string(0)) };
-        assert_eq!(s.to_str().unwrap(), "ok");
+        assert_eq!(text(unitfp8_cuda_status_string(0)), "ok");
+    }
+
+    #[test]
+    fn set_gemm_kernel_rejects_unknown_codes_in_every_build() {
+        assert_eq!(
+            unitfp8_cuda_set_gemm_kernel(4),
+            super::super::UNITFP8_ERROR_INVALID_ARGUMENT
+        );
+        assert!(text(unitfp8_cuda_last_error()).contains("kernel code 4"));
+        let ok = unitfp8_cuda_set_gemm_kernel(0);
+        if cfg!(feature = "cuda") {
+            assert_eq!(ok, super::super::UNITFP8_OK);
+        } else {
+            assert_eq!(ok, super::super::UNITFP8_ERROR_UNSUPPORTED);
+            assert!(text(unitfp8_cuda_last_error()).contains("without the `cuda` feature"));
+        }
     }
 }

@@ -52,20 +52,20 @@ pub unsafe extern "C" fn unitfp8_gemm(
             alpha,
             a: RawMatrix {
                 ptr: a.cast(),
-                dtype: DType::from_code(a_type)?,
+                dtype: DType::parse("a_type", a_type)?,
                 row_stride: a_row_stride,
                 col_stride: a_col_stride,
             },
             b: RawMatrix {
                 ptr: b.cast(),
-                dtype: DType::from_code(b_type)?,
+                dtype: DType::parse("b_type", b_type)?,
                 row_stride: b_row_stride,
                 col_stride: b_col_stride,
             },
             beta,
             c: RawMatrix {
                 ptr: c.cast_const().cast(),
-                dtype: DType::from_code(c_type)?,
+                dtype: DType::parse("c_type", c_type)?,
                 row_stride: c_row_stride,
                 col_stride: c_col_stride,
             },
@@ -99,7 +99,7 @@ pub unsafe extern "C" fn unitfp8_linear_forward(
             fan_in,
             fan_out,
         };
-        let t = DType::from_code(y_type)?;
+        let t = DType::parse("y_type", y_type)?;
         // SAFETY: forwarded contract.
         unsafe {
             Exec::global().linear_raw(
@@ -116,9 +116,10 @@ pub unsafe extern "C" fn unitfp8_linear_forward(
     })
 }
 
-/// μS linear backward data: `dx[batch, fan_in] = α·dy·W` with `dy[batch, fan_out]` dense
-/// row-major E5M2 and `W[fan_out, fan_in]` E4M3; `dx` of `dx_type`. `alpha` NaN or ≤ 0 means
-/// `1/sqrt(fan_in)`. Errors as [`unitfp8_gemm`].
+/// μS linear backward data: `dx[batch, fan_in] = α·dy·W + β·dx` with `dy[batch, fan_out]`
+/// dense row-major E5M2 and `W[fan_out, fan_in]` E4M3; `dx` of `dx_type`. `beta = 0`
+/// overwrites dx without reading it; `beta = 1` accumulates (f32/bf16 `dx` only: FP8 `dx`
+/// needs `beta = 0`). `alpha` NaN or ≤ 0 means `1/sqrt(fan_in)`. Errors as [`unitfp8_gemm`].
 ///
 /// # Safety
 /// Each buffer must be valid for its dense shape.
@@ -130,6 +131,7 @@ pub unsafe extern "C" fn unitfp8_linear_backward_data(
     alpha: f32,
     dy: *const c_void,
     w: *const c_void,
+    beta: f32,
     dx: *mut c_void,
     dx_type: u32,
 ) -> i32 {
@@ -139,7 +141,7 @@ pub unsafe extern "C" fn unitfp8_linear_backward_data(
             fan_in,
             fan_out,
         };
-        let t = DType::from_code(dx_type)?;
+        let t = DType::parse("dx_type", dx_type)?;
         // SAFETY: forwarded contract.
         unsafe {
             Exec::global().linear_raw(
@@ -148,7 +150,7 @@ pub unsafe extern "C" fn unitfp8_linear_backward_data(
                 alpha,
                 dy.cast(),
                 w.cast(),
-                0.0,
+                beta,
                 dx.cast(),
                 t,
             )

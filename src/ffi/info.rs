@@ -2,11 +2,8 @@
 
 use core::ffi::{CStr, c_char};
 
-use super::{
-    UNITFP8_ERROR_INTERNAL, UNITFP8_ERROR_INVALID_ARGUMENT, UNITFP8_ERROR_NULL_POINTER,
-    UNITFP8_ERROR_OVERLAP, UNITFP8_ERROR_UNSUPPORTED, UNITFP8_OK,
-};
 use crate::backend::Backend;
+use crate::error::Status;
 use crate::exec::Exec;
 
 const VERSION_C: &CStr =
@@ -22,21 +19,29 @@ pub extern "C" fn unitfp8_version() -> *const c_char {
     VERSION_C.as_ptr()
 }
 
-/// A static English description of a status code returned by this library (for example
-/// `"invalid argument"` for `UNITFP8_ERROR_INVALID_ARGUMENT`); an unknown code gets
-/// `"unknown status"`. Never null; do not free it.
+/// A static English description of any status code this library returns, CPU and CUDA (for
+/// example `"invalid argument"` for `UNITFP8_ERROR_INVALID_ARGUMENT`); an unknown code gets
+/// `"unknown status"`. Never null; do not free it. `unitfp8_last_error()` says what exactly
+/// was wrong with a failed call.
 #[unsafe(no_mangle)]
 pub extern "C" fn unitfp8_status_string(status: i32) -> *const c_char {
-    let s: &'static CStr = match status {
-        UNITFP8_OK => c"ok",
-        UNITFP8_ERROR_NULL_POINTER => c"null pointer",
-        UNITFP8_ERROR_INVALID_ARGUMENT => c"invalid argument",
-        UNITFP8_ERROR_OVERLAP => c"illegal overlap of buffers",
-        UNITFP8_ERROR_UNSUPPORTED => c"unsupported combination",
-        UNITFP8_ERROR_INTERNAL => c"internal error",
-        _ => c"unknown status",
+    let s: &'static CStr = match Status::from_code(status) {
+        Some(s) => s.message_c(),
+        None if status == 0 => c"ok",
+        None => c"unknown status",
     };
     s.as_ptr()
+}
+
+/// What exactly was wrong with the last call on this thread that failed: the argument, the
+/// rule and the values, for example `"ld_src (4) must be >= cols (8)"`, `"a and c overlap"`,
+/// `"tau must be in [0, 1], got 1.5"`, or for CUDA the driver call and its error. `""` when
+/// this thread's last call succeeded (or made none). Every entry point that returns a status
+/// sets it. A NUL-terminated string owned by the library, valid until this thread's next call;
+/// never null; do not free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn unitfp8_last_error() -> *const c_char {
+    super::last_error()
 }
 
 /// The name of the back end that runs the kernels in this process: `"scalar"`, `"avx512"` or
@@ -104,18 +109,11 @@ mod tests {
     #[test]
     fn strings() {
         assert_eq!(text(unitfp8_version()), crate::VERSION);
-        for code in -3..10 {
-            let expected = match code {
-                0 => "ok",
-                1..=5 => [
-                    crate::Error::NullPointer,
-                    crate::Error::InvalidArgument,
-                    crate::Error::Overlap,
-                    crate::Error::Unsupported,
-                    crate::Error::Internal,
-                ][code as usize - 1]
-                    .message(),
-                _ => "unknown status",
+        for code in -3..20 {
+            let expected = match Status::from_code(code) {
+                Some(s) => s.message(),
+                None if code == 0 => "ok",
+                None => "unknown status",
             };
             assert_eq!(text(unitfp8_status_string(code)), expected);
         }

@@ -3,7 +3,9 @@
 //! Conventions shared by every entry point:
 //!
 //! - The return value is an `int32_t` status: `UNITFP8_OK` (0) or one of the
-//!   `UNITFP8_ERROR_*` codes; `unitfp8_status_string` describes it.
+//!   `UNITFP8_ERROR_*` / `UNITFP8_CUDA_ERROR_*` codes (one space for CPU and CUDA calls);
+//!   `unitfp8_status_string` describes it, and `unitfp8_last_error()` says what exactly was
+//!   wrong (naming the argument and the rule, e.g. `"ld_src (4) must be >= cols (8)"`).
 //! - Enum arguments (`UNITFP8_F32` ... element types, `UNITFP8_ROUND_*` rounding modes) are plain
 //!   `uint32_t` values, validated here: an unknown code is `UNITFP8_ERROR_INVALID_ARGUMENT`.
 //!   Every code argument is validated on every call, even when the buffer it describes is
@@ -13,14 +15,18 @@
 //! - `n = 0` (or an empty matrix) with otherwise valid arguments is a successful no-op; its
 //!   pointers may then be null.
 //! - When a call fails, no output (including `amax`) has been written.
-//! - When several arguments are wrong at once, which of the applicable errors is returned is
-//!   unspecified.
+//! - Checks run in one order (see [`crate::op`]): codes and parameters, then an empty call
+//!   succeeds, then null pointers, then sizes, then overlap (then, for CUDA, alignment and the
+//!   CUDA-only rules, then whether the library was built with CUDA). When several arguments
+//!   are wrong at once, the first failing check is reported.
 //! - Panics never unwind into C: they are caught and reported as `UNITFP8_ERROR_INTERNAL`.
 //! - The work runs on the back end chosen by `UNITFP8_BACKEND` (else the best one this CPU
 //!   supports) and on `unitfp8_get_num_threads()` threads; results never depend on either.
 
 use crate::dtype::{DType, Rounding};
-use crate::error::Error;
+use crate::error::{Error, Status};
+use std::cell::RefCell;
+use std::ffi::CString;
 
 mod cast;
 mod cuda;
@@ -50,6 +56,15 @@ pub const UNITFP8_ERROR_OVERLAP: i32 = 3;
 pub const UNITFP8_ERROR_UNSUPPORTED: i32 = 4;
 /// An internal error (a caught panic). Please report it.
 pub const UNITFP8_ERROR_INTERNAL: i32 = 5;
+/// CUDA: the CUDA driver library (`libcuda`) could not be loaded (no NVIDIA driver).
+pub const UNITFP8_CUDA_ERROR_NO_DRIVER: i32 = 10;
+/// CUDA: the driver reports no CUDA device.
+pub const UNITFP8_CUDA_ERROR_NO_DEVICE: i32 = 11;
+/// CUDA: the device's compute capability is below 8.9 (no FP8 tensor cores).
+pub const UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED: i32 = 12;
+/// CUDA: a CUDA driver call failed (invalid stream, launch failure, or an error left by
+/// earlier asynchronous work); `unitfp8_last_error` names the call and the error.
+pub const UNITFP8_CUDA_ERROR_DRIVER: i32 = 13;
 
 /// Element type code: IEEE binary32 (`float`).
 pub const UNITFP8_F32: u32 = 0;
@@ -78,11 +93,15 @@ pub const UNITFP8_ROUND_STOCHASTIC_SATURATE: u32 = 2;
 // The C constants above are literals (cbindgen cannot evaluate expressions); these checks keep
 // them equal to the Rust definitions.
 const _: () = {
-    assert!(UNITFP8_ERROR_NULL_POINTER == Error::NullPointer.status());
-    assert!(UNITFP8_ERROR_INVALID_ARGUMENT == Error::InvalidArgument.status());
-    assert!(UNITFP8_ERROR_OVERLAP == Error::Overlap.status());
-    assert!(UNITFP8_ERROR_UNSUPPORTED == Error::Unsupported.status());
-    assert!(UNITFP8_ERROR_INTERNAL == Error::Internal.status());
+    assert!(UNITFP8_ERROR_NULL_POINTER == Status::NullPointer.code());
+    assert!(UNITFP8_ERROR_INVALID_ARGUMENT == Status::InvalidArgument.code());
+    assert!(UNITFP8_ERROR_OVERLAP == Status::Overlap.code());
+    assert!(UNITFP8_ERROR_UNSUPPORTED == Status::Unsupported.code());
+    assert!(UNITFP8_ERROR_INTERNAL == Status::Internal.code());
+    assert!(UNITFP8_CUDA_ERROR_NO_DRIVER == Status::CudaNoDriver.code());
+    assert!(UNITFP8_CUDA_ERROR_NO_DEVICE == Status::CudaNoDevice.code());
+    assert!(UNITFP8_CUDA_ERROR_DEVICE_UNSUPPORTED == Status::CudaDeviceUnsupported.code());
+    assert!(UNITFP8_CUDA_ERROR_DRIVER == Status::CudaDriver.code());
     assert!(UNITFP8_F32 == DType::F32 as u32);
     assert!(UNITFP8_BF16 == DType::BF16 as u32);
     assert!(UNITFP8_F16 == DType::F16 as u32);
@@ -93,34 +112,72 @@ const _: () = {
     assert!(UNITFP8_ROUND_STOCHASTIC_SATURATE == Rounding::StochasticSaturate as u32);
 };
 
-/// Runs `body`, mapping its result to a status and a panic to `UNITFP8_ERROR_INTERNAL`.
-#[allow(dead_code)]
+thread_local! {
+    /// The detail of this thread's last failed call (empty after a successful one).
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// What a failing entry point reports: its status and the detail for `unitfp8_last_error`.
+pub(crate) trait Failure {
+    /// The status code.
+    fn status(&self) -> Status;
+    /// The detail (argument, rule, values).
+    fn detail(&self) -> String;
+}
+
+impl Failure for Error {
+    fn status(&self) -> Status {
+        Error::status(self)
+    }
+    fn detail(&self) -> String {
+        self.detail().to_string()
+    }
+}
+
+/// Records `text` as this thread's last error (empty: clears it).
+fn record(text: &str) {
+    let _ = LAST_ERROR.try_with(|l| {
+        let mut l = l.borrow_mut();
+        if text.is_empty() {
+            if !l.as_bytes().is_empty() {
+                *l = CString::default();
+            }
+        } else {
+            *l = CString::new(text.replace('\0', " ")).unwrap_or_default();
+        }
+    });
+}
+
+/// Runs an entry point's `body`: maps its result to a status and a panic to
+/// `UNITFP8_ERROR_INTERNAL`, and records the detail of a failure for `unitfp8_last_error`
+/// (a success clears it).
 pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> i32 {
+    guard_any(body)
+}
+
+/// [`guard`] for bodies failing with any [`Failure`] (the CUDA entry points).
+pub(crate) fn guard_any<E: Failure>(body: impl FnOnce() -> Result<(), E>) -> i32 {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-        Ok(Ok(())) => UNITFP8_OK,
-        Ok(Err(e)) => e.status(),
-        Err(_) => UNITFP8_ERROR_INTERNAL,
+        Ok(Ok(())) => {
+            record("");
+            UNITFP8_OK
+        }
+        Ok(Err(e)) => {
+            record(&e.detail());
+            e.status().code()
+        }
+        Err(_) => {
+            record("internal error: a panic was caught; please report it");
+            UNITFP8_ERROR_INTERNAL
+        }
     }
 }
 
-/// Whether the 4-byte `amax` output at `amax` shares a byte with any of the `ranges`
-/// (address, byte length).
-pub(crate) fn amax_overlaps(amax: *mut f32, ranges: &[(usize, usize)]) -> bool {
-    let a = amax as usize;
-    ranges
-        .iter()
-        .any(|&(p, len)| p != 0 && crate::cast::ranges_overlap(a, 4, p, len))
-}
-
-/// Writes `value` to the nullable `amax`.
-///
-/// # Safety
-/// `amax` is null or valid for writing 4 bytes.
-pub(crate) unsafe fn store_amax(amax: *mut f32, value: f32) {
-    if !amax.is_null() {
-        // SAFETY: non-null and writable per the contract; no alignment is assumed.
-        unsafe { amax.write_unaligned(value) };
-    }
+/// This thread's last error detail (a pointer valid until this thread's next call).
+pub(crate) fn last_error() -> *const core::ffi::c_char {
+    LAST_ERROR
+        .try_with(|l| l.borrow().as_ptr())
+        .unwrap_or(c"".as_ptr())
 }
 
 /// Parses the codes of a cast: source and destination types and the rounding mode, with the
@@ -131,31 +188,29 @@ pub(crate) fn cast_codes(
     scale: f32,
     rounding: u32,
     seed: u64,
-) -> Result<(crate::DType, crate::DType, crate::CastParams), Error> {
+) -> Result<(DType, DType, crate::CastParams), Error> {
+    let src_type = DType::parse("src_type", src_type)?;
+    let dst_type = DType::parse("dst_type", dst_type)?;
     let params = crate::CastParams {
         scale,
-        rounding: crate::Rounding::from_code(rounding)?,
+        rounding: Rounding::from_code(rounding)?,
         seed,
     };
-    Ok((
-        crate::DType::from_code(src_type)?,
-        crate::DType::from_code(dst_type)?,
-        params,
-    ))
+    Ok((src_type, dst_type, params))
 }
 
 /// Parses the codes of a residual mix: I/O type, FP8-copy type and rounding. Both type codes are
-/// always validated; the copy's type must be E4M3 or E5M2 only when a copy is requested (checked
-/// by the raw methods).
+/// always validated; the copy's type must be E4M3 or E5M2 only when a copy is requested
+/// (checked by the descriptor).
 pub(crate) fn mix_codes(
     io_type: u32,
     fp8_type: u32,
     rounding: u32,
-) -> Result<(crate::DType, crate::DType, crate::Rounding), Error> {
+) -> Result<(DType, DType, Rounding), Error> {
     Ok((
-        crate::DType::from_code(io_type)?,
-        crate::DType::from_code(fp8_type)?,
-        crate::Rounding::from_code(rounding)?,
+        DType::parse("io_type", io_type)?,
+        DType::parse("fp8_type", fp8_type)?,
+        Rounding::from_code(rounding)?,
     ))
 }
 
@@ -165,8 +220,23 @@ mod tests {
 
     #[test]
     fn guard_maps_results_and_panics() {
+        let last = || {
+            // SAFETY: last_error returns a NUL-terminated string valid until the next call.
+            unsafe { std::ffi::CStr::from_ptr(last_error()) }
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
         assert_eq!(guard(|| Ok(())), UNITFP8_OK);
-        assert_eq!(guard(|| Err(Error::Overlap)), UNITFP8_ERROR_OVERLAP);
+        assert_eq!(last(), "");
+        assert_eq!(
+            guard(|| Err(Error::overlap("a and c overlap"))),
+            UNITFP8_ERROR_OVERLAP
+        );
+        assert_eq!(last(), "a and c overlap");
         assert_eq!(guard(|| panic!("boom")), UNITFP8_ERROR_INTERNAL);
+        assert!(last().contains("panic"));
+        assert_eq!(guard(|| Ok(())), UNITFP8_OK);
+        assert_eq!(last(), "");
     }
 }

@@ -20,12 +20,12 @@
 //! even with saturation to ±max (NaN stays NaN).
 //!
 //! - `β = 0` overwrites C without reading it (BLAS convention): NaN garbage in C does not
-//!   propagate. FP8 outputs require `β = 0` (else [`Error::InvalidArgument`]).
+//!   propagate. FP8 outputs require `β = 0` (else [`Status::InvalidArgument`](crate::error::Status::InvalidArgument)).
 //! - `k = 0` gives `C ← β·C` (zeros when `β = 0`); α is not used.
 //! - `m = 0` or `n = 0` is a no-op.
 //! - `α = 0` is not special-cased: NaN and Inf in A·B propagate as IEEE arithmetic says.
 //! - C must not map two `(i, j)` to the same element, and the byte range C spans must not
-//!   intersect the ranges A and B span ([`Error::Overlap`]).
+//!   intersect the ranges A and B span ([`Status::Overlap`](crate::error::Status::Overlap)).
 //!
 //! # Implementation
 //! BLIS-style. The problem is oriented so that C's unit stride (if any) runs along the SIMD
@@ -77,9 +77,10 @@ mod x86;
 
 use crate::backend::Backend;
 use crate::dtype::{DType, Element};
-use crate::error::Error;
+use crate::error::{Error, require};
 use crate::exec::Exec;
 use crate::fp8::Fp8Format;
+use crate::op::{GemmOp, span};
 
 /// K pairs per accumulation block (256 elements): each block is summed from zero and then
 /// added into the running total, which keeps the f32 rounding error of long dot products near
@@ -145,6 +146,19 @@ impl GemmKernel {
             GemmKernel::Avx512Bf16 => Backend::Avx512.is_available() && bf16_available(),
             GemmKernel::Avx2Fma => avx2_fma_available(),
             GemmKernel::Neon => cfg!(target_arch = "aarch64"),
+        }
+    }
+
+    /// `Ok` when this CPU can run the kernel, else [`Status::Unsupported`](crate::error::Status)
+    /// naming it.
+    pub fn check_available(self) -> Result<(), Error> {
+        if self.is_available() {
+            Ok(())
+        } else {
+            Err(Error::unsupported(
+                "GEMM kernel {} is not available on this CPU",
+                &[self.name().into()],
+            ))
         }
     }
 
@@ -232,12 +246,18 @@ fn check_view(
     if rows == 0 || cols == 0 {
         return Ok(());
     }
-    let (lo, hi) = span(rows, cols, rs, cs).ok_or(Error::InvalidArgument)?;
-    let o = isize::try_from(origin).map_err(|_| Error::InvalidArgument)?;
-    let first = o.checked_add(lo).ok_or(Error::InvalidArgument)?;
-    let last = o.checked_add(hi).ok_or(Error::InvalidArgument)?;
+    let outside = || {
+        Error::invalid(
+            "a view with strides ({}, {}) reaches outside its {} elements",
+            &[rs.into(), cs.into(), len.into()],
+        )
+    };
+    let (lo, hi) = span(rows, cols, rs, cs).ok_or_else(outside)?;
+    let o = isize::try_from(origin).map_err(|_| outside())?;
+    let first = o.checked_add(lo).ok_or_else(outside)?;
+    let last = o.checked_add(hi).ok_or_else(outside)?;
     if first < 0 || last as usize >= len {
-        return Err(Error::InvalidArgument);
+        return Err(outside());
     }
     Ok(())
 }
@@ -246,7 +266,7 @@ macro_rules! view_ctors {
     ($ty:ident, $slice:ty) => {
         impl<'a, T> $ty<'a, T> {
             /// A view with element `(i, j)` at `data[origin + i·row_stride + j·col_stride]`;
-            /// [`Error::InvalidArgument`] when an element falls outside `data`.
+            /// [`Status::InvalidArgument`](crate::error::Status::InvalidArgument) when an element falls outside `data`.
             pub fn with_origin(
                 data: $slice,
                 origin: usize,
@@ -279,13 +299,15 @@ macro_rules! view_ctors {
 
             /// A dense row-major view (numpy's default).
             pub fn row_major(data: $slice, rows: usize, cols: usize) -> Result<Self, Error> {
-                let ld = isize::try_from(cols).map_err(|_| Error::InvalidArgument)?;
+                let ld = isize::try_from(cols)
+                    .map_err(|_| Error::invalid("cols ({}) is too large", &[cols.into()]))?;
                 Self::new(data, rows, cols, ld, 1)
             }
 
             /// A dense column-major view (Julia's and Fortran's).
             pub fn col_major(data: $slice, rows: usize, cols: usize) -> Result<Self, Error> {
-                let ld = isize::try_from(rows).map_err(|_| Error::InvalidArgument)?;
+                let ld = isize::try_from(rows)
+                    .map_err(|_| Error::invalid("rows ({}) is too large", &[rows.into()]))?;
                 Self::new(data, rows, cols, 1, ld)
             }
 
@@ -315,39 +337,7 @@ macro_rules! view_ctors {
 view_ctors!(MatRef, &'a [T]);
 view_ctors!(MatMut, &'a mut [T]);
 
-/// One operand of [`RawGemm`]: element `(i, j)` at `ptr + (i·row_stride + j·col_stride)·size`.
-#[derive(Clone, Copy, Debug)]
-pub struct RawMatrix {
-    /// Address of element `(0, 0)`.
-    pub ptr: *const u8,
-    /// Element type.
-    pub dtype: DType,
-    /// Elements between rows.
-    pub row_stride: isize,
-    /// Elements between columns.
-    pub col_stride: isize,
-}
-
-/// A GEMM on raw pointers (see the [module documentation](self)); `C ← α·A·B + β·C`.
-#[derive(Clone, Copy, Debug)]
-pub struct RawGemm {
-    /// Rows of A and C.
-    pub m: usize,
-    /// Columns of B and C.
-    pub n: usize,
-    /// Columns of A, rows of B.
-    pub k: usize,
-    /// Multiplier of A·B.
-    pub alpha: f32,
-    /// A (m×k), E4M3 or E5M2.
-    pub a: RawMatrix,
-    /// B (k×n), E4M3 or E5M2.
-    pub b: RawMatrix,
-    /// Multiplier of the old C; must be 0 for FP8 C.
-    pub beta: f32,
-    /// C (m×n), f32, bf16, E4M3 or E5M2; written through `c.ptr`.
-    pub c: RawMatrix,
-}
+pub use crate::op::{RawGemm, RawMatrix};
 
 /// A validated, normalised problem (C strides non-negative). Strides in elements.
 #[derive(Clone, Copy, Debug)]
@@ -416,104 +406,15 @@ impl Problem {
     }
 }
 
-/// Offsets (in elements) of the first and last element of a non-empty `rows × cols` view, or
-/// `None` on overflow.
-fn span(rows: usize, cols: usize, rs: isize, cs: isize) -> Option<(isize, isize)> {
-    let r = isize::try_from(rows - 1).ok()?.checked_mul(rs)?;
-    let c = isize::try_from(cols - 1).ok()?.checked_mul(cs)?;
-    let lo = r.min(0).checked_add(c.min(0))?;
-    let hi = r.max(0).checked_add(c.max(0))?;
-    Some((lo, hi))
-}
-
-/// The byte range `[start, end)` a non-empty view covers, or [`Error::InvalidArgument`] when it
-/// leaves the address space.
-fn byte_range(
-    ptr: usize,
-    size: usize,
-    rows: usize,
-    cols: usize,
-    rs: isize,
-    cs: isize,
-) -> Result<(usize, usize), Error> {
-    let (lo, hi) = span(rows, cols, rs, cs).ok_or(Error::InvalidArgument)?;
-    let size_i = size as isize;
-    let lo_b = lo.checked_mul(size_i).ok_or(Error::InvalidArgument)?;
-    let hi_b = hi
-        .checked_mul(size_i)
-        .and_then(|h| h.checked_add(size_i))
-        .ok_or(Error::InvalidArgument)?;
-    let start = ptr.checked_add_signed(lo_b).ok_or(Error::InvalidArgument)?;
-    let end = ptr.checked_add_signed(hi_b).ok_or(Error::InvalidArgument)?;
-    Ok((start, end))
-}
-
-fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// Whether two distinct `(i, j)` of a `rows × cols` view share an element: some nonzero
-/// `(di, dj)` with `|di| < rows`, `|dj| < cols` and `di·rs + dj·cs = 0`.
-fn self_overlaps(rows: usize, cols: usize, rs: isize, cs: isize) -> bool {
-    let (r, c) = (rs.unsigned_abs(), cs.unsigned_abs());
-    match (rows > 1, cols > 1) {
-        (false, false) => false,
-        (true, false) => r == 0,
-        (false, true) => c == 0,
-        (true, true) => {
-            if r == 0 || c == 0 {
-                return true;
-            }
-            // The smallest solution is di = c/g, dj = r/g; all others are multiples.
-            let g = gcd(r, c);
-            c / g < rows && r / g < cols
-        }
-    }
-}
-
-fn ranges_meet(a: (usize, usize), b: (usize, usize)) -> bool {
-    a.0 < b.1 && b.0 < a.1
-}
-
 /// Validates a raw GEMM; `Ok(None)` when there is nothing to compute.
 fn validate(g: &RawGemm) -> Result<Option<Problem>, Error> {
-    let a_fmt = g.a.dtype.fp8().ok_or(Error::Unsupported)?;
-    let b_fmt = g.b.dtype.fp8().ok_or(Error::Unsupported)?;
-    let c_type = g.c.dtype;
-    if c_type == DType::F16 {
-        return Err(Error::Unsupported);
-    }
-    if c_type.fp8().is_some() && g.beta != 0.0 {
-        return Err(Error::InvalidArgument);
-    }
-    let (m, n, k) = (g.m, g.n, g.k);
-    if m == 0 || n == 0 {
-        return Ok(None);
-    }
-    if g.c.ptr.is_null() || (k > 0 && (g.a.ptr.is_null() || g.b.ptr.is_null())) {
-        return Err(Error::NullPointer);
-    }
-    let c_range = byte_range(
-        g.c.ptr as usize,
-        c_type.size(),
-        m,
-        n,
-        g.c.row_stride,
-        g.c.col_stride,
-    )?;
-    if self_overlaps(m, n, g.c.row_stride, g.c.col_stride) {
-        return Err(Error::Overlap);
-    }
-    if k > 0 {
-        let a_range = byte_range(g.a.ptr as usize, 1, m, k, g.a.row_stride, g.a.col_stride)?;
-        let b_range = byte_range(g.b.ptr as usize, 1, k, n, g.b.row_stride, g.b.col_stride)?;
-        if ranges_meet(c_range, a_range) || ranges_meet(c_range, b_range) {
-            return Err(Error::Overlap);
-        }
-    }
+    Ok(GemmOp::new(g)?.map(orient))
+}
+
+/// The problem a validated GEMM is, oriented for the micro-kernels.
+fn orient(op: GemmOp) -> Problem {
+    let GemmOp { g, a_fmt, b_fmt } = op;
+    let (m, n, k, c_type) = (g.m, g.n, g.k, g.c.dtype);
     let mut p = Problem {
         m,
         n,
@@ -556,7 +457,7 @@ fn validate(g: &RawGemm) -> Result<Option<Problem>, Error> {
     if along_m > along_n {
         p = p.transposed();
     }
-    Ok(Some(p))
+    p
 }
 
 /// `C ← β·C` (zeros when β = 0) for `k = 0`.
@@ -725,9 +626,9 @@ unsafe fn run_threads(kernel: GemmKernel, p: &Problem, threads: usize) {
 
 /// `C ← α·A·B + β·C` with the global [`Exec`] (see the [module documentation](self)).
 ///
-/// A and B are E4M3 or E5M2 ([`Error::Unsupported`] otherwise); C is f32, bf16, E4M3 or E5M2.
-/// Shapes must agree (A m×k, B k×n, C m×n), else [`Error::InvalidArgument`]; a C view that maps
-/// two elements to one is [`Error::Overlap`]. C is untouched on error.
+/// A and B are E4M3 or E5M2 ([`Status::Unsupported`](crate::error::Status::Unsupported) otherwise); C is f32, bf16, E4M3 or E5M2.
+/// Shapes must agree (A m×k, B k×n, C m×n), else [`Status::InvalidArgument`](crate::error::Status::InvalidArgument); a C view that maps
+/// two elements to one is [`Status::Overlap`](crate::error::Status::Overlap). C is untouched on error.
 pub fn gemm<A: Element, B: Element, C: Element>(
     alpha: f32,
     a: MatRef<'_, A>,
@@ -756,7 +657,7 @@ impl Exec {
         self.gemm_with_kernel(self.gemm_kernel(), alpha, a, b, beta, c)
     }
 
-    /// [`gemm`] forced onto one micro-kernel family ([`Error::Unsupported`] when this CPU lacks
+    /// [`gemm`] forced onto one micro-kernel family ([`Status::Unsupported`](crate::error::Status::Unsupported) when this CPU lacks
     /// it), with these settings' thread count. For tests and benchmarks.
     pub fn gemm_with_kernel<A: Element, B: Element, C: Element>(
         &self,
@@ -767,9 +668,21 @@ impl Exec {
         beta: f32,
         c: MatMut<'_, C>,
     ) -> Result<(), Error> {
-        if a.rows != c.rows || b.cols != c.cols || a.cols != b.rows {
-            return Err(Error::InvalidArgument);
-        }
+        require(
+            a.rows == c.rows,
+            "c has {} rows, a has {} (a is m x k, c is m x n)",
+            &[c.rows.into(), a.rows.into()],
+        )?;
+        require(
+            b.cols == c.cols,
+            "c has {} columns, b has {} (b is k x n, c is m x n)",
+            &[c.cols.into(), b.cols.into()],
+        )?;
+        require(
+            a.cols == b.rows,
+            "a has {} columns, b has {} rows (a is m x k, b is k x n)",
+            &[a.cols.into(), b.rows.into()],
+        )?;
         let raw = |ptr: *const u8, dtype, rs, cs| RawMatrix {
             ptr,
             dtype,
@@ -813,10 +726,10 @@ impl Exec {
     }
 
     /// The GEMM on raw pointers, with these settings (packing buffers are allocated per thread).
-    /// Errors: bad types ([`Error::Unsupported`] for non-FP8 A/B or f16 C), β ≠ 0 with FP8 C
-    /// ([`Error::InvalidArgument`]), null pointers ([`Error::NullPointer`]; A and B may be null
+    /// Errors: bad types ([`Status::Unsupported`](crate::error::Status::Unsupported) for non-FP8 A/B or f16 C), β ≠ 0 with FP8 C
+    /// ([`Status::InvalidArgument`](crate::error::Status::InvalidArgument)), null pointers ([`Status::NullPointer`](crate::error::Status::NullPointer); A and B may be null
     /// when `k = 0`, everything when `m·n = 0`), strides whose extent overflows
-    /// ([`Error::InvalidArgument`]), overlaps ([`Error::Overlap`]). C is untouched on error.
+    /// ([`Status::InvalidArgument`](crate::error::Status::InvalidArgument)), overlaps ([`Status::Overlap`](crate::error::Status::Overlap)). C is untouched on error.
     ///
     /// # Safety
     /// Each operand must be valid (A, B readable, C readable and writable) at every element its
@@ -837,10 +750,24 @@ impl Exec {
         kernel: GemmKernel,
         g: &RawGemm,
     ) -> Result<(), Error> {
-        if !kernel.is_available() {
-            return Err(Error::Unsupported);
-        }
-        let Some(p) = validate(g)? else {
+        kernel.check_available()?;
+        // SAFETY: forwarded contract.
+        unsafe { self.run_gemm(kernel, GemmOp::new(g)?) }
+    }
+
+    /// Runs a validated GEMM (`None`: nothing to compute) with `kernel` on these settings'
+    /// threads.
+    ///
+    /// # Safety
+    /// The operands of `op` are valid for their shapes and strides.
+    #[cfg(feature = "std")]
+    pub(crate) unsafe fn run_gemm(
+        &self,
+        kernel: GemmKernel,
+        op: Option<GemmOp>,
+    ) -> Result<(), Error> {
+        kernel.check_available()?;
+        let Some(p) = op.map(orient) else {
             return Ok(());
         };
         if p.k == 0 {
@@ -864,9 +791,7 @@ impl Exec {
         kernel: GemmKernel,
         g: &RawGemm,
     ) -> Result<(), Error> {
-        if !kernel.is_available() {
-            return Err(Error::Unsupported);
-        }
+        kernel.check_available()?;
         let Some(p) = validate(g)? else {
             return Ok(());
         };
@@ -882,7 +807,7 @@ impl Exec {
     }
 
     /// The GEMM on the calling thread with `kernel`, packing into the caller's `workspace` (at
-    /// least [`gemm_workspace_size`] bytes, else [`Error::InvalidArgument`]). Allocates nothing;
+    /// least [`gemm_workspace_size`] bytes, else [`Status::InvalidArgument`](crate::error::Status::InvalidArgument)). Allocates nothing;
     /// available without `std`. Errors as [`Exec::gemm_raw`].
     ///
     /// # Safety
@@ -893,12 +818,13 @@ impl Exec {
         g: &RawGemm,
         workspace: &mut [u8],
     ) -> Result<(), Error> {
-        if !kernel.is_available() {
-            return Err(Error::Unsupported);
-        }
-        if workspace.len() < gemm_workspace_size(kernel, g.m, g.n, g.k) {
-            return Err(Error::InvalidArgument);
-        }
+        kernel.check_available()?;
+        let need = gemm_workspace_size(kernel, g.m, g.n, g.k);
+        require(
+            workspace.len() >= need,
+            "workspace has {} bytes, this problem needs {}",
+            &[workspace.len().into(), need.into()],
+        )?;
         let Some(p) = validate(g)? else {
             return Ok(());
         };
@@ -917,6 +843,7 @@ impl Exec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::op::self_overlaps;
 
     #[test]
     fn bf16_table_matches_decode() {

@@ -1,15 +1,23 @@
 //! The residual mix kernels. Products and sums are separate roundings (never fused), as in the
 //! scalar code.
 //!
-//! When both summands of an addition are NaN, which NaN comes out is not specified by Rust's
-//! float semantics (the scalar reference's compiled code may take either); these kernels put the
-//! product first, the operand x86 returns, as the scalar code compiles today.
+//! Every NaN result becomes the canonical positive quiet NaN ([`crate::nan`]) before it is
+//! rounded to the output type, as in the scalar code.
 
 use super::encode::{EncoderKind, Fp8Encoder, encode16_codes, encode16_half, encoder_kind};
 use super::tail_mask;
 use crate::backend::EncodeArgs;
 use crate::dtype::DType;
 use core::arch::x86_64::*;
+
+/// The NaN rule ([`crate::nan`]): NaN lanes of `v` become the canonical positive quiet NaN.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn canonical_nan(v: __m512) -> __m512 {
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+    let canon = _mm512_castsi512_ps(_mm512_set1_epi32(crate::nan::CANONICAL_NAN_BITS as i32));
+    _mm512_mask_mov_ps(v, nan, canon)
+}
 
 /// See [`crate::backend::Kernels::mix`].
 ///
@@ -25,7 +33,7 @@ pub(super) unsafe fn mix(a: f32, b: f32, x: *const f32, f: *const f32, out: *mut
         unsafe {
             let xv = _mm512_loadu_ps(x.add(i));
             let fv = _mm512_loadu_ps(f.add(i));
-            let y = _mm512_add_ps(_mm512_mul_ps(va, xv), _mm512_mul_ps(vb, fv));
+            let y = canonical_nan(_mm512_add_ps(_mm512_mul_ps(va, xv), _mm512_mul_ps(vb, fv)));
             _mm512_storeu_ps(out.add(i), y);
         }
         i += 16;
@@ -36,7 +44,7 @@ pub(super) unsafe fn mix(a: f32, b: f32, x: *const f32, f: *const f32, out: *mut
         unsafe {
             let xv = _mm512_maskz_loadu_ps(k, x.add(i));
             let fv = _mm512_maskz_loadu_ps(k, f.add(i));
-            let y = _mm512_add_ps(_mm512_mul_ps(va, xv), _mm512_mul_ps(vb, fv));
+            let y = canonical_nan(_mm512_add_ps(_mm512_mul_ps(va, xv), _mm512_mul_ps(vb, fv)));
             _mm512_mask_storeu_ps(out.add(i), k, y);
         }
     }
@@ -62,7 +70,7 @@ unsafe fn mix_backward_impl<const ACC: bool>(
             if ACC {
                 dx = _mm512_add_ps(dx, _mm512_loadu_ps(gx.add(i)));
             }
-            let df = _mm512_mul_ps(vb, gv);
+            let (dx, df) = (canonical_nan(dx), canonical_nan(_mm512_mul_ps(vb, gv)));
             _mm512_storeu_ps(gx.add(i), dx);
             _mm512_storeu_ps(gf.add(i), df);
         }
@@ -77,7 +85,7 @@ unsafe fn mix_backward_impl<const ACC: bool>(
             if ACC {
                 dx = _mm512_add_ps(dx, _mm512_maskz_loadu_ps(k, gx.add(i)));
             }
-            let df = _mm512_mul_ps(vb, gv);
+            let (dx, df) = (canonical_nan(dx), canonical_nan(_mm512_mul_ps(vb, gv)));
             _mm512_mask_storeu_ps(gx.add(i), k, dx);
             _mm512_mask_storeu_ps(gf.add(i), k, df);
         }
@@ -275,7 +283,7 @@ unsafe fn mix_fp8_impl<
         unsafe {
             let xv = load16_io::<IO>(x, i, k);
             let fv = load16_io::<IO>(f, i, k);
-            let y = _mm512_add_ps(_mm512_mul_ps(va, xv), _mm512_mul_ps(vb, fv));
+            let y = canonical_nan(_mm512_add_ps(_mm512_mul_ps(va, xv), _mm512_mul_ps(vb, fv)));
             let stored = store16_io::<IO>(out, i, y, k, stream);
             if CODES {
                 store_codes::<SH, BIAS, SR>(&enc, stored, args.index_lo, codes, i, k);
@@ -399,7 +407,7 @@ unsafe fn mix_backward_fp8_impl<
             if ACC {
                 dx = _mm512_add_ps(dx, load16_io::<IO>(gx, i, k));
             }
-            let df = _mm512_mul_ps(vb, gv);
+            let (dx, df) = (canonical_nan(dx), canonical_nan(_mm512_mul_ps(vb, gv)));
             store16_io::<IO>(gx, i, dx, k, stream);
             let stored = store16_io::<IO>(gf, i, df, k, nt_f);
             if CODES {
