@@ -15,7 +15,8 @@
 //! moving workers): each round runs this program once per setting, in turn, as a child process
 //! with `UNITFP8_SPIN_US` / `UNITFP8_MOVE_WORKERS` set, which times a few calls on one thread and
 //! on the pool back to back (hot), 20 µs and 200 µs apart (the caller busy meanwhile) and 5 ms
-//! apart (idle: cold); the speed-ups of the pool over one thread are medians over rounds. Writes
+//! apart (idle: cold); the speed-ups of the pool over one thread are medians over rounds, as is
+//! the CPU time the workers use per pool call (work and spinning). Writes
 //! `DIR/threads-settings.json`.
 
 use std::hint::black_box;
@@ -233,11 +234,11 @@ fn time_with_gap(calls: usize, gap_us: u64, call: &mut dyn FnMut()) -> f64 {
 /// A call timed by `--pool-settings`: its name and a function running it on `threads` threads.
 type NamedCall = (String, Box<dyn FnMut(usize)>);
 
-/// Per-round (1-thread µs, pool µs) of one call at one gap.
+/// Per-round (1-thread µs, pool µs, worker CPU µs per pool call) of one call at one gap.
 struct SettingResult {
     call: String,
     gap_us: u64,
-    rounds: Vec<(f64, f64)>,
+    rounds: Vec<(f64, f64, f64)>,
 }
 
 /// The calls `--pool-settings` times.
@@ -285,22 +286,42 @@ fn settings_calls() -> Vec<NamedCall> {
     calls
 }
 
+/// CPU time (ns) used so far by this process's threads other than the main one (the library's
+/// workers), from `/proc/self/task/*/schedstat` (Linux; 0 elsewhere).
+fn workers_cpu_ns() -> u64 {
+    let pid = std::process::id().to_string();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| t.file_name().to_str() != Some(pid.as_str()))
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// The child of `--pool-settings`: for every call and gap, prints
-/// `call<TAB>gap µs<TAB>1-thread µs<TAB>pool µs` (medians; the two interleaved in blocks).
+/// `call<TAB>gap µs<TAB>1-thread µs<TAB>pool µs<TAB>worker CPU µs per pool call` (medians; one
+/// thread and the pool interleaved in blocks).
 fn settings_child(threads: usize, calls: usize) {
     for (name, mut call) in settings_calls() {
         for gap in GAPS_US {
             let n = if gap >= 5000 { calls.min(9) } else { calls };
             let mut one = Vec::new();
             let mut pool = Vec::new();
+            let mut cpu = Vec::new();
             for _ in 0..3 {
                 one.push(time_with_gap(n, gap, &mut || call(1)));
+                let before = workers_cpu_ns();
                 pool.push(time_with_gap(n, gap, &mut || call(threads)));
+                cpu.push((workers_cpu_ns() - before) as f64 * 1e-9 / (n + 1) as f64);
             }
             println!(
-                "{name}\t{gap}\t{:.3}\t{:.3}",
+                "{name}\t{gap}\t{:.3}\t{:.3}\t{:.3}",
                 median(&mut one) * 1e6,
-                median(&mut pool) * 1e6
+                median(&mut pool) * 1e6,
+                median(&mut cpu) * 1e6
             );
         }
     }
@@ -325,7 +346,11 @@ fn compare_settings(threads: usize, rounds: usize, calls: usize, out_dir: &str) 
             for line in String::from_utf8_lossy(&out.stdout).lines() {
                 let f: Vec<&str> = line.split('\t').collect();
                 let (name, gap) = (f[0].to_string(), f[1].parse::<u64>().unwrap());
-                let pair = (f[2].parse().unwrap(), f[3].parse().unwrap());
+                let pair = (
+                    f[2].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                    f[4].parse().unwrap(),
+                );
                 match results[i]
                     .iter_mut()
                     .find(|r| r.call == name && r.gap_us == gap)
@@ -344,8 +369,19 @@ fn compare_settings(threads: usize, rounds: usize, calls: usize, out_dir: &str) 
         "pool ({threads} threads) vs 1 thread under each setting; medians over {rounds} interleaved rounds"
     );
     println!(
-        "{:<24} {:<34} {:>9} {:>9} | pool speed-up: {:>6} {:>7} {:>7} {:>6}",
-        "call", "setting", "1 thr µs", "pool µs", "hot", "20 µs", "200 µs", "cold"
+        "{:<24} {:<34} {:>9} {:>9} | pool speed-up: {:>6} {:>7} {:>7} {:>6} | worker CPU µs/call: {:>6} {:>6} {:>6} {:>6}",
+        "call",
+        "setting",
+        "1 thr µs",
+        "pool µs",
+        "hot",
+        "20 µs",
+        "200 µs",
+        "cold",
+        "hot",
+        "20 µs",
+        "200 µs",
+        "cold"
     );
     let mut json = Vec::new();
     let names: Vec<String> = results[0]
@@ -356,14 +392,17 @@ fn compare_settings(threads: usize, rounds: usize, calls: usize, out_dir: &str) 
     for name in &names {
         for (i, (label, _)) in SETTINGS.iter().enumerate() {
             let mut row = Vec::new();
+            let mut cpu_row = Vec::new();
             let mut hot = (0.0, 0.0);
             for gap in GAPS_US {
                 let r = results[i]
                     .iter()
                     .find(|r| &r.call == name && r.gap_us == gap)
                     .unwrap();
-                let mut speedups: Vec<f64> = r.rounds.iter().map(|(o, p)| o / p).collect();
+                let mut speedups: Vec<f64> = r.rounds.iter().map(|(o, p, _)| o / p).collect();
                 row.push(median(&mut speedups));
+                let mut cpu: Vec<f64> = r.rounds.iter().map(|x| x.2).collect();
+                cpu_row.push(median(&mut cpu));
                 if gap == 0 {
                     let mut o: Vec<f64> = r.rounds.iter().map(|x| x.0).collect();
                     let mut p: Vec<f64> = r.rounds.iter().map(|x| x.1).collect();
@@ -371,12 +410,23 @@ fn compare_settings(threads: usize, rounds: usize, calls: usize, out_dir: &str) 
                 }
             }
             println!(
-                "{:<24} {:<34} {:>9.1} {:>9.1} | {:>20.2} {:>7.2} {:>7.2} {:>6.2}",
-                name, label, hot.0, hot.1, row[0], row[1], row[2], row[3]
+                "{:<24} {:<34} {:>9.1} {:>9.1} | {:>20.2} {:>7.2} {:>7.2} {:>6.2} | {:>6.0} {:>6.0} {:>6.0} {:>6.0}",
+                name,
+                label,
+                hot.0,
+                hot.1,
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                cpu_row[0],
+                cpu_row[1],
+                cpu_row[2],
+                cpu_row[3]
             );
             json.push(format!(
-                "    {{\"call\": \"{name}\", \"setting\": \"{label}\", \"hot_us\": {{\"1 thread\": {:.3}, \"pool\": {:.3}}}, \"speedup\": {{\"hot\": {:.3}, \"gap_20us\": {:.3}, \"gap_200us\": {:.3}, \"cold\": {:.3}}}}}",
-                hot.0, hot.1, row[0], row[1], row[2], row[3]
+                "    {{\"call\": \"{name}\", \"setting\": \"{label}\", \"hot_us\": {{\"1 thread\": {:.3}, \"pool\": {:.3}}}, \"speedup\": {{\"hot\": {:.3}, \"gap_20us\": {:.3}, \"gap_200us\": {:.3}, \"cold\": {:.3}}}, \"worker_cpu_us_per_call\": {{\"hot\": {:.1}, \"gap_20us\": {:.1}, \"gap_200us\": {:.1}, \"cold\": {:.1}}}}}",
+                hot.0, hot.1, row[0], row[1], row[2], row[3], cpu_row[0], cpu_row[1], cpu_row[2], cpu_row[3]
             ));
         }
     }
