@@ -20,6 +20,16 @@ const G90_SMEM: u32 = 5 * 256 * 128 + 1024 + 256;
 /// Block tile of both tensor-core GEMMs.
 const TILE: u32 = 128;
 
+/// The name of a CUDA GEMM kernel choice.
+fn kernel_name(k: GemmKernel) -> &'static str {
+    match k {
+        GemmKernel::Auto => "auto",
+        GemmKernel::Wgmma => "wgmma",
+        GemmKernel::MmaSync => "mma.sync",
+        GemmKernel::Naive => "naive",
+    }
+}
+
 fn driver_err(what: &str, e: result::DriverError) -> CudaError {
     CudaError::Driver(format!("{what}: {e:?}"))
 }
@@ -181,7 +191,9 @@ fn with_module<T>(
             let loaded = load(ctx);
             // A driver error is not cached (it may be transient); the others are facts.
             if let Err(CudaError::Driver(_)) = loaded {
-                return Err(loaded.err().unwrap_or(CudaError::Api(Error::Internal)));
+                return Err(loaded
+                    .err()
+                    .unwrap_or(CudaError::Api(Error::internal("module load state lost"))));
             }
             cache.push((ctx as usize, loaded));
             cache.len() - 1
@@ -202,7 +214,8 @@ impl Module {
         if let Some(&f) = self.functions.get(name) {
             return Ok(f);
         }
-        let cname = CString::new(name).map_err(|_| CudaError::Api(Error::Internal))?;
+        let cname = CString::new(name)
+            .map_err(|_| CudaError::Api(Error::internal("kernel name contains a NUL byte")))?;
         // SAFETY: the module is loaded in the current context.
         let f = unsafe { result::module::get_function(self.module, cname) }
             .map_err(|e| driver_err(&format!("cuModuleGetFunction({name})"), e))?;
@@ -361,7 +374,11 @@ fn gemm_plan<'a>(
         _ => naive_ok,
     };
     if !ok {
-        return Err(CudaError::Api(Error::Unsupported));
+        return Err(CudaError::Api(Error::unsupported(
+            "CUDA GEMM kernel {} cannot run this problem on this device (needs 16-byte aligned \
+             operands and row strides, k > 0, and for wgmma compute capability 9.0)",
+            &[kernel_name(kernel).into()],
+        )));
     }
     Ok(match kernel {
         GemmKernel::Wgmma => {
