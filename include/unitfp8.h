@@ -24,11 +24,6 @@
 #define KB 128
 
 /**
- * The bits of the canonical positive quiet f32 NaN.
- */
-#define CANONICAL_NAN_BITS 2143289344
-
-/**
  * Success.
  */
 #define UNITFP8_OK 0
