@@ -8,8 +8,12 @@ commits, e.g. with `git worktree add /tmp/base <commit>` and `CARGO_TARGET_DIR=/
 cargo build --release -p unitfp8-bench --bin gemm` there. Three rounds; in each, the vdpbf16ps
 peak is measured, then every shape runs on each binary in turn (`--shape`, the median of its
 three calls). Prints the medians over the rounds, the ratio, the per-round ratio range and the
-new build's fraction of the peak, for one and two threads.
+new build's fraction of the peak, for one and two threads. The environment variable SHAPES
+(space-separated m,n,k[,layout] items, e.g. SHAPES="2048,2048,2048 16,8192,2048") replaces the
+default shapes; METRIC=cpu compares GFLOP/s per CPU second (the benchmark's "CPU time" figure: on a
+shared machine it does not count time the threads spent descheduled) instead of per wall second.
 """
+import os
 import statistics
 import subprocess
 import sys
@@ -20,11 +24,14 @@ names = sys.argv[3:5] if len(sys.argv) == 5 else ["base", "new"]
 bins = {names[0]: sys.argv[1], names[1]: sys.argv[2]}
 base, new = names
 shapes = [f"{m},8192,2048" for m in (1, 4, 8, 16, 24, 32)] + ["16,2048,8192", "16,8192,2048,nn"]
+if os.environ.get("SHAPES"):
+    shapes = os.environ["SHAPES"].split()
 
 
 def shape(b, s, t):
     out = subprocess.run([b, "--threads", str(t), "--shape", s], capture_output=True, text=True).stdout
-    v = [float(l.split()[4]) for l in out.splitlines() if l.startswith("shape")]
+    field = 8 if os.environ.get("METRIC") == "cpu" else 4
+    v = [float(l.split()[field].rstrip(")")) for l in out.splitlines() if l.startswith("shape")]
     return statistics.median(v)
 
 

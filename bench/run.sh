@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Runs unitfp8's microbenchmarks: the casts / residual-mix benchmark (bench/src/main.rs), the
 # GEMM benchmark (bench/src/bin/gemm.rs) and the thread hand-off benchmark
-# (bench/src/bin/threads.rs).
+# (bench/src/bin/threads.rs), then prints a one-screen summary: each kernel's ratio to its limit
+# (copy bandwidth, vdpbf16ps peak) and to each peer, next to the project's goal for it.
 #
-#   bench/run.sh [--quick] [other options of the casts benchmark, see --help]
+#   bench/run.sh [--quick] [--publish] [other options of the casts benchmark, see its --help]
 #
-# All arguments go to the casts benchmark; only --quick is passed on to the other two.
-# Results: bench/results/casts.json, gemm.{json,svg}, threads.{json,txt}.
-# Python peers (ml_dtypes, PyTorch) use $PYTHON, else .venv/bin/python when the repository has
-# that venv, else python3; a peer whose modules are missing is skipped with a note.
+#   --quick     smaller sizes and fewer rounds (about a minute)
+#   --publish   write into bench/results/ (the committed results the README quotes) instead of
+#               the untracked bench/out/
+#   UNITFP8_BENCH_TORCH=1   add the PyTorch peers to every benchmark (installs torch, CPU
+#               build, into .venv when it is missing)
+#
+# All other arguments go to the casts benchmark. Python peers run with $PYTHON, else
+# .venv/bin/python (created here with numpy and ml_dtypes when missing), else python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +21,18 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install Rust (https://rustup.rs) first" >&2
     exit 1
 fi
+
+quick=()
+casts_args=()
+out=bench/out
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=(--quick); casts_args+=("$arg") ;;
+        --publish) out=bench/results ;;
+        *) casts_args+=("$arg") ;;
+    esac
+done
+
 if [ -z "${PYTHON:-}" ] && [ ! -x .venv/bin/python ] && command -v python3 >/dev/null 2>&1; then
     # The ml_dtypes peer needs numpy + ml_dtypes: make the same venv the tests use (best effort).
     echo "bench: creating .venv with numpy and ml_dtypes for the Python peers"
@@ -31,25 +48,48 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 export PYTHON
 
-quick=()
-for arg in "$@"; do
-    if [ "$arg" = "--quick" ]; then
-        quick=(--quick)
+if [ "${UNITFP8_BENCH_TORCH:-0}" = 1 ]; then
+    if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
+        echo "bench: UNITFP8_BENCH_TORCH=1: installing torch (CPU build) with $PYTHON -m pip"
+        "$PYTHON" -m pip install --quiet --disable-pip-version-check torch \
+            --index-url https://download.pytorch.org/whl/cpu ||
+            echo "bench: could not install torch; the PyTorch peers will be skipped"
     fi
-done
+else
+    echo "bench: PyTorch peers off; UNITFP8_BENCH_TORCH=1 bench/run.sh adds them (installs torch into .venv)"
+fi
+export UNITFP8_BENCH_TORCH="${UNITFP8_BENCH_TORCH:-0}"
 
 cargo build --release -p unitfp8-bench --bins
-mkdir -p bench/results
+mkdir -p "$out"
+echo "bench: results go to $out/"
 
 echo "== casts and residual mix =="
-cargo run --release -q -p unitfp8-bench --bin unitfp8-bench -- "$@"
+cargo run --release -q -p unitfp8-bench --bin unitfp8-bench -- --json "$out/casts.json" \
+    ${casts_args[@]+"${casts_args[@]}"} | tee "$out/casts.txt"
 
-if [ -f bench/src/bin/gemm.rs ]; then
-    echo
-    echo "== GEMM =="
-    cargo run --release -q -p unitfp8-bench --bin gemm -- "${quick[@]}"
-fi
+echo
+echo "== GEMM =="
+cargo run --release -q -p unitfp8-bench --bin gemm -- --out "$out" ${quick[@]+"${quick[@]}"} |
+    tee "$out/gemm.txt"
 
 echo
 echo "== thread hand-off (mid-size calls, 1 thread vs all) =="
-cargo run --release -q -p unitfp8-bench --bin threads -- "${quick[@]}" | tee bench/results/threads.txt
+cargo run --release -q -p unitfp8-bench --bin threads -- --out "$out" ${quick[@]+"${quick[@]}"} |
+    tee "$out/threads.txt"
+
+echo
+if "$PYTHON" bench/summary.py "$out" >"$out/summary.txt"; then
+    cat "$out/summary.txt"
+else
+    echo "bench: could not print the summary (bench/summary.py with $PYTHON)"
+fi
+
+echo
+echo "Files written:"
+for f in casts.json casts.txt gemm.json gemm.svg gemm.txt threads.json threads.txt summary.txt; do
+    [ -f "$out/$f" ] && echo "  $out/$f"
+done
+if [ "$out" = bench/out ]; then
+    echo "(bench/results/, which the README quotes, is unchanged; --publish writes there)"
+fi

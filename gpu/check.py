@@ -728,7 +728,7 @@ def main():
     try:
         c = Ctx(args)
     except OSError as e:
-        print("cannot load %s: %s (build it with scripts/cuda-check.sh and carry it)" % (args.lib, e))
+        print("cannot load %s: %s (build it with scripts/cuda-check.sh, or pass --lib PATH)" % (args.lib, e))
         return 2
     if args.section != "info":
         st = c.lib.unitfp8_cuda_available()

@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# The prepared GPU check for a session with a lent GPU (the `device` tool). Build here first
-# (scripts/cuda-check.sh builds target/release/libunitfp8.so with --features cuda), then run
+# Checks and benchmarks the CUDA back end on an NVIDIA GPU (compute capability 8.9 or 9.0); see
+# gpu/README.md. Build first (scripts/cuda-check.sh builds target/release/libunitfp8.so with
+# --features cuda and target/release/cuda_device_test), then
 #
-#   run(command="bash gpu/run_checks.sh",
-#       carry=["target/release/libunitfp8.so", "target/release/cuda_device_test"], timeout_s=600)
+#   bash gpu/run_checks.sh
 #
-# No Rust is needed there: the library is loaded from Python (PyTorch 2.11 cu130 on the device
-# image) through ctypes. Each section runs in its own process under a timeout, so a hung or
-# faulting kernel loses only its section. Results: $OUT/gpu_<section>.json (else bench/results)
-# plus logs; copy them into bench/results/ afterwards. Options: QUICK=1 (small sizes),
-# SEED=<n> (reproduce a failure), LIB=<path>.
+# No Rust is needed to run it: the library is loaded from Python (PyTorch with CUDA) through
+# ctypes. Each section runs in its own process under a time limit, so a hung or faulting kernel
+# loses only its section. Results: $OUT/gpu_<section>.{json,log} (default OUT=bench/results).
+# Options: QUICK=1 (small sizes), SEED=<n> (reproduce a failure), LIB=<path>, PYTHON=<python>.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -23,10 +22,10 @@ args=(--lib "$LIB" --out "$OUTDIR")
 [[ -n "${TINY:-}" ]] && args+=(--tiny)  # bench sizes for the SIMT emulator's dry run (scripts/cuda-emu.sh)
 
 if [[ ! -f "$LIB" ]]; then
-    echo "run_checks: $LIB is missing: build it with scripts/cuda-check.sh and pass carry=[\"$LIB\"]"
+    echo "run_checks: $LIB is missing: build it with scripts/cuda-check.sh (or pass LIB=<path>)"
     exit 2
 fi
-# At most 8 files come back from $OUT: gpu_<section>.{json,log} for the four sections.
+# The results are 8 files: gpu_<section>.{json,log} for the four sections.
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUTDIR/gpu_info.log"
 
 declare -A limit=([info]=60 [elementwise]=200 [gemm]=120 [bench]=150)

@@ -17,13 +17,6 @@
 #include <stddef.h>
 
 /**
- * K pairs per accumulation block (256 elements): each block is summed from zero and then
- * added into the running total, which keeps the f32 rounding error of long dot products near
- * `2^-24·(sqrt(256) + sqrt(k/256))` instead of `2^-24·sqrt(k)`.
- */
-#define KB 128
-
-/**
  * Success.
  */
 #define UNITFP8_OK 0
@@ -142,15 +135,22 @@
  */
 #define UNITFP8_CUDA_GEMM_NAIVE 3
 
+/**
+ * Major version of the library this header belongs to (`unitfp8_version()` gives the version
+ * of the library actually loaded). The shared library's SONAME is `libunitfp8.so.0` for the
+ * 0.x C ABI; an incompatible change of the C ABI changes it.
+ */
+#define UNITFP8_VERSION_MAJOR 0
 
+/**
+ * Minor version of the library this header belongs to.
+ */
+#define UNITFP8_VERSION_MINOR 1
 
-
-
-
-
-
-
-
+/**
+ * Patch version of the library this header belongs to.
+ */
+#define UNITFP8_VERSION_PATCH 0
 
 #ifdef __cplusplus
 extern "C" {

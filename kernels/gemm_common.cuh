@@ -17,7 +17,8 @@ struct GemmArgs {
     float alpha, beta;
 };
 
-// C[row, col] <- alpha * v + beta * C[row, col] (beta == 0: C is not read; k == 0: beta * C).
+// C[row, col] <- alpha * v + beta * C[row, col] (beta == 0: C is not read; k == 0: beta * C);
+// a NaN result is stored as the canonical NaN.
 static __device__ __forceinline__ void gemm_store(const GemmArgs &p, int row, int col, float v) {
     if (row >= p.m || col >= p.n) return;
     const i64 i = (i64)row * p.ldc + col;
@@ -31,6 +32,9 @@ static __device__ __forceinline__ void gemm_store(const GemmArgs &p, int row, in
         float c = p.c_type == T_F32 ? ((const float *)p.c)[i] : bf16_to_f32(((const u16 *)p.c)[i]);
         r = p.k == 0 ? __fmul_rn(p.beta, c) : __fadd_rn(r, __fmul_rn(p.beta, c));
     }
+    // Every NaN result is the canonical positive quiet NaN (bf16 0x7FC0, E4M3 0x7F, E5M2 0x7E
+    // once rounded), as on every CPU back end.
+    if (r != r) r = __uint_as_float(0x7FC00000u);
     switch (p.c_type) {
     case T_F32: ((float *)p.c)[i] = r; break;
     case T_BF16: ((u16 *)p.c)[i] = f32_to_bf16(r, false); break;

@@ -7,7 +7,8 @@
 //
 // Accumulation: within one 128-byte K stage the four k32 wgmmas chain in the tensor-core
 // accumulator (scale-d = 0 on the first), then the stage's partial sum is added into f32
-// registers (promotion every 128 K, BRIEF section 4).
+// registers: partial sums are promoted to f32 at least every 128 K, which bounds the error of
+// the tensor cores' reduced-precision internal accumulation on long K.
 #pragma once
 #include "gemm_common.cuh"
 

@@ -133,6 +133,6 @@ if [[ "${1:-}" != "--no-test" ]]; then
     # 5. the kernels themselves, on the host SIMT emulator, against the CPU reference, and a dry
     #    run of the GPU check script there (it also leaves target/release/cuda_device_test).
     scripts/cuda-emu.sh
-    echo "cuda-check: target/release/cuda_device_test (carry it to the GPU machine with the library)"
+    echo "cuda-check: target/release/cuda_device_test (gpu/run_checks.sh runs it on a GPU machine, next to the library)"
 fi
 echo "cuda-check: OK"

@@ -22,7 +22,7 @@ g++ -std=c++17 -O2 -g -ffp-contract=off -fPIC -shared -Wall -Wextra -Werror -Wno
 # A fresh interleaving each run (printed: set it to reproduce one).
 export UNITFP8_EMU_SEED="${UNITFP8_EMU_SEED:-$(( (RANDOM << 15) | RANDOM ))}"
 echo "cuda-emu: UNITFP8_EMU_SEED=$UNITFP8_EMU_SEED"
-# The device tests as one binary: run here, and carried to the GPU machine (gpu/run_checks.sh).
+# The device tests as one binary: run here, and by gpu/run_checks.sh on a GPU machine.
 exe=$(cargo test --release --features cuda --test cuda_device --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 [[ -x "$exe" ]] || fail "no tests/cuda_device.rs executable (is nvcc on PATH?)"
@@ -39,7 +39,7 @@ for cc in 90 89; do
     # UNITFP8_REQUIRE_DEVICE makes a test without a device fail; this checks the device was ours.
     grep -q "on unitfp8 SIMT emulator (sm_$cc" "$log" || fail "the device tests did not run on the emulated sm_$cc device"
 done
-# The GPU check itself, as the device call runs it (gpu/run_checks.sh: every gpu/check.py
+# The GPU check itself, as it runs on a GPU (gpu/run_checks.sh: every gpu/check.py
 # section, then the Rust device tests), on the emulated sm_90a device, quick and with tiny bench
 # sizes (timings mean nothing here: this checks the scripts), gpu/emu_torch standing in for
 # PyTorch.
@@ -55,7 +55,7 @@ if ! QUICK=1 TINY=1 OUT="$OUT/check" PYTHON="${PYTHON:-$PWD/.venv/bin/python}" U
 fi
 sed -n '/=== summary/,/=== tables/p' "$OUT/run_checks.log"
 n=$(find "$OUT/check" -type f | wc -l)
-[[ $n -le 8 ]] || fail "gpu/run_checks.sh left $n files (the device tool returns at most 8)"
+[[ $n -le 8 ]] || fail "gpu/run_checks.sh left $n files (it writes gpu_<section>.{json,log}, 8 at most)"
 # The tests can fail: each deliberate kernel bug of kernels/emu/mutants.txt must be caught.
 echo "cuda-emu: deliberate kernel bugs (kernels/emu/mutants.txt)"
 PYTHON="${PYTHON:-$PWD/.venv/bin/python}" scripts/cuda-emu-mutants.sh target/release/cuda_device_test

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need on a fresh Debian machine with rustup (idempotent):
 # Debian qemu-user + the aarch64 cross toolchain, the aarch64 and bare-metal Rust targets,
-# cbindgen 0.29.4, and a Python venv (.venv) with numpy and ml_dtypes.
+# cbindgen 0.29.4, cargo-c 0.10.24 (cargo cinstall) with pkg-config, cmake and libssl-dev for the
+# install tests, and a Python venv (.venv) with numpy and ml_dtypes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,13 @@ command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v readelf >/dev/null || need_apt+=(binutils)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v cmake >/dev/null || need_apt+=(cmake)
+# cargo-c builds against the system OpenSSL: libssl-dev is a 2.4 MB package, while cargo-c's
+# vendored-openssl feature compiles OpenSSL (about 2.7 more CPU-minutes).
+if ! command -v cargo-cinstall >/dev/null && ! pkg-config --exists openssl 2>/dev/null; then
+  need_apt+=(libssl-dev)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -24,6 +32,12 @@ rustup target add aarch64-unknown-linux-gnu x86_64-unknown-none aarch64-unknown-
 if [[ "$(cbindgen --version 2>/dev/null || true)" != *0.29.4* ]]; then
   echo "setup: cargo install cbindgen 0.29.4"
   cargo install cbindgen --version 0.29.4 --locked --quiet
+fi
+
+# cargo-c 0.10.24 is the newest release that builds with Rust 1.95 (0.10.25 needs 1.96).
+if [[ "$(cargo cinstall --version 2>/dev/null || true)" != *0.10.24* ]]; then
+  echo "setup: cargo install cargo-c 0.10.24 (a few minutes, once)"
+  cargo install cargo-c --version 0.10.24 --locked --quiet
 fi
 
 if [ ! -x .venv/bin/python ]; then

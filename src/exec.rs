@@ -2,21 +2,27 @@
 
 use crate::backend::Backend;
 use crate::error::Error;
+use crate::gemm::GemmKernel;
 
-/// Which back end and how many threads a call uses. The free functions of this crate use
-/// [`Exec::global`]; tests and benchmarks build their own to force a path.
+/// Which back end (and GEMM kernel) and how many threads a call uses. The free functions of
+/// this crate use [`Exec::global`]; tests and benchmarks build their own to force a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exec {
     backend: Backend,
+    gemm_kernel: GemmKernel,
     threads: usize,
 }
 
 impl Exec {
-    /// Settings for `backend` on one thread; [`Status::Unsupported`](crate::error::Status::Unsupported) when it cannot run here.
+    /// Settings for `backend` on one thread, with the GEMM kernel of that back end
+    /// ([`GemmKernel::for_backend`]: the scalar reference for [`Backend::Scalar`]);
+    /// [`Status::Unsupported`](crate::error::Status::Unsupported) when the back end cannot run
+    /// here.
     pub fn new(backend: Backend) -> Result<Exec, Error> {
         backend.kernels()?;
         Ok(Exec {
             backend,
+            gemm_kernel: GemmKernel::for_backend(backend),
             threads: 1,
         })
     }
@@ -32,6 +38,17 @@ impl Exec {
         }
     }
 
+    /// The same settings with GEMM kernel `kernel` (e.g. the AVX2+FMA kernel with the scalar
+    /// back end on a CPU without AVX-512);
+    /// [`Status::Unsupported`](crate::error::Status::Unsupported) when this CPU lacks it.
+    pub fn with_gemm_kernel(self, kernel: GemmKernel) -> Result<Exec, Error> {
+        kernel.check_available()?;
+        Ok(Exec {
+            gemm_kernel: kernel,
+            ..self
+        })
+    }
+
     /// The back end.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -42,37 +59,51 @@ impl Exec {
         self.threads
     }
 
+    /// The GEMM micro-kernel these settings use.
+    pub fn gemm_kernel(&self) -> GemmKernel {
+        self.gemm_kernel
+    }
+
     /// The process-wide settings: the back end named by `UNITFP8_BACKEND` (`scalar`, `avx512`,
-    /// `neon`) when it is available, else the best available one; the thread count set by
+    /// `neon`) when it is available, with that back end's GEMM kernel
+    /// ([`GemmKernel::for_backend`]: `scalar` runs the scalar GEMM too); else the best available
+    /// back end with the fastest GEMM kernel ([`GemmKernel::best`]). The thread count set by
     /// [`set_num_threads`], else `UNITFP8_NUM_THREADS`, else the number of CPUs.
     #[cfg(feature = "std")]
     pub fn global() -> Exec {
+        let (backend, gemm_kernel) = global_backend();
         Exec {
-            backend: global_backend(),
+            backend,
+            gemm_kernel,
             threads: num_threads(),
         }
     }
 
-    /// The process-wide settings: the best back end the compile-time target features allow, on
-    /// one thread.
+    /// The process-wide settings: the best back end and GEMM kernel the compile-time target
+    /// features allow, on one thread.
     #[cfg(not(feature = "std"))]
     pub fn global() -> Exec {
         Exec {
             backend: Backend::best(),
+            gemm_kernel: GemmKernel::best(),
             threads: 1,
         }
     }
 }
 
+/// The back end and GEMM kernel `UNITFP8_BACKEND` selects (read once).
 #[cfg(feature = "std")]
-fn global_backend() -> Backend {
-    static CHOSEN: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+fn global_backend() -> (Backend, GemmKernel) {
+    static CHOSEN: std::sync::OnceLock<(Backend, GemmKernel)> = std::sync::OnceLock::new();
     *CHOSEN.get_or_init(|| {
         std::env::var("UNITFP8_BACKEND")
             .ok()
             .and_then(|name| Backend::from_name(name.trim().to_ascii_lowercase().as_str()))
             .filter(|b| b.is_available())
-            .unwrap_or_else(Backend::best)
+            .map_or_else(
+                || (Backend::best(), GemmKernel::best()),
+                |b| (b, GemmKernel::for_backend(b)),
+            )
     })
 }
 

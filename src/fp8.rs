@@ -6,7 +6,7 @@
 //! input's sign (E4M3 `S.1111.111`, E5M2 `S.11111.10`); decoding a NaN gives the canonical quiet
 //! NaN of the wider type with the same sign (f32 `0x7FC00000`), as ml_dtypes does.
 
-use crate::dtype::Rounding;
+use crate::rounding::Rounding;
 use core::num::FpCategory;
 use half::{bf16, f16};
 
@@ -69,7 +69,15 @@ impl Fp8Format {
     }
 
     /// Decodes `code` exactly to f32.
-    pub fn decode(self, code: u8) -> f32 {
+    pub const fn decode(self, code: u8) -> f32 {
+        f32::from_bits(self.decode_bits(code))
+    }
+
+    /// The f32 bits of `code`, decoded exactly: the one FP8 decoder of the crate, from which
+    /// every lookup table (GEMM packing, the SIMD back ends) is generated at compile time.
+    /// NaN codes give the quiet NaN `sign | 0x7FC0_0000`, E5M2 ±Inf `sign | 0x7F80_0000`. The
+    /// low 16 bits are always 0 (every FP8 value is a bf16 value).
+    pub const fn decode_bits(self, code: u8) -> u32 {
         let sign = ((code as u32) & 0x80) << 24;
         let mag = (code & 0x7F) as u32;
         let mbits = self.mantissa_bits();
@@ -77,16 +85,21 @@ impl Fp8Format {
         let mant = mag & ((1 << mbits) - 1);
         let bits = if self.code_is_nan(code) {
             0x7FC0_0000
-        } else if self == Fp8Format::E5M2 && mag == 0x7C {
+        } else if matches!(self, Fp8Format::E5M2) && mag == 0x7C {
             0x7F80_0000
         } else if exp == 0 {
-            // Subnormal: mant · 2^(1 - bias - mbits), exact in f32.
-            let unit = (1 - self.bias() - mbits as i32 + 127) as u32;
-            (mant as f32 * f32::from_bits(unit << 23)).to_bits()
+            if mant == 0 {
+                0
+            } else {
+                // Subnormal: mant · 2^(1 - bias - mbits) with mant = 2^lead · 1.f, normalised.
+                let lead = 31 - mant.leading_zeros();
+                let field = (lead as i32 + 1 - self.bias() - mbits as i32 + 127) as u32;
+                (field << 23) | ((mant - (1 << lead)) << (23 - lead))
+            }
         } else {
             ((exp as i32 - self.bias() + 127) as u32) << 23 | mant << (23 - mbits)
         };
-        f32::from_bits(sign | bits)
+        sign | bits
     }
 
     /// Encodes an f32 value. `random` is used only by [`Rounding::StochasticSaturate`]: the

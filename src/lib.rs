@@ -21,6 +21,7 @@
 
 pub mod backend;
 pub mod cast;
+mod cpu;
 #[cfg(feature = "std")]
 pub mod cuda;
 pub mod dtype;
@@ -33,6 +34,7 @@ pub mod nan;
 pub mod op;
 pub mod residual;
 pub mod rng;
+pub mod rounding;
 
 #[cfg(feature = "std")]
 pub mod ffi;
@@ -41,7 +43,7 @@ mod parallel;
 
 pub use backend::Backend;
 pub use cast::{CastParams, cast, cast_amax, cast_transpose};
-pub use dtype::{DType, Element, Rounding};
+pub use dtype::{DType, Element};
 pub use error::{Error, Status};
 pub use exec::Exec;
 #[cfg(feature = "std")]
@@ -51,6 +53,7 @@ pub use half::{bf16, f16};
 #[cfg(feature = "std")]
 pub use parallel::{move_workers, set_move_workers};
 pub use residual::{Fp8Out, MixParams, residual_mix, residual_mix_backward, residual_mix_inplace};
+pub use rounding::Rounding;
 
 /// The crate version, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1063,6 +1063,108 @@ fn gemm_kernels_match_their_model() {
     assert!(gemm_case(&dev, &mut rng, 0, Order::Naive, &g));
 }
 
+/// NaN results are the canonical positive quiet NaN (f32 0x7FC00000, bf16 0x7FC0, E4M3 0x7F,
+/// E5M2 0x7E), as on the CPU: NaN operands of both signs meeting in one dot product (the naive
+/// kernel; the tensor-core kernels too on a GPU: the emulator's exact tensor-core model has no
+/// NaN), and NaNs of both signs in C read by β ≠ 0 (every kernel). Other elements are exact:
+/// sums of ones.
+#[test]
+fn gemm_nan_results_are_canonical() {
+    let Some(dev) = device("gemm_nan_results_are_canonical") else {
+        return;
+    };
+    let mut rng = rng("gemm_nan_results_are_canonical");
+    let _forced = GEMM_KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let (m, n, k) = (4usize, 16usize, 64usize);
+    let mut kernels = vec![(3u32, true)];
+    kernels.extend(
+        tensor_core_kernels(&dev)
+            .into_iter()
+            .map(|(kernel, _)| (kernel, !dev.emulated)),
+    );
+    for (kernel, nan_operands) in kernels {
+        for ct in [UNITFP8_F32, UNITFP8_BF16, UNITFP8_E4M3, UNITFP8_E5M2] {
+            let (at, bt) = (UNITFP8_E4M3, UNITFP8_E5M2);
+            // Ones; with NaN operands: row 0 of A holds +NaN and -NaN, row 1 -NaN; row 2 of B
+            // (column 2 of C) holds +NaN, row 5 -NaN and +NaN.
+            let mut a = vec![0x38u8; m * k];
+            let mut b = vec![0x3Cu8; n * k];
+            if nan_operands {
+                (a[3], a[40], a[k + 7]) = (0x7F, 0xFF, 0xFF);
+                (b[2 * k + 9], b[5 * k], b[5 * k + 63]) = (0x7F, 0xFE, 0x7D);
+            }
+            let beta = if ct == UNITFP8_F32 || ct == UNITFP8_BF16 {
+                1.0
+            } else {
+                0.0
+            };
+            // C: zeros, with NaNs of both signs where β reads them (row 3).
+            let mut c0 = vec![0u8; m * n * size(ct)];
+            let c_nans: &[u32] = if ct == UNITFP8_F32 {
+                &[0xFFC0_0000, 0x7FC0_0000, 0xFF80_0001, 0x7FFF_FFFF]
+            } else {
+                &[0xFFC0, 0x7FC0, 0xFF81, 0x7FFF]
+            };
+            let c_nan = |j: usize| beta != 0.0 && j.is_multiple_of(3);
+            for j in (0..n).filter(|&j| c_nan(j)) {
+                let e = (3 * n + j) * size(ct);
+                let bits = c_nans[j % 4].to_le_bytes();
+                c0[e..e + size(ct)].copy_from_slice(&bits[..size(ct)]);
+            }
+            let da = DevBuf::new(&mut rng, &a, 0);
+            let db = DevBuf::new(&mut rng, &b, 0);
+            let dc = DevBuf::new(&mut rng, &c0, 0);
+            assert_eq!(unitfp8_cuda_set_gemm_kernel(kernel), UNITFP8_OK);
+            // SAFETY: device buffers hold the K-major operands and row-major C.
+            let status = unsafe {
+                unitfp8_cuda_gemm(
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    da.ptr(),
+                    at,
+                    k as isize,
+                    1,
+                    db.ptr(),
+                    bt,
+                    1,
+                    k as isize,
+                    beta,
+                    dc.ptr(),
+                    ct,
+                    n as isize,
+                    1,
+                    null_mut(),
+                )
+            };
+            assert_eq!(unitfp8_cuda_set_gemm_kernel(0), UNITFP8_OK);
+            let what = format!("gemm kernel {kernel} C type {ct} nan operands {nan_operands}");
+            assert_eq!(status, UNITFP8_OK, "{what}");
+            let got = dc.read(&what);
+            let canonical = match ct {
+                UNITFP8_F32 => vec![0x00, 0x00, 0xC0, 0x7F],
+                UNITFP8_BF16 => vec![0xC0, 0x7F],
+                UNITFP8_E4M3 => vec![0x7F],
+                _ => vec![0x7E],
+            };
+            for i in 0..m {
+                for j in 0..n {
+                    let nan = (nan_operands && (i < 2 || j == 2 || j == 5)) || (i == 3 && c_nan(j));
+                    // 1.0 (E4M3 0x38) times 1.0 (E5M2 0x3C), k times; old C is 0.
+                    let want = if nan {
+                        canonical.clone()
+                    } else {
+                        encode_c(ct, k as f32)
+                    };
+                    let e = (i * n + j) * size(ct);
+                    assert_eq!(&got[e..e + size(ct)], &want[..], "{what}: C({i}, {j})");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn linear_layer_matches_its_model() {
     let Some(dev) = device("linear_layer_matches_its_model") else {

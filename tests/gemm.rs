@@ -124,14 +124,6 @@ fn bits_at(buf: &[u8], t: DType, e: usize) -> u32 {
     u32::from_le_bytes(b)
 }
 
-fn is_nan_bits(t: DType, bits: u32) -> bool {
-    match t {
-        DType::F32 => f32::from_bits(bits).is_nan(),
-        DType::BF16 => f32::from_bits(bits << 16).is_nan(),
-        _ => fmt_of(t).code_is_nan(bits as u8),
-    }
-}
-
 struct Case {
     m: usize,
     n: usize,
@@ -224,7 +216,11 @@ fn raw(cs: &Case, d: &mut Data) -> RawGemm {
     }
 }
 
-/// Expected C buffer: the model inside C, the original bytes elsewhere.
+/// The one NaN a GEMM stores (f32 bits; bf16 0x7FC0, E4M3 0x7F, E5M2 0x7E once rounded).
+const CANONICAL_NAN: u32 = 0x7FC0_0000;
+
+/// Expected C buffer: the model inside C (a NaN result is the canonical NaN), the original
+/// bytes elsewhere.
 fn expected(cs: &Case, d: &Data) -> Vec<u8> {
     let (fa, fb) = (fmt_of(cs.ta), fmt_of(cs.tb));
     let s = cs.tc.size();
@@ -251,6 +247,11 @@ fn expected(cs: &Case, d: &Data) -> Vec<u8> {
                     r
                 }
             };
+            let x = if x.is_nan() {
+                f32::from_bits(CANONICAL_NAN)
+            } else {
+                x
+            };
             let bits = encode(cs.tc, x).to_le_bytes();
             out[s * e..s * e + s].copy_from_slice(&bits[..s]);
         }
@@ -262,7 +263,7 @@ fn compare(cs: &Case, want: &[u8], got: &[u8], what: &str) {
     let s = cs.tc.size();
     for e in 0..want.len() / s {
         let (w, g) = (bits_at(want, cs.tc, e), bits_at(got, cs.tc, e));
-        if w != g && !(is_nan_bits(cs.tc, w) && is_nan_bits(cs.tc, g)) {
+        if w != g {
             panic!(
                 "{what}: element {e} of the C buffer: want {w:#x} got {g:#x}; m={} n={} k={} {:?}x{:?}->{:?} \
                  alpha={} beta={} layouts a{} b{} c{}",
@@ -411,6 +412,210 @@ fn nan_inf_propagate() {
         exec.gemm_with_kernel(kernel, 1.0, am, bm, 0.0, cm).unwrap();
         assert_eq!(c[0], f32::INFINITY);
     }
+}
+
+/// NaN codes of both signs (and E5M2 ±Inf, whose sum is a NaN the hardware makes up) meeting
+/// in one dot product, and NaNs of both signs in C read by β ≠ 0, give one NaN on every kernel
+/// and every back end: the canonical positive quiet NaN (f32 0x7FC00000, bf16 0x7FC0, E4M3
+/// 0x7F, E5M2 0x7E). Shapes for the short-problem kernel (B K-contiguous, few rows), the
+/// blocked kernel and k = 0.
+#[test]
+fn mixed_sign_nans_give_the_canonical_nan() {
+    // Every kernel (forced) and every back end's own kernel (as UNITFP8_BACKEND selects it).
+    let mut runs: Vec<(String, Exec, Option<GemmKernel>)> = kernels()
+        .into_iter()
+        .map(|k| {
+            (
+                k.name().to_string(),
+                Exec::new(Backend::best()).unwrap(),
+                Some(k),
+            )
+        })
+        .collect();
+    for b in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+        runs.push((format!("backend {}", b.name()), Exec::new(b).unwrap(), None));
+    }
+    let run = |exec: &Exec, kernel: Option<GemmKernel>, g: &RawGemm| {
+        // SAFETY: the views lie inside their buffers.
+        unsafe {
+            match kernel {
+                Some(k) => exec.gemm_raw_with_kernel(k, g),
+                None => exec.gemm_raw(g),
+            }
+        }
+        .unwrap()
+    };
+    // The smallest case: A = {+NaN, −NaN} (E4M3), B = {1, 1}, m = n = 1, k = 2.
+    for tc in OUT {
+        let want = match tc {
+            DType::F32 => 0x7FC0_0000u32,
+            DType::BF16 => 0x7FC0,
+            DType::E4M3 => 0x7F,
+            _ => 0x7E,
+        };
+        let (a, b) = ([0x7Fu8, 0xFF], [0x38u8, 0x38]);
+        for (name, exec, kernel) in &runs {
+            let mut c = vec![0xA5u8; tc.size()];
+            let g = RawGemm {
+                m: 1,
+                n: 1,
+                k: 2,
+                alpha: 1.0,
+                a: RawMatrix {
+                    ptr: a.as_ptr(),
+                    dtype: DType::E4M3,
+                    row_stride: 2,
+                    col_stride: 1,
+                },
+                b: RawMatrix {
+                    ptr: b.as_ptr(),
+                    dtype: DType::E4M3,
+                    row_stride: 1,
+                    col_stride: 1,
+                },
+                beta: 0.0,
+                c: RawMatrix {
+                    ptr: c.as_mut_ptr(),
+                    dtype: tc,
+                    row_stride: 1,
+                    col_stride: 1,
+                },
+            };
+            run(exec, *kernel, &g);
+            assert_eq!(bits_at(&c, tc, 0), want, "{name} {tc:?}");
+        }
+    }
+    // Random shapes with NaN and Inf codes of both signs scattered through A and B, and NaNs of
+    // both signs in C where β reads it.
+    let mut rng = Rng::for_test("mixed_sign_nans");
+    let shapes = [
+        (1, 64, 300),
+        (3, 100, 1000),
+        (20, 48, 700),
+        (40, 70, 600),
+        (13, 1, 33),
+        (7, 9, 0),
+    ];
+    for (case, &(m, n, k)) in shapes.iter().cycle().take(36).enumerate() {
+        let tc = OUT[case % 4];
+        let cs = Case {
+            m,
+            n,
+            k,
+            ta: rng.pick(&FP8),
+            tb: rng.pick(&FP8),
+            tc,
+            alpha: rng.pick(&[1.0, -0.5f32]),
+            beta: if tc.fp8().is_some() { 0.0 } else { 1.0 },
+            la: 0,
+            lb: if case % 3 == 0 { 0 } else { 1 },
+            lc: 0,
+        };
+        let mut d0 = make_data(&mut rng, &cs, false);
+        let specials = |f: Fp8Format| -> &'static [u8] {
+            match f {
+                Fp8Format::E4M3 => &[0x7F, 0xFF],
+                Fp8Format::E5M2 => &[0x7D, 0x7E, 0x7F, 0xFD, 0xFE, 0xFF, 0x7C, 0xFC],
+            }
+        };
+        for x in d0.a.iter_mut() {
+            if rng.below(40) == 0 {
+                *x = rng.pick(specials(fmt_of(cs.ta)));
+            }
+        }
+        for x in d0.b.iter_mut() {
+            if rng.below(40) == 0 {
+                *x = rng.pick(specials(fmt_of(cs.tb)));
+            }
+        }
+        if cs.beta != 0.0 {
+            let nans: &[u32] = match tc {
+                DType::F32 => &[0x7FC0_0000, 0xFFC0_0000, 0x7F80_0001, 0xFFFF_FFFF],
+                _ => &[0x7FC0, 0xFFC0, 0x7F81, 0xFFFF],
+            };
+            for i in 0..m {
+                for j in 0..n {
+                    if rng.below(5) == 0 {
+                        let (e, s) = (idx(&d0.vc, i, j), tc.size());
+                        let bits = rng.pick(nans).to_le_bytes();
+                        d0.c[s * e..s * e + s].copy_from_slice(&bits[..s]);
+                    }
+                }
+            }
+        }
+        let want = expected(&cs, &d0);
+        for (name, exec, kernel) in &runs {
+            let mut d = Data {
+                a: d0.a.clone(),
+                b: d0.b.clone(),
+                c: d0.c.clone(),
+                ..d0
+            };
+            let g = raw(&cs, &mut d);
+            run(exec, *kernel, &g);
+            compare(&cs, &want, &d.c, name);
+        }
+    }
+}
+
+/// `UNITFP8_BACKEND` selects the GEMM kernel with the back end (`scalar`: the scalar GEMM);
+/// without it the fastest kernel runs. The process-wide choice is made once, so each setting
+/// runs in a child process (this test binary, filtered to this test).
+#[test]
+fn backend_variable_selects_the_gemm_kernel() {
+    const CHILD: &str = "UNITFP8_GEMM_TEST_CHILD";
+    if let Some(want) = std::env::var_os(CHILD) {
+        let got = Exec::global().gemm_kernel();
+        assert_eq!(got.name(), want.to_str().unwrap(), "{:?}", Exec::global());
+        return;
+    }
+    assert_eq!(
+        Exec::new(Backend::Scalar).unwrap().gemm_kernel(),
+        GemmKernel::Scalar
+    );
+    let mut settings = vec![(None, GemmKernel::best())];
+    for b in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+        settings.push((Some(b.name()), GemmKernel::for_backend(b)));
+    }
+    for (var, want) in settings {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "backend_variable_selects_the_gemm_kernel",
+            "--nocapture",
+        ])
+        .env(CHILD, want.name());
+        match var {
+            Some(v) => cmd.env("UNITFP8_BACKEND", v),
+            None => cmd.env_remove("UNITFP8_BACKEND"),
+        };
+        let out = match cmd.output() {
+            Ok(out) => out,
+            // E.g. under a user-mode emulator without binfmt_misc: the child cannot start.
+            Err(e) => {
+                eprintln!("backend_variable_selects_the_gemm_kernel: SKIPPED, no child ({e})");
+                return;
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !stdout.contains("running 1 test") {
+            // E.g. under a user-mode emulator whose binfmt_misc entry lacks the target's
+            // libraries: the child never ran this test.
+            eprintln!(
+                "backend_variable_selects_the_gemm_kernel: SKIPPED, the child did not run ({}: {})",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return;
+        }
+        assert!(
+            out.status.success(),
+            "UNITFP8_BACKEND={var:?}: want {}\n{stdout}\n{}",
+            want.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(GemmKernel::for_backend(Backend::Scalar), GemmKernel::Scalar);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 Casts are `Tensor.to(dtype)` (allocating, non-saturating); the mix is `torch.mul(out=)` then
 `add_(alpha=)`; torch.set_num_threads(t) sets the thread count. Skipped when torch is not
-importable (it is never installed by the benchmark).
+importable. Runs only with UNITFP8_BENCH_TORCH=1 (bench/run.sh then installs torch when missing).
 """
 
 import os

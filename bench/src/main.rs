@@ -40,7 +40,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut a = Args {
         quick: false,
-        json: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results/casts.json")),
+        json: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/out/casts.json")),
         filter: None,
         python: true,
         rounds: None,
@@ -65,11 +65,12 @@ fn parse_args() -> Args {
                 println!(
                     "unitfp8-bench [--quick] [--json PATH] [--filter SUBSTR] [--no-python] \
                      [--rounds N]\n  --quick      smaller DRAM size (2^24 elements), fewer rounds\n  \
-                     --json PATH  where to write the JSON (default bench/results/casts.json)\n  \
+                     --json PATH  where to write the JSON (default bench/out/casts.json)\n  \
                      --filter S   only kernels whose id contains S\n  \
                      --no-python  skip the ml_dtypes / PyTorch peers\n  \
                      --rounds N   rounds per measurement (default 9 in-cache, 5 DRAM; quick 7/3)\n\
-                     Env: PYTHON (interpreter for the Python peers, default python3)"
+                     Env: PYTHON (interpreter for the Python peers, default python3); \
+                     UNITFP8_BENCH_TORCH=1 adds the PyTorch peer"
                 );
                 std::process::exit(0);
             }
@@ -379,6 +380,11 @@ fn fmt_ratio(x: Option<f64>) -> String {
     }
 }
 
+/// Why "% copy" can exceed 100%.
+const PCT_COPY_NOTE: &str = "%copy above 100%: large kernels write their outputs with streaming \
+(non-temporal) stores, which do not read the destination into the cache first; the \
+copy_from_slice yardstick does (write-allocate), so it moves more bytes than it counts.";
+
 fn main() {
     let args = parse_args();
     let started = Instant::now();
@@ -437,11 +443,16 @@ fn main() {
         "tau": kernels::TAU,
     });
     let py_peers: Vec<peers::PyPeer> = if args.python {
+        let torch = peers::torch_enabled();
+        if !torch {
+            eprintln!("note: {}", peers::TORCH_OFF);
+        }
         [
             ("ml_dtypes", "ml_dtypes_peer.py"),
             ("torch", "torch_peer.py"),
         ]
         .into_iter()
+        .filter(|&(name, _)| torch || name != "torch")
         .map(|(name, script)| {
             eprintln!("running the {name} peer ({})...", peers::python());
             let p = peers::run(name, script, &py_config);
@@ -677,6 +688,7 @@ fn main() {
         "x peer = our throughput / peer's (Rust peer: paired per round; Python: separate \
          process, same n and threads). In-cache thr N = N callers."
     );
+    println!("{}", PCT_COPY_NOTE);
     let mut head = format!(
         "  {:<6} {:>3}  {:<18} {:>8} {:<18} {:>7} {:>8} {:>7}  {:>8}",
         "size", "thr", "impl", "GB/s", "(min..max)", "Gel/s", "cyc/el", "%copy", "x rust"
@@ -760,6 +772,9 @@ fn main() {
                 format!("skipped: {}", p.note)
             }
         );
+    }
+    if !py_peers.iter().any(|p| p.name == "torch") && args.python {
+        println!("peer torch: {}", peers::TORCH_OFF);
     }
     println!("Rust peers: plain scalar loops over half 2 (bf16) and float8 0.7 (FP8).");
     println!("total run time: {elapsed:.1} s");

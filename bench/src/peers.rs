@@ -25,6 +25,15 @@ impl PyPeer {
     }
 }
 
+/// The one-line hint printed when the PyTorch peers are off.
+pub const TORCH_OFF: &str = "PyTorch peers off: set UNITFP8_BENCH_TORCH=1 to add them \
+(bench/run.sh then installs torch into .venv when it is missing)";
+
+/// Whether the PyTorch peers run: `UNITFP8_BENCH_TORCH=1`.
+pub fn torch_enabled() -> bool {
+    std::env::var("UNITFP8_BENCH_TORCH").is_ok_and(|v| v == "1")
+}
+
 /// The Python interpreter: `$PYTHON`, else `python3`.
 pub fn python() -> String {
     std::env::var("PYTHON")

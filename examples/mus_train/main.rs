@@ -6,7 +6,7 @@
 //! cargo run --release --example mus_train -- sweep   [--widths 64,128,256 --steps 150 ...]
 //! ```
 //! `compare` trains μS-FP8, μS-f32, SP-f32 and SP-FP8 (same seed, same data order) and writes
-//! `loss.csv`, `eval.csv` and `summary.csv`; `sweep` trains μS-FP8 and SP-f32 over widths ×
+//! `loss.csv`, `eval.csv` and `summary.csv` (to `--out`, default `target/mus_train`); `sweep` trains μS-FP8 and SP-f32 over widths ×
 //! learning rates and writes `sweep.csv`. Options: `--layers --heads --ctx --batch --tau --lr
 //! --sp-lr --d-base --wd --warmup --seed --threads --corpus-kb --eval-every --eval-batches --runs`
 //! (`compare`: comma-separated subset of the four labels).
@@ -20,6 +20,30 @@ use model::{Config, Data, Param, Prec, RunResult, train};
 use std::collections::HashMap;
 use std::io::Write;
 
+const USAGE: &str = "\
+usage: mus_train [compare | sweep] [--option value ...]
+
+  compare   train muS-FP8, muS-f32, SP-f32 and SP-FP8 (same seed and data order); writes
+            loss.csv, eval.csv and summary.csv to --out (default target/mus_train)
+  sweep     train muS-FP8 and SP-f32 over widths x learning rates; writes sweep.csv
+
+options (defaults in parentheses):
+  --width (128) --layers (4) --heads (4) --ctx (64) --batch (16) --tau (0.4)
+  --lr (2^-6, muS hidden LR) --sp-lr (2^-9) --d-base (128) --wd (1e-4) --steps (400)
+  --warmup (steps/10) --seed (1) --threads (1) --corpus-kb (400) --eval-every (50)
+  --eval-batches (8) --out DIR
+  --runs LABELS         compare: comma-separated subset of muS-fp8,muS-f32,SP-f32,SP-fp8
+  --widths LIST --lrs LIST --sp-lrs LIST   sweep: comma-separated values
+  -h, --help            this text
+
+The full experiment of the README: scripts/mus-train.sh.";
+
+/// Prints an error and the usage hint, and exits with status 2.
+fn fail(msg: &str) -> ! {
+    eprintln!("mus_train: {msg}\nrun `mus_train --help` for the options");
+    std::process::exit(2)
+}
+
 struct Args(HashMap<String, String>);
 
 impl Args {
@@ -28,7 +52,7 @@ impl Args {
             .get(k)
             .map(|v| {
                 v.parse()
-                    .unwrap_or_else(|_| panic!("bad value for --{k}: {v}"))
+                    .unwrap_or_else(|_| fail(&format!("bad value for --{k}: {v:?}")))
             })
             .unwrap_or(default)
     }
@@ -37,7 +61,11 @@ impl Args {
             .get(k)
             .map_or(default, |s| s.as_str())
             .split(',')
-            .map(|s| s.trim().parse().expect("bad list"))
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .unwrap_or_else(|_| fail(&format!("bad value in the list --{k}: {s:?}")))
+            })
             .collect()
     }
 }
@@ -85,18 +113,32 @@ const SUMMARY_HEADER: &str =
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mode = argv.first().cloned().unwrap_or_else(|| "compare".into());
+    if argv.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return;
+    }
+    let (mode, rest) = match argv.first().map(String::as_str) {
+        None => ("compare".to_string(), &argv[..]),
+        Some(m @ ("compare" | "sweep")) => (m.to_string(), &argv[1..]),
+        Some(m) if m.starts_with("--") => ("compare".to_string(), &argv[..]),
+        Some(m) => fail(&format!("unknown mode {m:?} (compare | sweep)")),
+    };
     let mut kv = HashMap::new();
-    for pair in argv[1.min(argv.len())..].chunks(2) {
+    for pair in rest.chunks(2) {
         let k = pair[0]
             .strip_prefix("--")
-            .unwrap_or_else(|| panic!("expected --option, got {}", pair[0]));
-        kv.insert(k.to_string(), pair.get(1).cloned().unwrap_or_default());
+            .unwrap_or_else(|| fail(&format!("expected --option, got {:?}", pair[0])));
+        let v = pair
+            .get(1)
+            .unwrap_or_else(|| fail(&format!("--{k} needs a value")));
+        kv.insert(k.to_string(), v.clone());
     }
     let a = Args(kv);
     unitfp8::set_num_threads(a.get("threads", 1));
-    let out = std::path::PathBuf::from(a.get("out", "bench/results/mus_train".to_string()));
-    std::fs::create_dir_all(&out).unwrap();
+    let out = std::path::PathBuf::from(a.get("out", "target/mus_train".to_string()));
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        fail(&format!("cannot create {}: {e}", out.display()));
+    }
     let text = corpus::generate(a.get("corpus-kb", 400usize) * 1024, 7);
     let data = Data::new(&text);
     let base = base_config(&a, &data);
@@ -209,6 +251,6 @@ fn main() {
                 }
             }
         }
-        m => panic!("unknown mode {m} (compare | sweep)"),
+        m => fail(&format!("unknown mode {m:?} (compare | sweep)")),
     }
 }

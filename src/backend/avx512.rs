@@ -131,32 +131,16 @@ pub fn kernels() -> &'static Kernels {
         .map_or(&super::scalar::KERNELS, |v| v.kernels)
 }
 
-#[cfg(all(feature = "std", target_feature = "sse2"))]
+/// AVX-512 F/BW/VL/DQ ([`crate::cpu`]).
+#[cfg(target_feature = "sse2")]
 fn base_available() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-        && std::is_x86_feature_detected!("avx512bw")
-        && std::is_x86_feature_detected!("avx512vl")
-        && std::is_x86_feature_detected!("avx512dq")
+    crate::cpu::avx512()
 }
 
-#[cfg(all(not(feature = "std"), target_feature = "sse2"))]
-fn base_available() -> bool {
-    cfg!(all(
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vl",
-        target_feature = "avx512dq"
-    ))
-}
-
-#[cfg(all(feature = "std", target_feature = "sse2"))]
+/// AVX-512 F/BW/VL/DQ and VBMI ([`crate::cpu`]).
+#[cfg(target_feature = "sse2")]
 fn vbmi_available() -> bool {
-    base_available() && std::is_x86_feature_detected!("avx512vbmi")
-}
-
-#[cfg(all(not(feature = "std"), target_feature = "sse2"))]
-fn vbmi_available() -> bool {
-    base_available() && cfg!(target_feature = "avx512vbmi")
+    crate::cpu::avx512_vbmi()
 }
 
 /// Mask of the first `rem` lanes of 16 (`rem < 16`).

@@ -50,8 +50,8 @@ impl Backend {
     pub fn is_available(self) -> bool {
         match self {
             Backend::Scalar => true,
-            Backend::Avx512 => avx512_available(),
-            Backend::Neon => cfg!(target_arch = "aarch64"),
+            Backend::Avx512 => crate::cpu::avx512(),
+            Backend::Neon => crate::cpu::neon(),
         }
     }
 
@@ -84,29 +84,6 @@ impl Backend {
             _ => Err(unavailable()),
         }
     }
-}
-
-#[cfg(all(target_arch = "x86_64", feature = "std"))]
-fn avx512_available() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-        && std::is_x86_feature_detected!("avx512bw")
-        && std::is_x86_feature_detected!("avx512vl")
-        && std::is_x86_feature_detected!("avx512dq")
-}
-
-#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
-fn avx512_available() -> bool {
-    cfg!(all(
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vl",
-        target_feature = "avx512dq"
-    ))
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn avx512_available() -> bool {
-    false
 }
 
 /// Defines `mix_fp8` and `mix_backward_fp8` ([`Kernels::mix_fp8`],

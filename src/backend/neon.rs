@@ -306,46 +306,22 @@ fn narrow_u16(a: uint32x4_t, b: uint32x4_t) -> uint16x8_t {
 // FP8 → f32 lookup tables: the upper 16 bits of the f32 (every FP8 value is a bf16) of each
 // 7-bit magnitude, split into low and high bytes for TBL.
 
-/// Upper half of the f32 bits of FP8 magnitude `mag` (sign clear), computed in integers.
-const fn fp8_mag_bf16(e5: bool, mag: u32) -> u16 {
-    let mbits = if e5 { 2 } else { 3 };
-    let bias = if e5 { 15 } else { 7 };
-    let is_nan = if e5 { mag > 0x7C } else { mag == 0x7F };
-    if is_nan {
-        return 0x7FC0;
-    }
-    if e5 && mag == 0x7C {
-        return 0x7F80;
-    }
-    let exp = mag >> mbits;
-    let mant = mag & ((1 << mbits) - 1);
-    if exp > 0 {
-        return (((exp + 127 - bias) << 7) | (mant << (7 - mbits))) as u16;
-    }
-    if mant == 0 {
-        return 0;
-    }
-    // Subnormal: mant · 2^(1 - bias - mbits); normalise so the leading bit is implicit.
-    let p = 31 - mant.leading_zeros(); // floor(log2(mant))
-    let e = p + 1 + 127 - bias - mbits;
-    ((e << 7) | ((mant - (1 << p)) << (7 - p))) as u16
-}
-
-/// Low and high bytes of [`fp8_mag_bf16`] for all 128 magnitudes of a format.
+/// Low and high bytes of the upper half of the f32 bits ([`Fp8Format::decode_bits`]) of all
+/// 128 magnitudes of a format.
 #[repr(C, align(16))]
 struct Fp8Table {
     lo: [u8; 128],
     hi: [u8; 128],
 }
 
-const fn fp8_table(e5: bool) -> Fp8Table {
+const fn fp8_table(format: Fp8Format) -> Fp8Table {
     let mut t = Fp8Table {
         lo: [0; 128],
         hi: [0; 128],
     };
     let mut mag = 0;
     while mag < 128 {
-        let v = fp8_mag_bf16(e5, mag as u32);
+        let v = (format.decode_bits(mag as u8) >> 16) as u16;
         t.lo[mag] = v as u8;
         t.hi[mag] = (v >> 8) as u8;
         mag += 1;
@@ -353,8 +329,8 @@ const fn fp8_table(e5: bool) -> Fp8Table {
     t
 }
 
-static E4M3_TABLE: Fp8Table = fp8_table(false);
-static E5M2_TABLE: Fp8Table = fp8_table(true);
+static E4M3_TABLE: Fp8Table = fp8_table(Fp8Format::E4M3);
+static E5M2_TABLE: Fp8Table = fp8_table(Fp8Format::E5M2);
 
 /// Loads 64 table bytes as a TBL operand.
 #[inline]

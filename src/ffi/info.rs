@@ -12,6 +12,41 @@ const VERSION_C: &CStr =
         Err(_) => panic!("the crate version contains a NUL byte"),
     };
 
+/// Major version of the library this header belongs to (`unitfp8_version()` gives the version
+/// of the library actually loaded). The shared library's SONAME is `libunitfp8.so.0` for the
+/// 0.x C ABI; an incompatible change of the C ABI changes it.
+pub const UNITFP8_VERSION_MAJOR: u32 = 0;
+/// Minor version of the library this header belongs to.
+pub const UNITFP8_VERSION_MINOR: u32 = 1;
+/// Patch version of the library this header belongs to.
+pub const UNITFP8_VERSION_PATCH: u32 = 0;
+
+/// Parses a decimal version component at compile time (panics, i.e. fails the build, on
+/// anything else).
+const fn parse_version_component(s: &str) -> u32 {
+    let b = s.as_bytes();
+    assert!(!b.is_empty(), "empty version component");
+    let mut v = 0u32;
+    let mut i = 0;
+    while i < b.len() {
+        assert!(
+            b[i].is_ascii_digit(),
+            "version component is not a decimal number"
+        );
+        v = v * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    v
+}
+
+// The header's version macros are literals (cbindgen copies them), so the build fails when they
+// and Cargo.toml's version disagree.
+const _: () = {
+    assert!(UNITFP8_VERSION_MAJOR == parse_version_component(env!("CARGO_PKG_VERSION_MAJOR")));
+    assert!(UNITFP8_VERSION_MINOR == parse_version_component(env!("CARGO_PKG_VERSION_MINOR")));
+    assert!(UNITFP8_VERSION_PATCH == parse_version_component(env!("CARGO_PKG_VERSION_PATCH")));
+};
+
 /// The library version (`"MAJOR.MINOR.PATCH"`), a static NUL-terminated string. Never null;
 /// do not free it.
 #[unsafe(no_mangle)]

@@ -1,16 +1,35 @@
 //! The AVX2+FMA micro-kernel (x86-64 CPUs without AVX-512): a 6×16 tile of f32 FMAs over the
 //! f32 panels of [`super::fpanel`] (12 ymm accumulators, two B vectors, one broadcast).
 
-use super::KB;
+use super::registry::KernelEntry;
+use super::{GemmKernel, KB, Problem, fpanel};
 use core::arch::x86_64::*;
 
 /// Rows of A per micro-panel.
-pub(crate) const MR: usize = 6;
+const MR: usize = 6;
 /// Columns of B per micro-panel (two ymm).
-pub(crate) const NR: usize = 16;
+const NR: usize = 16;
 
-// gemm_workspace_size sizes this kernel's workspace with these literals.
-const _: () = assert!(MR == 6 && NR == 16);
+/// The blocked driver with this micro-kernel.
+///
+/// # Safety
+/// As [`super::registry::RunFn`]; AVX2 and FMA available.
+unsafe fn run(p: &Problem, ws: &mut [u8]) {
+    // SAFETY: forwarded contract.
+    unsafe { fpanel::run::<MR, NR>(p, ws, micro) }
+}
+
+/// Registry entry: the best kernel of x86-64 CPUs without AVX-512 (there is no AVX2 back end
+/// for the element-wise kernels, so no back-end setting selects it).
+pub(super) const ENTRY: KernelEntry = KernelEntry {
+    kernel: GemmKernel::Avx2Fma,
+    backend: None,
+    available: crate::cpu::avx2_fma,
+    tile: (MR, NR),
+    workspace_size: fpanel::workspace_size::<MR, NR>,
+    run,
+    short: None,
+};
 
 /// One K block of `kp ≤ KB` pairs (see [`super::fpanel::Micro`]): per pair, the odd `k` first,
 /// then the even one, each a fused multiply-add.
@@ -18,7 +37,7 @@ const _: () = assert!(MR == 6 && NR == 16);
 /// # Safety
 /// AVX2 and FMA available; `a` holds `2kp·MR` floats, `b` `2kp·NR`, `tile` `MR·NR`.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn micro(kp: usize, a: *const f32, b: *const f32, tile: *mut f32, add: bool) {
+unsafe fn micro(kp: usize, a: *const f32, b: *const f32, tile: *mut f32, add: bool) {
     debug_assert!(kp <= KB);
     // SAFETY: reads within the panels, writes within the tile (caller's contract).
     unsafe {

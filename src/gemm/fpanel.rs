@@ -14,36 +14,26 @@
 //! `[chunk][panel][k in chunk][MR]`, so that one sweep over the row panels of a chunk reads one
 //! contiguous stream.
 
+use super::registry::{F32_PANEL_BLOCKING, MC_MAX_PANELS};
 use super::{KB, Problem, scalar};
 
 /// K values per chunk.
 const KCH: usize = 2 * KB;
-/// Bytes of packed A kept per row block (aimed at an L2 of 1 MiB or more).
-const A_BLOCK_BYTES: usize = 384 * 1024;
-/// Bytes of packed B per column block.
-const B_BLOCK_BYTES: usize = 8 << 20;
-/// Most row panels per row block.
-pub(crate) const MC_MAX_PANELS: usize = 24;
-/// Most column panels per column block.
-const NC_MAX_PANELS: usize = 256;
 
 /// A micro-kernel: one K block of `kp ≤ KB` pairs over a full `MR × NR` tile at `a` (`[2kp][MR]`)
 /// and `b` (`[2kp][NR]`), stored into `tile[i·NR + j]` (or added to it when `add`).
 pub(crate) type Micro =
     unsafe fn(kp: usize, a: *const f32, b: *const f32, tile: *mut f32, add: bool);
 
-/// Row and column block sizes `(mc, nc)` (multiples of `MR` and `NR`).
+/// Row and column block sizes `(mc, nc)` (multiples of `MR` and `NR`): a packed row (column)
+/// holds K padded to whole chunks, one f32 per element ([`F32_PANEL_BLOCKING`]).
 pub(crate) fn blocking<const MR: usize, const NR: usize>(
     m: usize,
     n: usize,
     k: usize,
 ) -> (usize, usize) {
     let kpad = k.div_ceil(KCH).max(1) * KCH;
-    let mc_panels = (A_BLOCK_BYTES / (MR * 4 * kpad)).clamp(1, MC_MAX_PANELS);
-    let nc_panels = (B_BLOCK_BYTES / (NR * 4 * kpad)).clamp(1, NC_MAX_PANELS);
-    let mc = (mc_panels * MR).min(m.div_ceil(MR) * MR);
-    let nc = (nc_panels * NR).min(n.div_ceil(NR) * NR);
-    (mc, nc)
+    F32_PANEL_BLOCKING.block_sizes(MR, NR, 4 * kpad, m, n)
 }
 
 /// Workspace bytes for a problem of this size (any orientation: `m` and `n` are bounded by

@@ -17,13 +17,21 @@
 //! sum keeps the relative error of random dot products below 1e-6 up to k = 8192. Then
 //! `r = α·total` (β = 0) or `r = α·total + β·c` (both products rounded, then the sum), and `r` is
 //! stored rounded to C's type: f32 as is, bf16 to nearest even (overflow to ±Inf), FP8 to nearest
-//! even with saturation to ±max (NaN stays NaN).
+//! even with saturation to ±max.
+//!
+//! **NaN results.** An element whose `r` is a NaN (a NaN input of either sign, `Inf − Inf`,
+//! `0·Inf`, or a NaN in C read by `β ≠ 0`) is stored as the one canonical NaN, positive and
+//! quiet: f32 `0x7FC00000`, bf16 `0x7FC0`, E4M3 `0x7F`, E5M2 `0x7E`. Which sign or payload the
+//! hardware would give depends on operand order, so no kernel lets it through: every write-back
+//! (scalar, AVX-512 blocked and short-problem, f32 FMA, AVX2, NEON, and the CUDA epilogue)
+//! replaces NaNs by the canonical one ([`crate::nan::canonical`] and its vector form).
 //!
 //! - `β = 0` overwrites C without reading it (BLAS convention): NaN garbage in C does not
 //!   propagate. FP8 outputs require `β = 0` (else [`Status::InvalidArgument`](crate::error::Status::InvalidArgument)).
 //! - `k = 0` gives `C ← β·C` (zeros when `β = 0`); α is not used.
 //! - `m = 0` or `n = 0` is a no-op.
-//! - `α = 0` is not special-cased: NaN and Inf in A·B propagate as IEEE arithmetic says.
+//! - `α = 0` is not special-cased: NaN and Inf in A·B propagate as IEEE arithmetic says (a NaN
+//!   result being the canonical NaN).
 //! - C must not map two `(i, j)` to the same element, and the byte range C spans must not
 //!   intersect the ranges A and B span ([`Status::Overlap`](crate::error::Status::Overlap)).
 //!
@@ -44,7 +52,7 @@
 //! single row block with K-contiguous B, the source of the next micro-panel), and C's lines
 //! are prefetched before each tile's last K block. Short problems (up to 32 rows of C after
 //! orientation, B K-contiguous, K and n not too small: a decode step `X·Wᵀ`) take a kernel of
-//! their own with AVX512-BF16 and VBMI (`skinny.rs`): the vectors run along the rows of C and
+//! their own with AVX512-BF16 and VBMI (`avx512/skinny.rs`): the vectors run along the rows of C and
 //! each pair of B is broadcast into `vdpbf16ps`, so B is converted in its own order instead of
 //! transposed, overlapped with the multiply-adds of the previous block. The AVX2+FMA (6×16
 //! tile) and NEON (8×12, `fmla` by lane) micro-kernels run the same loops over FP8 → f32 panels (two fused
@@ -56,9 +64,52 @@
 //!
 //! MXCSR must be in its default state (round to nearest, no flush-to-zero or
 //! denormals-are-zero) for the f32 FMA kernel and the FP8 write-back, as for any IEEE code.
+//!
+//! # Kernels and how they are chosen
+//! `registry.rs` holds one table of kernel entries, fastest first (each entry: the
+//! [`GemmKernel`], the [`Backend`] whose setting selects it, availability from the CPU features
+//! detected once at start, micro-tile, workspace size, entry point, and optionally a
+//! short-problem kernel with the row counts and K thresholds it suits). Everything else reads
+//! the table: [`GemmKernel::is_available`], [`GemmKernel::for_backend`], [`GemmKernel::best`],
+//! [`gemm_workspace_size`] (the kernel's own size function, and its short-problem kernel's),
+//! and the dispatch, which per thread block runs the short-problem kernel when it fits and K
+//! reaches its threshold, else the blocked kernel. The cache-blocking parameters are defined
+//! once there too: `BF16_PANEL_BLOCKING` (AVX-512: 448 KiB of packed A per row block, 8 MiB of
+//! B) and `F32_PANEL_BLOCKING` (AVX2, NEON: 384 KiB of A, 8 MiB of B).
+//!
+//! | kernel | file(s) | tile | selected by |
+//! |---|---|---|---|
+//! | `avx512-bf16` | `avx512/` (`primitives`, `pack`, `micro`, `blocked`; short problems `skinny`) | 12×32 | `avx512` back end, AVX512-BF16 |
+//! | `avx512-fma` | `avx512/` | 12×32 | `avx512` back end without BF16 |
+//! | `avx2-fma` | `avx2.rs` + `fpanel.rs` | 6×16 | fastest kernel on CPUs without AVX-512 |
+//! | `neon` | `neon.rs` + `fpanel.rs` | 8×12 | `neon` back end |
+//! | `scalar` | `scalar.rs` | — | `scalar` back end (`UNITFP8_BACKEND=scalar`), fallback |
+//!
+//! # How to add a GEMM kernel
+//! A kernel for a new instruction set touches its own file and the registry:
+//!
+//! 1. Its file (e.g. `src/gemm/sve.rs`, declared in this module under the `cfg` of its
+//!    architecture) computes a validated `Problem` with `k > 0` on the calling thread:
+//!    an `unsafe fn(&Problem, &mut [u8])` (the [`RawGemm`] contract, plus "the CPU has my
+//!    features" and "the workspace holds my size"). It must follow the semantics above **bit
+//!    for bit**: the accumulation order (blocks of [`KB`] pairs from `+0`, the odd product of
+//!    each pair first, block sums added in order), `α`/`β` as `scalar::finish`, the output
+//!    rounding of `scalar::store_c`, the canonical NaN. The simplest way is to reuse a driver:
+//!    `fpanel::run` takes an f32 FMA micro-kernel of any `MR × NR` tile (see `avx2.rs`, 60
+//!    lines), and `scalar::write_tile` writes any tile back.
+//! 2. The same file exports a `const ENTRY: KernelEntry` (kernel, back end, availability, tile,
+//!    workspace size function, entry point, optional short-problem kernel).
+//! 3. One line in `registry::KERNELS` (at its speed rank), and a variant of [`GemmKernel`] (with
+//!    its name in [`GemmKernel::name`]). A CPU feature it needs is probed in `src/cpu.rs`.
+//!
+//! The GEMM test suite (`tests/gemm.rs`) runs every available kernel against an independent
+//! model, bit for bit, over random shapes, every layout and type, NaN/Inf and threads; a new
+//! kernel is covered once it is in the table (under qemu for other architectures).
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx512;
 #[cfg_attr(
     not(any(
         all(target_arch = "x86_64", target_feature = "sse2"),
@@ -69,11 +120,8 @@ mod avx2;
 mod fpanel;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+mod registry;
 mod scalar;
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-mod skinny;
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-mod x86;
 
 use crate::backend::Backend;
 use crate::dtype::{DType, Element};
@@ -86,18 +134,12 @@ use crate::op::{GemmOp, span};
 /// added into the running total, which keeps the f32 rounding error of long dot products near
 /// `2^-24·(sqrt(256) + sqrt(k/256))` instead of `2^-24·sqrt(k)`.
 pub const KB: usize = 128;
-/// Rows of A per micro-panel (the broadcast side of the micro-kernel).
-pub(crate) const MR: usize = 12;
-/// Columns of B per micro-panel (the vector side: two zmm of 16 f32 accumulators).
-pub(crate) const NR: usize = 32;
-/// Bytes of packed A kept per row block (aimed at most of a 1 MiB L2).
-const A_BLOCK_BYTES: usize = 448 * 1024;
-/// Most row panels per block.
-pub(crate) const MC_MAX_PANELS: usize = 24;
-/// Bytes of packed B per column block.
-const B_BLOCK_BYTES: usize = 8 << 20;
-/// Most column panels per block.
-const NC_MAX_PANELS: usize = 128;
+/// Rows of C per unit of the thread partition ([`partition`]).
+#[cfg(feature = "std")]
+const PARTITION_ROWS: usize = 12;
+/// Columns of C per unit of the thread partition ([`partition`]).
+#[cfg(feature = "std")]
+const PARTITION_COLS: usize = 32;
 /// Multiply-adds per thread below which extra threads are not worth starting.
 #[cfg(feature = "std")]
 const MACS_PER_THREAD_MIN: usize = 1 << 21;
@@ -109,7 +151,8 @@ pub enum GemmKernel {
     Scalar,
     /// AVX-512F: two f32 FMAs per K pair over bf16-packed panels.
     Avx512Fma,
-    /// AVX-512 BF16: one `vdpbf16ps` per K pair.
+    /// AVX-512 BF16: one `vdpbf16ps` per K pair (and, with AVX512-VBMI, a kernel of its own
+    /// for short problems).
     Avx512Bf16,
     /// AVX2 and FMA (x86-64 without AVX-512): two f32 FMAs per K pair over FP8 → f32 panels.
     Avx2Fma,
@@ -138,15 +181,9 @@ impl GemmKernel {
         }
     }
 
-    /// Whether this CPU can run the kernel.
+    /// Whether this build and this CPU can run the kernel.
     pub fn is_available(self) -> bool {
-        match self {
-            GemmKernel::Scalar => true,
-            GemmKernel::Avx512Fma => Backend::Avx512.is_available(),
-            GemmKernel::Avx512Bf16 => Backend::Avx512.is_available() && bf16_available(),
-            GemmKernel::Avx2Fma => avx2_fma_available(),
-            GemmKernel::Neon => cfg!(target_arch = "aarch64"),
-        }
+        registry::available(self).is_some()
     }
 
     /// `Ok` when this CPU can run the kernel, else [`Status::Unsupported`](crate::error::Status)
@@ -162,53 +199,20 @@ impl GemmKernel {
         }
     }
 
-    /// The best kernel of a back end on this CPU. The scalar back end uses the AVX2+FMA kernel
-    /// on x86-64 CPUs that have AVX2 and FMA but no AVX-512 (there is no AVX2 back end for the
-    /// element-wise kernels, so the scalar back end is the best one there; results are
-    /// bit-identical either way); unavailable back ends use [`GemmKernel::Scalar`].
+    /// The kernel a back end setting selects: the fastest available kernel of that back end
+    /// ([`Backend::Avx512`]: AVX-512 BF16, else AVX-512F; [`Backend::Neon`]: NEON), and the
+    /// scalar reference for [`Backend::Scalar`] and for back ends this CPU lacks.
     pub fn for_backend(backend: Backend) -> GemmKernel {
-        match backend {
-            Backend::Avx512 if GemmKernel::Avx512Bf16.is_available() => GemmKernel::Avx512Bf16,
-            Backend::Avx512 if GemmKernel::Avx512Fma.is_available() => GemmKernel::Avx512Fma,
-            Backend::Neon if GemmKernel::Neon.is_available() => GemmKernel::Neon,
-            Backend::Scalar
-                if !Backend::Avx512.is_available() && GemmKernel::Avx2Fma.is_available() =>
-            {
-                GemmKernel::Avx2Fma
-            }
-            _ => GemmKernel::Scalar,
-        }
+        registry::for_backend(backend)
     }
-}
 
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2", feature = "std"))]
-fn avx2_fma_available() -> bool {
-    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-}
-
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(feature = "std")))]
-fn avx2_fma_available() -> bool {
-    cfg!(all(target_feature = "avx2", target_feature = "fma"))
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-fn avx2_fma_available() -> bool {
-    false
-}
-
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2", feature = "std"))]
-fn bf16_available() -> bool {
-    std::is_x86_feature_detected!("avx512bf16")
-}
-
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(feature = "std")))]
-fn bf16_available() -> bool {
-    cfg!(target_feature = "avx512bf16")
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-fn bf16_available() -> bool {
-    false
+    /// The fastest kernel this CPU runs: the AVX-512 or NEON kernel where there is one, the
+    /// AVX2+FMA kernel on x86-64 CPUs with AVX2 and FMA but no AVX-512 (which have no SIMD
+    /// back end for the element-wise kernels), else the scalar reference. Results are
+    /// bit-identical whichever runs.
+    pub fn best() -> GemmKernel {
+        registry::best()
+    }
 }
 
 /// A read-only strided matrix view: element `(i, j)` is `data[origin + i·row_stride +
@@ -471,7 +475,7 @@ unsafe fn scale_c(p: &Problem) {
             // SAFETY: (i, j) is inside the validated C.
             unsafe {
                 let x = if p.beta != 0.0 {
-                    p.beta * scalar::load_c(p.c, p.c_type, idx)
+                    crate::nan::canonical(p.beta * scalar::load_c(p.c, p.c_type, idx))
                 } else {
                     0.0
                 };
@@ -482,87 +486,38 @@ unsafe fn scale_c(p: &Problem) {
 }
 
 /// Bytes of workspace [`Exec::gemm_raw_with_workspace`] needs for a problem of this size (0 for
-/// the scalar kernel).
+/// the scalar kernel and for kernels this build lacks).
 pub fn gemm_workspace_size(kernel: GemmKernel, m: usize, n: usize, k: usize) -> usize {
-    if kernel == GemmKernel::Scalar || m == 0 || n == 0 || k == 0 {
+    if m == 0 || n == 0 || k == 0 {
         return 0;
     }
-    match kernel {
-        GemmKernel::Avx2Fma => return fpanel::workspace_size::<6, 16>(m, n, k),
-        GemmKernel::Neon => return fpanel::workspace_size::<8, 12>(m, n, k),
-        _ => {}
-    }
-    let (mc, nc) = blocking(m.max(n), m.max(n), k);
-    // A is packed in whole K chunks of KC pairs; B contiguously.
-    let kp = k.div_ceil(2).div_ceil(x86_kc()) * x86_kc();
-    let blocked = (mc + nc)
-        .saturating_mul(kp)
-        .saturating_mul(4)
-        .saturating_add(MC_MAX_PANELS * MR * NR * 4 + 128);
-    // The short-problem kernel (m ≤ 16) needs less, but say so rather than rely on it.
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    let blocked = blocked.max(skinny::workspace_bytes(k));
-    blocked
-}
-
-/// K pairs per micro-kernel call of the x86 kernels (1 elsewhere).
-fn x86_kc() -> usize {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    {
-        x86::KC
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    {
-        1
-    }
-}
-
-/// Row and column block sizes `(mc, nc)` for a problem (multiples of MR and NR).
-pub(crate) fn blocking(m: usize, n: usize, k: usize) -> (usize, usize) {
-    let kp = k.div_ceil(2).max(1);
-    let mc_panels = (A_BLOCK_BYTES / (MR * 4 * kp)).clamp(1, MC_MAX_PANELS);
-    let nc_panels = (B_BLOCK_BYTES / (NR * 4 * kp)).clamp(1, NC_MAX_PANELS);
-    let mc = (mc_panels * MR).min(m.div_ceil(MR) * MR);
-    let nc = (nc_panels * NR).min(n.div_ceil(NR) * NR);
-    (mc, nc)
+    registry::entry(kernel).map_or(0, |e| registry::workspace_size(e, m, n, k))
 }
 
 /// Runs a validated problem with `k > 0` on one thread, using `ws` for packing.
 ///
 /// # Safety
-/// `p` was validated; `ws` holds at least `gemm_workspace_size(kernel, p.m, p.n, p.k)` bytes.
+/// `p` was validated; `kernel` is available; `ws` holds at least
+/// `gemm_workspace_size(kernel, p.m, p.n, p.k)` bytes.
 unsafe fn run_serial(kernel: GemmKernel, p: &Problem, ws: &mut [u8]) {
-    match kernel {
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        GemmKernel::Avx512Bf16 | GemmKernel::Avx512Fma => {
-            // SAFETY: the kernel is available (checked by the caller); p and ws as required.
-            unsafe { x86::run(kernel == GemmKernel::Avx512Bf16, p, ws) }
-        }
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        GemmKernel::Avx2Fma => {
-            // SAFETY: AVX2 and FMA are available (checked by the caller); p and ws as required.
-            unsafe { fpanel::run::<{ avx2::MR }, { avx2::NR }>(p, ws, avx2::micro) }
-        }
-        #[cfg(target_arch = "aarch64")]
-        GemmKernel::Neon => {
-            // SAFETY: NEON is part of AArch64; p and ws as required.
-            unsafe { fpanel::run::<{ neon::MR }, { neon::NR }>(p, ws, neon::micro) }
-        }
-        _ => {
-            let _ = ws;
-            // SAFETY: p validated.
-            unsafe { scalar::run(p) }
-        }
-    }
+    let entry = registry::entry(kernel).unwrap_or(&scalar::ENTRY);
+    let run = registry::choose(entry, p);
+    // SAFETY: forwarded contract (the workspace size covers the kernel chosen for any problem
+    // of this size).
+    unsafe { run(p, ws) }
 }
 
 /// Splits C into `parts` disjoint blocks along its larger dimension (in panel units), returning
 /// `(m0, m1, n0, n1)`.
 #[cfg(feature = "std")]
 fn partition(m: usize, n: usize, parts: usize) -> Vec<(usize, usize, usize, usize)> {
-    let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
+    let (mp, np) = (m.div_ceil(PARTITION_ROWS), n.div_ceil(PARTITION_COLS));
     let by_n = np >= mp;
-    let (units, unit, len) = if by_n { (np, NR, n) } else { (mp, MR, m) };
+    let (units, unit, len) = if by_n {
+        (np, PARTITION_COLS, n)
+    } else {
+        (mp, PARTITION_ROWS, m)
+    };
     let parts = parts.min(units).max(1);
     (0..parts)
         .map(|t| {
@@ -640,11 +595,6 @@ pub fn gemm<A: Element, B: Element, C: Element>(
 }
 
 impl Exec {
-    /// The GEMM micro-kernel these settings use.
-    pub fn gemm_kernel(&self) -> GemmKernel {
-        GemmKernel::for_backend(self.backend())
-    }
-
     /// [`gemm`] with these settings.
     pub fn gemm<A: Element, B: Element, C: Element>(
         &self,

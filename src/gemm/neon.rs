@@ -1,16 +1,35 @@
 //! The NEON micro-kernel (AArch64): an 8×12 tile of f32 FMAs (`fmla` by element) over the f32
 //! panels of [`super::fpanel`] (24 q-register accumulators, three B vectors, two A vectors).
 
-use super::KB;
+use super::registry::KernelEntry;
+use super::{GemmKernel, KB, Problem, fpanel};
+use crate::backend::Backend;
 use core::arch::aarch64::*;
 
 /// Rows of A per micro-panel (two q registers, used by lane).
-pub(crate) const MR: usize = 8;
+const MR: usize = 8;
 /// Columns of B per micro-panel (three q registers).
-pub(crate) const NR: usize = 12;
+const NR: usize = 12;
 
-// gemm_workspace_size sizes this kernel's workspace with these literals.
-const _: () = assert!(MR == 8 && NR == 12);
+/// The blocked driver with this micro-kernel.
+///
+/// # Safety
+/// As [`super::registry::RunFn`].
+unsafe fn run(p: &Problem, ws: &mut [u8]) {
+    // SAFETY: forwarded contract; NEON is part of AArch64.
+    unsafe { fpanel::run::<MR, NR>(p, ws, micro) }
+}
+
+/// Registry entry: the NEON back end's kernel.
+pub(super) const ENTRY: KernelEntry = KernelEntry {
+    kernel: GemmKernel::Neon,
+    backend: Some(Backend::Neon),
+    available: crate::cpu::neon,
+    tile: (MR, NR),
+    workspace_size: fpanel::workspace_size::<MR, NR>,
+    run,
+    short: None,
+};
 
 /// One K block of `kp ≤ KB` pairs (see [`super::fpanel::Micro`]): per pair, the odd `k` first,
 /// then the even one, each a fused multiply-add.
@@ -18,7 +37,7 @@ const _: () = assert!(MR == 8 && NR == 12);
 /// # Safety
 /// `a` holds `2kp·MR` floats, `b` `2kp·NR`, `tile` `MR·NR`.
 #[target_feature(enable = "neon")]
-pub(crate) unsafe fn micro(kp: usize, a: *const f32, b: *const f32, tile: *mut f32, add: bool) {
+unsafe fn micro(kp: usize, a: *const f32, b: *const f32, tile: *mut f32, add: bool) {
     debug_assert!(kp <= KB);
     // SAFETY: reads within the panels, writes within the tile (caller's contract).
     unsafe {

@@ -1,43 +1,31 @@
-//! The portable GEMM: decode tables, the reference dot product that defines the accumulation
-//! order of every back end, and the element-wise write-back shared by all paths.
+//! The portable GEMM: decode tables (generated at compile time from [`Fp8Format::decode_bits`]),
+//! the reference dot product that defines the accumulation order of every back end, and the
+//! element-wise write-back shared by all paths (with the NaN rule of [`crate::nan`]).
 
-use super::{KB, Problem};
+use super::registry::KernelEntry;
+use super::{GemmKernel, KB, Problem};
+use crate::backend::Backend;
 use crate::dtype::{DType, Rounding};
 use crate::fp8::Fp8Format;
 
-/// bf16 bits of an FP8 code (exact: every FP8 value is a normal bf16). NaN gives the quiet bf16
-/// NaN `0x7FC0` with the code's sign, like [`Fp8Format::decode`].
-pub(crate) const fn fp8_to_bf16_bits(format: Fp8Format, code: u8) -> u16 {
-    let sign = ((code & 0x80) as u16) << 8;
-    let mag = code & 0x7F;
-    let (mbits, bias) = match format {
-        Fp8Format::E4M3 => (3u32, 7i32),
-        Fp8Format::E5M2 => (2u32, 15i32),
-    };
-    let is_nan = match format {
-        Fp8Format::E4M3 => mag == 0x7F,
-        Fp8Format::E5M2 => mag > 0x7C,
-    };
-    if is_nan {
-        return sign | 0x7FC0;
-    }
-    if matches!(format, Fp8Format::E5M2) && mag == 0x7C {
-        return sign | 0x7F80;
-    }
-    let exp = (mag >> mbits) as i32;
-    let man = (mag & ((1 << mbits) - 1)) as u16;
-    if exp == 0 {
-        if man == 0 {
-            return sign;
-        }
-        // man · 2^(1 - bias - mbits): normalise on the leading bit of man.
-        let lead = 15 - man.leading_zeros() as i32; // floor(log2 man), 0..=2
-        let field = (lead + 1 - bias - mbits as i32 + 127) as u16;
-        let frac = (man - (1 << lead)) << (7 - lead);
-        return sign | (field << 7) | frac;
-    }
-    let field = (exp - bias + 127) as u16;
-    sign | (field << 7) | (man << (7 - mbits))
+/// Registry entry: the reference kernel, always available, no workspace.
+pub(super) const ENTRY: KernelEntry = KernelEntry {
+    kernel: GemmKernel::Scalar,
+    backend: Some(Backend::Scalar),
+    available: || true,
+    tile: (1, 1),
+    workspace_size: |_, _, _| 0,
+    run: run_with_workspace,
+    short: None,
+};
+
+/// [`run`] with the registry's signature (the workspace is not used).
+///
+/// # Safety
+/// As [`run`].
+unsafe fn run_with_workspace(p: &Problem, _ws: &mut [u8]) {
+    // SAFETY: forwarded contract.
+    unsafe { run(p) }
 }
 
 #[cfg_attr(
@@ -48,7 +36,7 @@ const fn bf16_table(format: Fp8Format) -> [u16; 256] {
     let mut t = [0u16; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = fp8_to_bf16_bits(format, i as u8);
+        t[i] = (format.decode_bits(i as u8) >> 16) as u16;
         i += 1;
     }
     t
@@ -58,7 +46,7 @@ const fn f32_table(format: Fp8Format) -> [f32; 256] {
     let mut t = [0f32; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = f32::from_bits((fp8_to_bf16_bits(format, i as u8) as u32) << 16);
+        t[i] = format.decode(i as u8);
         i += 1;
     }
     t
@@ -145,11 +133,12 @@ pub(crate) unsafe fn dot(
 }
 
 /// `α·acc + β·c_old` as every path computes it: `β = 0` ignores (and does not read) `c_old`;
-/// otherwise the two products are rounded to f32, then summed (no fused multiply-add).
+/// otherwise the two products are rounded to f32, then summed (no fused multiply-add). A NaN
+/// result is the canonical NaN ([`crate::nan::canonical`]).
 #[inline(always)]
 pub(crate) fn finish(acc: f32, alpha: f32, beta: f32, c_old: impl FnOnce() -> f32) -> f32 {
     let r = alpha * acc;
-    if beta != 0.0 { r + beta * c_old() } else { r }
+    crate::nan::canonical(if beta != 0.0 { r + beta * c_old() } else { r })
 }
 
 /// Reads C element `idx` (in elements) as f32 (f32 or bf16 C only; FP8 C is never read).

@@ -4,7 +4,7 @@
 //! `cargo run --release -p unitfp8-bench --bin gemm -- [--quick] [--max N] [--out DIR]
 //! [--threads T] [--squares 512,2048] [--squares-only] [--shape m,n,k[,nt|nn|tn]]
 //! [--kernel avx512-bf16|avx512-fma|scalar]`
-//! writes `DIR/gemm.json` and `DIR/gemm.svg` (default `bench/results`).
+//! writes `DIR/gemm.json` and `DIR/gemm.svg` (default `bench/out`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -264,7 +264,15 @@ fn run_python(python: &str, script: &str, threads: usize) -> Option<Vec<Peer>> {
     )
 }
 
-/// numpy/OpenBLAS f32 sgemm (`PYTHON`, default /work/venv/bin/python).
+/// The Python interpreter of the peers: `$PYTHON`, else `python3`.
+fn python() -> String {
+    std::env::var("PYTHON")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "python3".into())
+}
+
+/// numpy/OpenBLAS f32 sgemm (`$PYTHON`, else python3).
 fn numpy_sgemm(sizes: &[usize], threads: usize) -> Vec<Peer> {
     let script = py_timer(threads)
         + &format!(
@@ -273,16 +281,19 @@ fn numpy_sgemm(sizes: &[usize], threads: usize) -> Vec<Peer> {
              \x20   a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)\n\
              \x20   print('numpy_sgemm', n, *med(lambda: a @ b, n)); sys.stdout.flush()\n"
         );
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "/work/venv/bin/python".into());
+    let python = python();
     run_python(&python, &script, threads).unwrap_or_else(|| {
-        eprintln!("numpy not available ({python}); skipping the OpenBLAS baseline");
+        eprintln!("note: numpy not available ({python}); skipping the OpenBLAS baseline");
         Vec::new()
     })
 }
 
-/// PyTorch CPU peers (`UNITFP8_BENCH_TORCH_PYTHON`, else `PYTHON`): bf16 matmul and
-/// `torch._scaled_mm` on E4M3 with f32 output.
+/// PyTorch CPU peers (with `UNITFP8_BENCH_TORCH=1`; `$PYTHON`, else python3): bf16 matmul
+/// and `torch._scaled_mm` on E4M3 with f32 output.
 fn torch_peers(sizes: &[usize], threads: usize) -> Vec<Peer> {
+    if !std::env::var("UNITFP8_BENCH_TORCH").is_ok_and(|v| v == "1") {
+        return Vec::new();
+    }
     let script = py_timer(threads)
         + &format!(
             "import torch\n\
@@ -299,17 +310,17 @@ fn torch_peers(sizes: &[usize], threads: usize) -> Vec<Peer> {
              \x20       pass\n\
              \x20   sys.stdout.flush()\n"
         );
-    let python = std::env::var("UNITFP8_BENCH_TORCH_PYTHON")
-        .or_else(|_| std::env::var("PYTHON"))
-        .unwrap_or_else(|_| "/work/venv/bin/python".into());
+    let python = python();
     run_python(&python, &script, threads).unwrap_or_else(|| {
-        eprintln!("PyTorch not available ({python}; set UNITFP8_BENCH_TORCH_PYTHON); skipping it");
+        eprintln!("note: PyTorch not importable by {python}; skipping its peers");
         Vec::new()
     })
 }
 
-fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], peers: &[Peer]) -> String {
-    let (w, h, l, b) = (720.0, 420.0, 60.0, 40.0);
+fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], peers: &[Peer], kernel: &str) -> String {
+    // Plot area: x from `l` to `w - 20`, y from `top` to `h - b`; the legend sits in its own
+    // column to the right of the plot, so no line can cross it.
+    let (w, h, l, b, top, legend_w) = (640.0, 420.0, 60.0, 40.0, 50.0, 300.0);
     let max_y = peaks
         .iter()
         .map(|p| p.1)
@@ -329,13 +340,16 @@ fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], peers: &[Peer]) -> String {
     );
     let x =
         |s: f64| l + (s.log2() - lo.log2()) / (hi.log2() - lo.log2()).max(1e-9) * (w - l - 20.0);
-    let y = |g: f64| h - b - g / max_y * (h - b - 20.0);
+    let y = |g: f64| h - b - g / max_y * (h - b - top);
     let mut s = format!(
-        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='12'>\n\
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{h}' font-family='sans-serif' font-size='12'>\n\
          <rect width='100%' height='100%' fill='white'/>\n\
-         <line x1='{l}' y1='{}' x2='{}' y2='{}' stroke='black'/>\n<line x1='{l}' y1='20' x2='{l}' y2='{}' stroke='black'/>\n\
-         <text x='{}' y='{}' text-anchor='middle'>m = n = k</text>\n\
+         <text x='{}' y='22' text-anchor='middle' font-size='15'>FP8 GEMM (E4M3, f32 C, {kernel}): GFLOP/s of square products</text>\n\
+         <line x1='{l}' y1='{}' x2='{}' y2='{}' stroke='black'/>\n<line x1='{l}' y1='{top}' x2='{l}' y2='{}' stroke='black'/>\n\
+         <text x='{}' y='{}' text-anchor='middle'>m = n = k (log scale)</text>\n\
          <text x='14' y='{}' transform='rotate(-90 14 {})' text-anchor='middle'>GFLOP/s</text>\n",
+        w + legend_w,
+        (w + legend_w) / 2.0,
         h - b,
         w - 20.0,
         h - b,
@@ -379,10 +393,15 @@ fn svg(rows: &[Row], peaks: &[(usize, f64, f64)], peers: &[Peer]) -> String {
                 if dash { "stroke-dasharray='6,4'" } else { "" },
                 path.join(" ")
             );
+            let ly = top + 15.0 * legend as f64;
             *s += &format!(
-                "<text x='{}' y='{}' fill='{color}'>{label}</text>\n",
-                l + 10.0,
-                30.0 + 15.0 * legend as f64
+                "<line x1='{}' y1='{ly}' x2='{}' y2='{ly}' stroke='{color}' stroke-width='2' {}/>\n\
+                 <text x='{}' y='{}' fill='{color}'>{label}</text>\n",
+                w,
+                w + 24.0,
+                if dash { "stroke-dasharray='6,4'" } else { "" },
+                w + 30.0,
+                ly + 4.0
             );
             legend += 1;
         };
@@ -451,7 +470,7 @@ fn main() {
         .position(|a| a == "--out")
         .and_then(|i| args.get(i + 1))
         .cloned()
-        .unwrap_or_else(|| "bench/results".into());
+        .unwrap_or_else(|| "bench/out".into());
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let kernel = args
         .iter()
@@ -463,8 +482,19 @@ fn main() {
                 .find(|k| k.name() == name.as_str())
         })
         .filter(|k| k.is_available())
-        .unwrap_or_else(|| GemmKernel::for_backend(Backend::best()));
+        .unwrap_or_else(GemmKernel::best);
     println!("kernel: {}, threads: 1 and {all}", kernel.name());
+    println!(
+        "GFLOP/s are wall-clock; the CPU-time rate divides the process CPU time by the thread \
+         count, which leaves out time the threads were descheduled (on a shared machine it can \
+         exceed the wall-clock peak)"
+    );
+    if !std::env::var("UNITFP8_BENCH_TORCH").is_ok_and(|v| v == "1") {
+        println!(
+            "note: PyTorch peers off: set UNITFP8_BENCH_TORCH=1 to add them \
+             (bench/run.sh then installs torch into .venv when it is missing)"
+        );
+    }
     let mut thread_counts = vec![1];
     if all > 1 {
         thread_counts.push(all);
@@ -498,7 +528,7 @@ fn main() {
         for _ in 0..3 {
             let g = bench_gemm(&exec, kernel, d[0], d[1], d[2], a_rows, b_rows, e5);
             println!(
-                "shape {shape} threads {t}: {:.1} GFLOP/s (CPU time {:.1})",
+                "shape {shape} threads {t}: {:.1} GFLOP/s (CPU-time rate {:.1} GFLOP/s)",
                 g.0, g.1
             );
         }
@@ -536,7 +566,7 @@ fn main() {
         #[cfg(not(target_arch = "x86_64"))]
         let (pk, fk) = ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN));
         println!(
-            "threads {t}: vdpbf16ps peak {:.1} GFLOP/s (CPU time {:.1}), FMA peak {:.1} (CPU time {:.1})",
+            "threads {t}: vdpbf16ps peak {:.1} GFLOP/s (CPU-time rate {:.1}), FMA peak {:.1} GFLOP/s (CPU-time rate {:.1})",
             pk.0, pk.1, fk.0, fk.1
         );
         peaks.push((t, pk.0, pk.1));
@@ -553,11 +583,10 @@ fn main() {
         };
         let mut push = |name: &str, m: usize, n: usize, k: usize, g: (f64, f64), pk: (f64, f64)| {
             println!(
-                "  {name:<22} m={m:<5} n={n:<5} k={k:<5} {:7.1} GFLOP/s {:5.1}% of peak | CPU time {:7.1} {:5.1}%",
+                "  {name:<22} m={m:<5} n={n:<5} k={k:<5} {:7.1} GFLOP/s {:5.1}% of peak | CPU-time rate {:7.1} GFLOP/s",
                 g.0,
                 100.0 * g.0 / pk.0,
                 g.1,
-                100.0 * g.1 / pk.1
             );
             rows.push(Row {
                 name: name.into(),
@@ -609,14 +638,14 @@ fn main() {
             .chain(torch_peers(&squares, t))
         {
             println!(
-                "  {:<22} n={:<5} {:7.1} GFLOP/s                | CPU time {:7.1}",
+                "  {:<22} n={:<5} {:7.1} GFLOP/s                | CPU-time rate {:7.1} GFLOP/s",
                 p.op, p.n, p.wall, p.cpu
             );
             peers.push(p);
         }
     }
 
-    // Summary ratios, wall-clock and CPU-time based.
+    // Summary ratios (wall clock).
     for &(t, _, _) in &peaks {
         for s in [512, 2048, 4096] {
             let Some(r) = rows
@@ -626,17 +655,11 @@ fn main() {
                 continue;
             };
             print!(
-                "threads {t}, {s}³: {:.1}% of vdpbf16ps peak (CPU time: {:.1}%)",
+                "threads {t}, {s}³: {:.1}% of vdpbf16ps peak",
                 100.0 * r.gflops / r.peak.0,
-                100.0 * r.gflops_cpu / r.peak.1
             );
             for p in peers.iter().filter(|p| p.threads == t && p.n == s) {
-                print!(
-                    "; {:.2}× {} (CPU time: {:.2}×)",
-                    r.gflops / p.wall,
-                    p.op,
-                    r.gflops_cpu / p.cpu
-                );
+                print!("; {:.2}× {}", r.gflops / p.wall, p.op);
             }
             println!();
         }
@@ -683,6 +706,6 @@ fn main() {
     let jp = format!("{out_dir}/gemm.json");
     let sp = format!("{out_dir}/gemm.svg");
     std::fs::write(&jp, json).expect("write json");
-    std::fs::write(&sp, svg(&rows, &peaks, &peers)).expect("write svg");
+    std::fs::write(&sp, svg(&rows, &peaks, &peers, kernel.name())).expect("write svg");
     println!("wrote {jp} and {sp}");
 }

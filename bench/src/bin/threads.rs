@@ -9,7 +9,7 @@
 //! workers have parked). Reports per-call medians and the speed-ups over one thread.
 //!
 //! `cargo run --release -p unitfp8-bench --bin threads -- [--quick] [--out DIR]` writes
-//! `DIR/threads.json` (default `bench/results`).
+//! `DIR/threads.json` (default `bench/out`).
 //!
 //! `-- --pool-settings [--quick] [--out DIR]` compares pool settings instead (spin window,
 //! moving workers): each round runs this program once per setting, in turn, as a child process
@@ -454,7 +454,7 @@ fn main() {
         .position(|a| a == "--out")
         .and_then(|i| args.get(i + 1))
         .cloned()
-        .unwrap_or_else(|| "bench/results".into());
+        .unwrap_or_else(|| "bench/out".into());
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (rounds, calls) = if quick { (3, 15) } else { (7, 31) };
     if args.iter().any(|a| a == "--pool-settings") {

@@ -2,7 +2,7 @@
 without a GPU: "CUDA" tensors live in host memory, which is what device memory is under the
 SIMT emulator's libcuda.so (kernels/emu). scripts/cuda-emu.sh puts this directory first on
 PYTHONPATH and runs check.py's info, elementwise and gemm sections on the emulator, so the
-script itself is exercised before a GPU session spends device time on it.
+script itself is exercised in CI, where there is no GPU.
 
 Semantics follow PyTorch where check.py depends on them: .to(float8) rounds to nearest even
 (ml_dtypes), _scaled_mm accumulates in float32 (numpy's sgemm), data_ptr() is the address of

@@ -123,41 +123,14 @@ pub(super) unsafe fn fp8_to_f32(format: Fp8Format, src: *const u8, dst: *mut f32
     }
 }
 
-/// The f32 bits (sign excluded) of FP8 magnitude `mag` (0..128) of a format, computed without
-/// floats so that it can run at compile time. The low 16 bits are always 0.
-const fn decode_bits(mbits: u32, bias: u32, mag: u32) -> u32 {
-    let exp = mag >> mbits;
-    let mant = mag & ((1 << mbits) - 1);
-    if mbits == 3 && mag == 0x7F {
-        0x7FC0_0000
-    } else if mbits == 2 && mag == 0x7C {
-        0x7F80_0000
-    } else if mbits == 2 && mag > 0x7C {
-        0x7FC0_0000
-    } else if exp == 0 {
-        if mant == 0 {
-            return 0;
-        }
-        // mant · 2^(1 - bias - mbits) with mant = 2^p · 1.f
-        let mut p = 0;
-        while mant >> (p + 1) != 0 {
-            p += 1;
-        }
-        let e = 127 + p + 1 - bias - mbits;
-        (e << 23) | ((mant - (1 << p)) << (23 - p))
-    } else {
-        ((exp + 127 - bias) << 23) | (mant << (23 - mbits))
-    }
-}
-
 /// One of the two byte tables of a format: byte `byte` (3 = high, 2 = low) of the f32 bits of
 /// every magnitude, as two 64-byte halves.
-const fn byte_table(mbits: u32, bias: u32, byte: u32) -> [[u8; 64]; 2] {
+const fn byte_table(format: Fp8Format, byte: u32) -> [[u8; 64]; 2] {
     let mut t = [[0u8; 64]; 2];
     let mut mag = 0;
     while mag < 128 {
         t[(mag / 64) as usize][(mag % 64) as usize] =
-            (decode_bits(mbits, bias, mag) >> (8 * byte)) as u8;
+            (format.decode_bits(mag as u8) >> (8 * byte)) as u8;
         mag += 1;
     }
     t
@@ -166,14 +139,14 @@ const fn byte_table(mbits: u32, bias: u32, byte: u32) -> [[u8; 64]; 2] {
 /// The lookup tables of one format: `[high byte half 0, half 1, low byte half 0, half 1]`.
 struct Tables([[u8; 64]; 4]);
 
-const fn tables(mbits: u32, bias: u32) -> Tables {
-    let hi = byte_table(mbits, bias, 3);
-    let lo = byte_table(mbits, bias, 2);
+const fn tables(format: Fp8Format) -> Tables {
+    let hi = byte_table(format, 3);
+    let lo = byte_table(format, 2);
     Tables([hi[0], hi[1], lo[0], lo[1]])
 }
 
-static E4M3_TABLES: Tables = tables(3, 7);
-static E5M2_TABLES: Tables = tables(2, 15);
+static E4M3_TABLES: Tables = tables(Fp8Format::E4M3);
+static E5M2_TABLES: Tables = tables(Fp8Format::E5M2);
 
 /// Byte permutation applied to 64 codes before the lookups so that the in-lane unpacks that
 /// widen bytes to 32-bit lanes leave the results in order: position `16L + 4g + d` holds code
@@ -263,18 +236,18 @@ pub(super) unsafe fn fp8_to_f32_vbmi(format: Fp8Format, src: *const u8, dst: *mu
 
 /// The bf16 bits (sign excluded) of every FP8 magnitude of a format, as two pairs of 32-entry
 /// halves: `[0..32, 32..64, 64..96, 96..128]`.
-const fn bf16_table(mbits: u32, bias: u32) -> [[u16; 32]; 4] {
+const fn bf16_table(format: Fp8Format) -> [[u16; 32]; 4] {
     let mut t = [[0u16; 32]; 4];
     let mut mag = 0;
     while mag < 128 {
-        t[(mag / 32) as usize][(mag % 32) as usize] = (decode_bits(mbits, bias, mag) >> 16) as u16;
+        t[(mag / 32) as usize][(mag % 32) as usize] = (format.decode_bits(mag as u8) >> 16) as u16;
         mag += 1;
     }
     t
 }
 
-static E4M3_BF16: [[u16; 32]; 4] = bf16_table(3, 7);
-static E5M2_BF16: [[u16; 32]; 4] = bf16_table(2, 15);
+static E4M3_BF16: [[u16; 32]; 4] = bf16_table(Fp8Format::E4M3);
+static E5M2_BF16: [[u16; 32]; 4] = bf16_table(Fp8Format::E5M2);
 
 /// Decodes 32 codes (zero-extended into 16-bit lanes) to bf16 bits with two 64-entry word
 /// lookups (`vpermi2w` uses the low 6 bits of each index; bit 6 picks the lookup).

@@ -13,16 +13,17 @@
 //! pairs, 24 zmm accumulators either way. A block's B is converted into a 12 KiB buffer (one row
 //! of `KB` words per column) that stays in L1; the accumulators run over the block in pair
 //! order, summed from +0 and added to the tile totals: the same additions in the same order as
-//! every other kernel (see the module documentation of [`super`]). Columns past `n` are zero in
+//! every other kernel (see the module documentation of [`crate::gemm`]). Columns past `n` are zero in
 //! the buffer and never written. Two buffers alternate: while one block is computed, the next is
 //! converted into the other (AVX512-VBMI byte lookups, spread over the pair loop so that they
 //! overlap the multiply-adds), and the source of the block after that is prefetched into L2
 //! (into L1 the columns of a power-of-two K would evict each other: they map to the same few
 //! sets).
 
-use super::scalar;
-use super::x86::{lut, pack_panel, write_unit};
-use super::{KB, NR, Problem};
+use super::super::{KB, Problem, scalar};
+use super::NR;
+use super::pack::pack_panel;
+use super::primitives::{lut, write_unit};
 use crate::fp8::Fp8Format;
 use core::arch::x86_64::*;
 
@@ -54,44 +55,18 @@ fn tile_cols(m: usize) -> usize {
     }
 }
 
-/// Whether [`run`] takes this problem: B K-contiguous, `m ≤ ROWS`, and at least two tiles of
-/// columns (a single partial tile computes mostly padding). Even for m = 1 it beat the blocked
-/// kernel on the development VM (1.0–1.3× for m = 1 to 7, interleaved runs; about even at
-/// m = 17 to 20, where most of the second row vector is padding): the lanes for missing rows
-/// cost less than the blocked kernel's transpose of B.
-///
-/// K must be long enough to pay for the per-tile work (conversion set-up, the transposed
-/// write-back): at least 128 with one row vector and 512 with two (measured: 16×8192×k with
-/// k = 16 ran at 0.75× the blocked kernel, k = 96 at 1.06×; 32×4096×k with k = 256 at 0.6–1.0×,
-/// k = 512 at 1.2–1.6×).
-pub(crate) fn suits(p: &Problem) -> bool {
-    let min_k = if p.m <= 16 { 128 } else { 512 };
-    fits(p) && p.k >= min_k && vbmi_available()
-}
-
-/// The layout and size conditions [`run`] needs: B K-contiguous, `1 ≤ m ≤ ROWS`, `n` at least
-/// two tiles.
-fn fits(p: &Problem) -> bool {
+/// The layout and size conditions [`run`] needs: B K-contiguous, `1 ≤ m ≤ ROWS`, and at least
+/// two tiles of columns (a single partial tile computes mostly padding). Whether it is also
+/// fast enough (K long enough) is the registry's decision ([`super::SHORT`]).
+pub(crate) fn fits(p: &Problem) -> bool {
     p.rsb == 1 && (1..=ROWS).contains(&p.m) && p.n >= 2 * tile_cols(p.m)
-}
-
-/// Whether AVX512-VBMI (the byte lookups of [`Conversion`]) is available; the kernel also needs
-/// AVX512-BF16, which the caller checks.
-#[cfg(feature = "std")]
-fn vbmi_available() -> bool {
-    std::is_x86_feature_detected!("avx512vbmi")
-}
-
-#[cfg(not(feature = "std"))]
-fn vbmi_available() -> bool {
-    cfg!(target_feature = "avx512vbmi")
 }
 
 /// `C ← α·A·B + β·C` for a validated problem with `k > 0` that [`fits`] this kernel, on the
 /// calling thread.
 ///
 /// # Safety
-/// `p` validated, `p.k > 0`, `fits(p)` (what [`suits`] checks besides speed); AVX-512
+/// `p` validated, `p.k > 0`, `fits(p)`; AVX-512
 /// F/BW/VL/BF16/VBMI available; `ws` holds at least
 /// [`workspace_bytes`]`(p.k)` bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx512vbmi")]
@@ -463,7 +438,7 @@ unsafe fn write_back(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{RawGemm, RawMatrix, validate};
+    use super::super::super::{RawGemm, RawMatrix, validate};
     use super::*;
     use crate::dtype::DType;
 
@@ -498,11 +473,10 @@ mod tests {
     /// the whole C buffer (so stray writes show), with its workspace followed by guard bytes.
     #[test]
     fn short_kernel_matches_reference() {
-        if !(std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512bf16"))
-        {
-            eprintln!("short_kernel_matches_reference: SKIPPED, no AVX512-BF16 on this CPU");
+        if !crate::cpu::avx512_bf16_vbmi() {
+            eprintln!(
+                "short_kernel_matches_reference: SKIPPED, no AVX512-BF16 and VBMI on this CPU"
+            );
             return;
         }
         let seed = std::time::SystemTime::now()
@@ -577,7 +551,7 @@ mod tests {
             };
             let pw = validate(&g(&mut want)).unwrap().unwrap();
             let pg = validate(&g(&mut got)).unwrap().unwrap();
-            // Short K too: `suits` leaves k < 128 to the blocked kernel for speed only.
+            // Short K too: the registry leaves k < 128 to the blocked kernel for speed only.
             assert!(
                 fits(&pg),
                 "m={m} n={n} k={k} must fit the short-problem kernel"
