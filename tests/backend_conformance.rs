@@ -6,8 +6,12 @@
 //! neighbours of ties at every target precision, overflow thresholds. Every length 0..=130 and
 //! some large odd ones run with inputs and outputs misaligned by 0..3 bytes, outputs poisoned and
 //! guard bytes around every buffer checked untouched, plus the in-place aliasing the contract
-//! allows. The public drivers are also compared through [`Exec`]. Generic over back ends, so the
-//! same file checks NEON under qemu.
+//! allows. The encoders also sweep ≥ 2^22 f32 patterns (a stride through all 2^32, every
+//! rounding boundary of E4M3, E5M2, f16 and bf16), the decoders every 16-bit pattern and FP8
+//! code, and everything runs again under the denormal modes (MXCSR DAZ/FTZ, FPCR.FZ). The public
+//! drivers are also compared through [`Exec`] (every type pair, cast-transpose, residual mixes
+//! with aliasing, 1–3 threads). Generic over back ends, so the same file checks NEON under qemu
+//! (`scripts/test-aarch64.sh`, also on a baseline Cortex-A53).
 
 use half::{bf16, f16};
 use unitfp8::backend::{Backend, EncodeArgs, Kernels, scalar};
