@@ -34,7 +34,6 @@ fn tiny(param: Param, prec: Prec, data: &Data) -> Config {
     }
 }
 
-
 /// Central differences on random entries of every tensor against the backward pass.
 fn grad_check(param: Param) {
     let data = Data::new(&corpus::generate(20_000, 1));
