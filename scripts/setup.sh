@@ -2,7 +2,8 @@
 # Installs what the tests and benchmarks need on a fresh Debian machine with rustup (idempotent):
 # Debian qemu-user + the aarch64 cross toolchain, the aarch64 and bare-metal Rust targets,
 # cbindgen 0.29.4, cargo-c 0.10.24 (cargo cinstall) with pkg-config, cmake and libssl-dev for the
-# install tests, and a Python venv (.venv) with numpy and ml_dtypes.
+# install tests, and a Python venv (.venv) with numpy, ml_dtypes, pytest and torch (the Python
+# package's tests; torch from PyPI is large, so it is installed once per venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,5 +47,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c 'import numpy, ml_dtypes' 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check numpy ml_dtypes
+fi
+if ! .venv/bin/python -c 'import torch, pytest' 2>/dev/null; then
+  echo "setup: pip install torch pytest (once per venv)"
+  .venv/bin/pip install --quiet --disable-pip-version-check torch pytest
 fi
 echo "setup: ok"

@@ -26,7 +26,10 @@ BYTES = {
     "cast_transpose_f32_e4m3": (4, 2),
     "mix_f32_e4m3": (8, 5),
     "mix_bf16": (4, 2),
+    "mix_bf16_e4m3": (4, 3),
+    "mix_f16_e4m3": (4, 3),
     "mix_bwd_f32_e5m2": (4, 9),
+    "mix_bwd_bf16_e5m2": (2, 5),
 }
 
 

@@ -49,6 +49,25 @@ def kernels(n, tau):
         u += v
         return u.astype(bf)
 
+    def mix_bf16_e4m3():
+        return mix_bf16().astype(e4)
+
+    xh, fh = x.astype(np.float16), f.astype(np.float16)
+
+    def mix_f16_e4m3():
+        u = xh.astype(np.float32)
+        u *= a
+        v = fh.astype(np.float32)
+        v *= b
+        u += v
+        return u.astype(np.float16).astype(e4)
+
+    def mix_bwd_bf16():
+        u = xbf.astype(np.float32)
+        gx = (u * a).astype(bf)
+        gf = (u * b).astype(bf)
+        return gx, gf.astype(e5)
+
     def mix_bwd():
         np.multiply(x, a, out=o)
         np.multiply(x, b, out=o2)
@@ -68,7 +87,10 @@ def kernels(n, tau):
         "cast_transpose_f32_e4m3": ct,
         "mix_f32_e4m3": mix_f32,
         "mix_bf16": mix_bf16,
+        "mix_bf16_e4m3": mix_bf16_e4m3,
+        "mix_f16_e4m3": mix_f16_e4m3,
         "mix_bwd_f32_e5m2": mix_bwd,
+        "mix_bwd_bf16_e5m2": mix_bwd_bf16,
     }
 
 

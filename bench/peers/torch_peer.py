@@ -41,6 +41,23 @@ def kernels(n, tau):
         obf.add_(fbf, alpha=b)
         return obf
 
+    def mix_bf16_e4m3():
+        return mix_bf16().to(e4)
+
+    obf2 = torch.zeros_like(xbf)
+    xh, fh = x.to(torch.float16), f.to(torch.float16)
+    oh = torch.zeros_like(xh)
+
+    def mix_f16_e4m3():
+        torch.mul(xh, a, out=oh)
+        oh.add_(fh, alpha=b)
+        return oh.to(e4)
+
+    def mix_bwd_bf16():
+        torch.mul(xbf, a, out=obf)
+        torch.mul(xbf, b, out=obf2)
+        return obf2.to(e5)
+
     def mix_bwd():
         torch.mul(x, a, out=o)
         torch.mul(x, b, out=o2)
@@ -60,7 +77,10 @@ def kernels(n, tau):
         "cast_transpose_f32_e4m3": ct,
         "mix_f32_e4m3": mix_f32,
         "mix_bf16": mix_bf16,
+        "mix_bf16_e4m3": mix_bf16_e4m3,
+        "mix_f16_e4m3": mix_f16_e4m3,
         "mix_bwd_f32_e5m2": mix_bwd,
+        "mix_bwd_bf16_e5m2": mix_bwd_bf16,
     }
 
 

@@ -3,7 +3,7 @@
 
 use crate::timing::{chunk_len, par_for};
 use float8::{F8E4M3, F8E5M2};
-use unitfp8::{CastParams, DType, E4M3, E5M2, Exec, MixParams, Rounding, bf16};
+use unitfp8::{CastParams, DType, E4M3, E5M2, Exec, MixParams, Rounding, bf16, f16};
 
 /// τ of the residual mix benchmarks (a deep-model value).
 pub const TAU: f32 = 0.1;
@@ -31,14 +31,20 @@ pub enum Kernel {
     MixF32E4m3,
     /// bf16 residual mix, no FP8 copy.
     MixBf16,
+    /// bf16 residual mix plus an E4M3 copy of the output (the μS forward in bf16).
+    MixBf16E4m3,
+    /// f16 residual mix plus an E4M3 copy of the output.
+    MixF16E4m3,
     /// f32 backward residual mix (grad_x overwritten, not accumulated) plus an E5M2 copy of
     /// grad_f.
     MixBwdF32E5m2,
+    /// bf16 backward residual mix (grad_x overwritten) plus an E5M2 copy of grad_f.
+    MixBwdBf16E5m2,
 }
 
 impl Kernel {
     /// Every kernel, in table order.
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::F32E4m3,
         Kernel::F32E5m2,
         Kernel::Bf16E4m3,
@@ -49,7 +55,10 @@ impl Kernel {
         Kernel::CastTransposeF32E4m3,
         Kernel::MixF32E4m3,
         Kernel::MixBf16,
+        Kernel::MixBf16E4m3,
+        Kernel::MixF16E4m3,
         Kernel::MixBwdF32E5m2,
+        Kernel::MixBwdBf16E5m2,
     ];
 
     /// Stable identifier (JSON, `--filter`, and the Python peers' protocol).
@@ -65,7 +74,10 @@ impl Kernel {
             Kernel::CastTransposeF32E4m3 => "cast_transpose_f32_e4m3",
             Kernel::MixF32E4m3 => "mix_f32_e4m3",
             Kernel::MixBf16 => "mix_bf16",
+            Kernel::MixBf16E4m3 => "mix_bf16_e4m3",
+            Kernel::MixF16E4m3 => "mix_f16_e4m3",
             Kernel::MixBwdF32E5m2 => "mix_bwd_f32_e5m2",
+            Kernel::MixBwdBf16E5m2 => "mix_bwd_bf16_e5m2",
         }
     }
 
@@ -82,7 +94,10 @@ impl Kernel {
             Kernel::CastTransposeF32E4m3 => "cast_transpose f32->e4m3 (q+qT)",
             Kernel::MixF32E4m3 => "residual_mix f32 (+e4m3)",
             Kernel::MixBf16 => "residual_mix bf16",
+            Kernel::MixBf16E4m3 => "residual_mix bf16 (+e4m3)",
+            Kernel::MixF16E4m3 => "residual_mix f16 (+e4m3)",
             Kernel::MixBwdF32E5m2 => "residual_mix_bwd f32 (+e5m2)",
+            Kernel::MixBwdBf16E5m2 => "residual_mix_bwd bf16 (+e5m2)",
         }
     }
 
@@ -97,7 +112,9 @@ impl Kernel {
             Kernel::CastTransposeF32E4m3 => (4, 2),
             Kernel::MixF32E4m3 => (8, 5),
             Kernel::MixBf16 => (4, 2),
+            Kernel::MixBf16E4m3 | Kernel::MixF16E4m3 => (4, 3),
             Kernel::MixBwdF32E5m2 => (4, 9),
+            Kernel::MixBwdBf16E5m2 => (2, 5),
         }
     }
 
@@ -106,7 +123,10 @@ impl Kernel {
         match self {
             Kernel::F32E4m3Sr => None,
             Kernel::F32Bf16 | Kernel::MixBf16 => Some("half"),
-            Kernel::E4m3Bf16 => Some("float8+half"),
+            Kernel::E4m3Bf16
+            | Kernel::MixBf16E4m3
+            | Kernel::MixF16E4m3
+            | Kernel::MixBwdBf16E5m2 => Some("float8+half"),
             _ => Some("float8"),
         }
     }
@@ -140,10 +160,14 @@ pub struct Bufs {
     f32v: Vec<f32>,
     xbf: Vec<bf16>,
     fbf: Vec<bf16>,
+    xh: Vec<f16>,
+    fh: Vec<f16>,
+    oh: Vec<f16>,
     xq: Vec<E4M3>,
     o32: Vec<f32>,
     o32b: Vec<f32>,
     obf: Vec<bf16>,
+    obfb: Vec<bf16>,
     q: Vec<E4M3>,
     qt: Vec<E4M3>,
     q5: Vec<E5M2>,
@@ -202,6 +226,10 @@ impl Bufs {
         let p = CastParams::default();
         exec.cast(&x32, &mut xbf, &p).expect("setup cast");
         exec.cast(&f32v, &mut fbf, &p).expect("setup cast");
+        let mut xh = vec![f16::from_bits(0x5555); n];
+        let mut fh = vec![f16::from_bits(0x5555); n];
+        exec.cast(&x32, &mut xh, &p).expect("setup cast");
+        exec.cast(&f32v, &mut fh, &p).expect("setup cast");
         exec.cast(&x32, &mut xq, &p).expect("setup cast");
         let cmax = Kernel::ALL
             .iter()
@@ -215,10 +243,14 @@ impl Bufs {
             f32v,
             xbf,
             fbf,
+            xh,
+            fh,
+            oh: vec![f16::from_bits(0x5555); n],
             xq,
             o32: vec![f32::from_bits(0x5555_5555); n],
             o32b: vec![f32::from_bits(0x5555_5555); n],
             obf: vec![bf16::from_bits(0x5555); n],
+            obfb: vec![bf16::from_bits(0x5555); n],
             q: vec![E4M3::from_bits(0x55); n],
             qt: vec![E4M3::from_bits(0x55); n],
             q5: vec![E5M2::from_bits(0x55); n],
@@ -270,8 +302,8 @@ impl Bufs {
                     &sat,
                 )
                 .map(drop),
-            // SAFETY: every buffer holds n elements of the stated type, the outputs are distinct
-            // allocations from the inputs and from each other.
+            // SAFETY: every buffer holds n elements of the stated type,
+            // the outputs are distinct allocations from the inputs and from each other.
             Kernel::MixF32E4m3 => unsafe {
                 e.residual_mix_raw(
                     self.x32.as_ptr().cast(),
@@ -294,6 +326,46 @@ impl Bufs {
                     n,
                     core::ptr::null_mut(),
                     DType::E4M3,
+                    &mix,
+                )
+            },
+            // SAFETY: as for MixF32E4m3.
+            Kernel::MixBf16E4m3 => unsafe {
+                e.residual_mix_raw(
+                    self.xbf.as_ptr().cast(),
+                    self.fbf.as_ptr().cast(),
+                    self.obf.as_mut_ptr().cast(),
+                    DType::BF16,
+                    n,
+                    self.q.as_mut_ptr().cast(),
+                    DType::E4M3,
+                    &mix,
+                )
+            },
+            // SAFETY: as for MixF32E4m3.
+            Kernel::MixF16E4m3 => unsafe {
+                e.residual_mix_raw(
+                    self.xh.as_ptr().cast(),
+                    self.fh.as_ptr().cast(),
+                    self.oh.as_mut_ptr().cast(),
+                    DType::F16,
+                    n,
+                    self.q.as_mut_ptr().cast(),
+                    DType::E4M3,
+                    &mix,
+                )
+            },
+            // SAFETY: as for MixF32E4m3.
+            Kernel::MixBwdBf16E5m2 => unsafe {
+                e.residual_mix_backward_raw(
+                    self.xbf.as_ptr().cast(),
+                    self.obf.as_mut_ptr().cast(),
+                    self.obfb.as_mut_ptr().cast(),
+                    DType::BF16,
+                    n,
+                    false,
+                    self.q5.as_mut_ptr().cast(),
+                    DType::E5M2,
                     &mix,
                 )
             },
@@ -397,6 +469,55 @@ impl Bufs {
                     }
                 });
             }
+            Kernel::MixBf16E4m3 => {
+                let parts: Vec<_> = self
+                    .xbf
+                    .chunks(c)
+                    .zip(self.fbf.chunks(c))
+                    .zip(self.obf.chunks_mut(c))
+                    .zip(self.q.chunks_mut(c))
+                    .collect();
+                par_for(parts, &|(((x, f), o), q)| {
+                    for i in 0..x.len() {
+                        let y = bf16::from_f32(a * x[i].to_f32() + b * f[i].to_f32());
+                        o[i] = y;
+                        q[i] = E4M3(F8E4M3::from_f32(y.to_f32()).to_bits());
+                    }
+                });
+            }
+            Kernel::MixF16E4m3 => {
+                let parts: Vec<_> = self
+                    .xh
+                    .chunks(c)
+                    .zip(self.fh.chunks(c))
+                    .zip(self.oh.chunks_mut(c))
+                    .zip(self.q.chunks_mut(c))
+                    .collect();
+                par_for(parts, &|(((x, f), o), q)| {
+                    for i in 0..x.len() {
+                        let y = f16::from_f32(a * x[i].to_f32() + b * f[i].to_f32());
+                        o[i] = y;
+                        q[i] = E4M3(F8E4M3::from_f32(y.to_f32()).to_bits());
+                    }
+                });
+            }
+            Kernel::MixBwdBf16E5m2 => {
+                let parts: Vec<_> = self
+                    .xbf
+                    .chunks(c)
+                    .zip(self.obf.chunks_mut(c))
+                    .zip(self.obfb.chunks_mut(c))
+                    .zip(self.q5.chunks_mut(c))
+                    .collect();
+                par_for(parts, &|(((g, gx), gf), q)| {
+                    for i in 0..g.len() {
+                        gx[i] = bf16::from_f32(a * g[i].to_f32());
+                        let y = bf16::from_f32(b * g[i].to_f32());
+                        gf[i] = y;
+                        q[i] = E5M2(F8E5M2::from_f32(y.to_f32()).to_bits());
+                    }
+                });
+            }
             Kernel::MixBwdF32E5m2 => {
                 let parts: Vec<_> = self
                     .x32
@@ -458,6 +579,8 @@ impl Bufs {
                 ^ self.o32[i].to_bits() as u64
                 ^ self.o32b[i].to_bits() as u64
                 ^ self.obf[i].to_bits() as u64
+                ^ self.obfb[i].to_bits() as u64
+                ^ self.oh[i].to_bits() as u64
                 ^ self.cdst[i] as u64;
         }
         h
@@ -498,6 +621,8 @@ mod tests {
                 b.o32.fill(f32::from_bits(0x5555_5555));
                 b.o32b.fill(f32::from_bits(0x5555_5555));
                 b.obf.fill(bf16::from_bits(0x5555));
+                b.obfb.fill(bf16::from_bits(0x5555));
+                b.oh.fill(f16::from_bits(0x5555));
                 b.run(k, imp, t);
                 outs.push((
                     b.q.clone(),
@@ -506,6 +631,8 @@ mod tests {
                     b.o32.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     b.o32b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     b.obf.clone(),
+                    b.obfb.clone(),
+                    b.oh.clone(),
                 ));
             }
             for (i, o) in outs.iter().enumerate().skip(1) {

@@ -735,17 +735,7 @@ unsafe fn f32_to_f32(scale: f32, saturate: bool, src: *const f32, dst: *mut f32,
     vmaxvq_u32(amax)
 }
 
-/// The NaN rule ([`crate::nan`]): NaN lanes of `v` become the canonical positive quiet NaN.
-#[inline]
-#[target_feature(enable = "neon")]
-fn canonical_nan(v: float32x4_t) -> float32x4_t {
-    let not_nan = vceqq_f32(v, v);
-    vbslq_f32(
-        not_nan,
-        v,
-        vreinterpretq_f32_u32(vdupq_n_u32(crate::nan::CANONICAL_NAN_BITS)),
-    )
-}
+use crate::nan::canonical_neon as canonical_nan;
 
 /// See [`Kernels::mix`]. `out` may equal `x` or `f`: each chunk is read before it is written.
 ///

@@ -18,7 +18,7 @@ const PREFETCH_AHEAD: usize = 4096;
 
 /// Prefetches the line `PREFETCH_AHEAD` bytes past `p` into L1.
 #[inline(always)]
-fn prefetch_ahead(p: *const u8) {
+pub(super) fn prefetch_ahead(p: *const u8) {
     // SAFETY: a prefetch is a hint: it never faults, whatever the address.
     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD).cast()) }
 }
@@ -223,6 +223,10 @@ pub(super) struct Fp8Encoder {
     /// `k1 ^ (k1 >> 16)` and `k2 ^ (k2 >> 16)` (see [`random_bits`]).
     k1x: __m512i,
     k2x: __m512i,
+    /// The clamp and NaN code in 16-bit lanes, for [`encode32_bf16_codes`] (the f32 clamps
+    /// all have 16 low zero bits).
+    clamp16: __m512i,
+    nan16: __m512i,
 }
 
 impl Fp8Encoder {
@@ -241,6 +245,8 @@ impl Fp8Encoder {
             },
             k1x: splat(key.k1 ^ (key.k1 >> 16)),
             k2x: splat(key.k2 ^ (key.k2 >> 16)),
+            clamp16: _mm512_set1_epi16((clamp >> 16) as i16),
+            nan16: _mm512_set1_epi16(nan as i16),
         }
     }
 }
@@ -281,6 +287,53 @@ pub(super) fn encode16_codes<const SH: u32, const BIAS: u32, const SR: bool>(
         _mm512_setzero_si512()
     };
     _mm512_cvtepi32_epi8(encode16::<SH, BIAS, SR>(x, &e.c, r).0)
+}
+
+/// The FP8 codes (32 bytes) of 32 pairs of f32 values: element `2j` is lane `j` of `even`,
+/// element `2j + 1` lane `j` of `odd`, with element indices (low halves) `idx_even + 2j` and
+/// `idx_even + 2j + 1`; exactly what [`f32_to_fp8`] stores for them (constants as
+/// [`encode16_codes`]).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) fn encode32_pairs_codes<const SH: u32, const BIAS: u32, const SR: bool>(
+    e: &Fp8Encoder,
+    even: __m512,
+    odd: __m512,
+    idx_even: __m512i,
+) -> __m256i {
+    let (re, ro) = if SR {
+        let idx_odd = _mm512_add_epi32(idx_even, splat(1));
+        (
+            random_bits(idx_even, e.k1x, e.k2x),
+            random_bits(idx_odd, e.k1x, e.k2x),
+        )
+    } else {
+        (_mm512_setzero_si512(), _mm512_setzero_si512())
+    };
+    let ce = encode16::<SH, BIAS, SR>(even, &e.c, re).0;
+    let co = encode16::<SH, BIAS, SR>(odd, &e.c, ro).0;
+    // Each 32-bit lane holds the codes of elements 2j and 2j + 1 in its two low bytes; the
+    // 32 → 16-bit narrowing then leaves the bytes in element order.
+    _mm512_cvtepi32_epi16(_mm512_or_si512(ce, _mm512_slli_epi32::<8>(co)))
+}
+
+/// The FP8 codes (32 bytes) of 32 bf16 values `h` (16-bit lanes, element order) for an
+/// encoder with scale 1 that rounds to nearest even (`SR` false): exactly what
+/// [`f32_to_fp8`] stores for their f32 values, computed in 16-bit lanes
+/// ([`encode32_bf16_rne`]). `SH`/`BIAS` as in [`encode16_codes`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) fn encode32_bf16_codes<const SH: u32, const BIAS: u32>(
+    e: &Fp8Encoder,
+    h: __m512i,
+) -> __m256i {
+    // MBITS = 23 - SH, EMIN = 128 - BIAS: E4M3 (20, 7) → (3, 121), E5M2 (21, 15) → (2, 113).
+    let code = if SH == 20 {
+        encode32_bf16_rne::<3, 121>(h, e.clamp16, e.nan16).0
+    } else {
+        encode32_bf16_rne::<2, 113>(h, e.clamp16, e.nan16).0
+    };
+    _mm512_cvtepi16_epi8(code)
 }
 
 /// The clamp (largest magnitude bits kept before rounding) and NaN code of an FP8 encode.
@@ -455,14 +508,16 @@ unsafe fn encode_fp8_any<const BF16: bool>(
 /// E4M3, 113 for E5M2); `clamp` and `nan` are as in [`Fp8Consts`], in bf16 bits (the f32
 /// clamps all have 16 low zero bits).
 ///
-/// With `e` the exponent field of `a = min(|h|, clamp)` and `m` its 8-bit significand
-/// (implicit bit set), the code is `((max(e, EMIN) - EMIN) << MBITS) + rne(m >> s)` with
-/// `s = (7 - MBITS) + max(EMIN - e, 0)`, exactly the scalar formula of
-/// [`Fp8Format::encode`]: a normal result's rounding carry runs into the exponent field, a
-/// subnormal result is `m` shifted further. `rne(m >> s)` is `(m + 2^(s-1) - 1 + odd) >> s`,
-/// where `2^(s-1) - 1 = 0x7FFF >> (16 - s)`: the variable 16-bit shifts give 0 for counts of
-/// 16 and more (including the "negative" ones), so lanes with `s ≥ 16` (tiny values, bf16
-/// denormals and zeros, whose implicit bit is wrongly set) round to 0 without overflow.
+/// With `e` the exponent field of `a = min(|h|, clamp)`, `s = (7 - MBITS) + max(EMIN - e, 0)`
+/// bits of the 8-bit significand lie below the FP8 ulp. The code is `rne(v >> s)` where, for a
+/// normal result (`e ≥ EMIN`, `s = 7 - MBITS`), `v` is `a` with the exponent rebiased
+/// (`a - ((127 - BIAS) << 7)`, no wrap since `a` ≥ the smallest normal), so the rounding carry
+/// runs into the exponent field, as in the scalar formula of [`Fp8Format::encode`]; for a
+/// subnormal result `v` is the significand `m = 0x80 | (a & 0x7F)`, whose exponent base is 0.
+/// `rne(v >> s)` is `(v + 2^(s-1) - 1 + odd) >> s`, where `2^(s-1) - 1 = 0x7FFF >> (16 - s)`:
+/// the variable 16-bit shifts give 0 for counts of 16 and more (including the "negative"
+/// ones), so lanes with `s ≥ 16` (tiny values, bf16 denormals and zeros, whose implicit bit
+/// is wrongly set) round to 0 without overflow.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 fn encode32_bf16_rne<const MBITS: u32, const EMIN: i16>(
@@ -472,18 +527,23 @@ fn encode32_bf16_rne<const MBITS: u32, const EMIN: i16>(
 ) -> (__m512i, __m512i) {
     let w = _mm512_set1_epi16;
     let sh = 7 - MBITS as i16;
+    // (127 - BIAS) << 7, with BIAS = 128 - EMIN.
+    let rebias = (EMIN - 1) << 7;
     let a = _mm512_and_si512(h, w(0x7FFF));
     let ac = _mm512_min_epu16(a, clamp);
-    let e = _mm512_srli_epi16::<7>(ac);
     // s = max(EMIN + sh - e, sh), signed (e ≤ 255).
-    let s = _mm512_max_epi16(_mm512_sub_epi16(w(EMIN + sh), e), w(sh));
-    // m = 0x80 | (ac & 0x7F)
-    let m = _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(w(0x80), ac, w(0x7F));
+    let s = _mm512_max_epi16(
+        _mm512_sub_epi16(w(EMIN + sh), _mm512_srli_epi16::<7>(ac)),
+        w(sh),
+    );
+    // v: a - rebias for a normal result (e ≥ EMIN); m = 0x80 | (a & 0x7F) for a subnormal
+    // one. Both are max(ac, (EMIN << 7) | (ac & 0x7F)) - rebias: for e ≥ EMIN the maximum is
+    // ac, below it the second term, whose exponent field EMIN becomes 1 after the rebias.
+    let floor = _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(w(EMIN << 7), ac, w(0x7F));
+    let v = _mm512_sub_epi16(_mm512_max_epu16(ac, floor), w(rebias));
     let half_m1 = _mm512_srlv_epi16(w(0x7FFF), _mm512_sub_epi16(w(16), s));
-    let odd = _mm512_and_si512(_mm512_srlv_epi16(m, s), w(1));
-    let q = _mm512_srlv_epi16(_mm512_add_epi16(_mm512_add_epi16(m, half_m1), odd), s);
-    let base = _mm512_slli_epi16::<MBITS>(_mm512_sub_epi16(_mm512_max_epu16(e, w(EMIN)), w(EMIN)));
-    let code = _mm512_add_epi16(base, q);
+    let odd = _mm512_and_si512(_mm512_srlv_epi16(v, s), w(1));
+    let code = _mm512_srlv_epi16(_mm512_add_epi16(_mm512_add_epi16(v, half_m1), odd), s);
     let code = _mm512_mask_mov_epi16(code, _mm512_cmpgt_epu16_mask(a, w(0x7F80)), nan);
     // code | ((h >> 8) & 0x80)
     let code = _mm512_ternarylogic_epi32::<A_OR_B_AND_C>(code, _mm512_srli_epi16::<8>(h), w(0x80));

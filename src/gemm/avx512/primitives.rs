@@ -106,17 +106,7 @@ fn to_fp8(x: __m512, fmt: Fp8Format) -> __m512i {
     _mm512_or_si512(code, sign)
 }
 
-/// [`crate::nan::canonical`] on 16 lanes: every NaN lane becomes the canonical NaN.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn canonical_nan(x: __m512) -> __m512 {
-    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
-    _mm512_mask_mov_ps(
-        x,
-        nan,
-        _mm512_set1_ps(f32::from_bits(crate::nan::CANONICAL_NAN_BITS)),
-    )
-}
+use crate::nan::canonical_avx512 as canonical_nan;
 
 /// Writes a tile into C where C's column stride is 1: `rows × cols` at `(i0, j0)`, tile row `i`
 /// at `tile + i·NR`; each element as [`scalar::write_tile`] writes it (α, β, canonical NaN,

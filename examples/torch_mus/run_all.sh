@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The full experiment of this folder (about 30 minutes on 2 vCPUs): the four-variant
+# comparison, the μS-FP8 learning-rate sweep over two widths, the 600-step FP8/f32 pair at the
+# sweep's best η (with stochastic-rounding gradients, and f32 with another seed for the spread),
+# and the 2-process DDP run against the 1-process run; then the plots. Results go to examples/torch_mus/results/.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY="${PYTHON:-python}"
+OUT="${OUT:-results}"
+mkdir -p "$OUT"
+"$PY" train.py compare --steps 400 --width 128 --out "$OUT"
+"$PY" train.py sweep --widths 64,128 --steps 150 --lrs 0.0078125,0.015625,0.03125,0.0625,0.125 --eval-every 150 --out "$OUT"
+"$PY" train.py compare --steps 600 --width 128 --lr 0.0625 --variants mus_fp8,mus_f32 --out "$OUT/mus_lr2e-4"
+"$PY" train.py run --variant mus_fp8 --grad-rounding stochastic --steps 600 --width 128 --lr 0.0625 --out "$OUT/mus_lr2e-4"
+"$PY" train.py run --variant mus_f32 --init-seed 2 --steps 600 --width 128 --lr 0.0625 --out "$OUT/mus_lr2e-4/init2"
+"$PY" train.py run --variant mus_fp8 --steps 100 --width 64 --eval-every 25 --out "$OUT"
+"$PY" -m torch.distributed.run --nproc-per-node 2 train.py run --variant mus_fp8 --steps 100 --width 64 --eval-every 25 --out "$OUT"
+"$PY" plot.py "$OUT"
