@@ -384,6 +384,25 @@ void unitfp8_set_num_threads(size_t threads);
 size_t unitfp8_get_num_threads(void);
 
 /**
+ * Enables (`enabled` = 1) or disables (0) moving the worker threads off the caller's CPU,
+ * process-wide; any other value restores the default, which is off unless the environment
+ * variable `UNITFP8_MOVE_WORKERS` is `1` (or `true`, `yes`, `on`).
+ *
+ * When enabled, a multi-threaded call that no awake worker helped with (Linux, x86-64 and
+ * AArch64) moves each of the library's worker threads to another of its allowed CPUs by briefly
+ * narrowing its affinity mask, which is restored at once; the caller's threads are never
+ * touched. Off by default, as suits a library inside a runtime with threads of its own. Results
+ * never depend on it. Thread-safe; takes effect from the next call.
+ */
+void unitfp8_set_move_workers(int32_t enabled);
+
+/**
+ * Whether the worker threads are moved off the caller's CPU (1) or not (0); see
+ * `unitfp8_set_move_workers`.
+ */
+int32_t unitfp8_get_move_workers(void);
+
+/**
  * The muS fixed(tau) residual mix: `out[i] = sqrt(1-tau)*x[i] + sqrt(tau)*f[i]` for `n` elements,
  * plus an optional FP8 copy `out_fp8[i] = round(out[i])` of the stored output.
  *

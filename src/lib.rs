@@ -5,8 +5,9 @@
 //! scalar) chosen at run time and a C ABI (`include/unitfp8.h`).
 //!
 //! The core is `no_std` and never allocates. The default-on `std` feature adds runtime CPU
-//! detection, the `UNITFP8_BACKEND` / `UNITFP8_NUM_THREADS` environment variables, threads and the
-//! C ABI ([`ffi`]).
+//! detection, the `UNITFP8_BACKEND` / `UNITFP8_NUM_THREADS` environment variables, threads (a
+//! worker pool that spins 50 µs after a call, `UNITFP8_SPIN_US`, and changes no CPU affinity
+//! unless asked: [`set_move_workers`], `UNITFP8_MOVE_WORKERS`) and the C ABI ([`ffi`]).
 //!
 //! ```
 //! use unitfp8::{cast, CastParams, E4M3};
@@ -49,6 +50,8 @@ pub use exec::Exec;
 pub use exec::{num_threads, set_num_threads};
 pub use fp8::{E4M3, E5M2, Fp8Format};
 pub use half::{bf16, f16};
+#[cfg(feature = "std")]
+pub use parallel::{move_workers, set_move_workers};
 pub use residual::{Fp8Out, MixParams, residual_mix, residual_mix_backward, residual_mix_inplace};
 pub use rounding::Rounding;
 

@@ -29,6 +29,7 @@ pub fn canonical(x: f32) -> f32 {
 /// being off) takes token 1, the lane of `v` unchanged. One table nibble per class, QNaN in
 /// the lowest.
 #[cfg(target_arch = "x86_64")]
+#[cfg_attr(not(feature = "std"), allow(dead_code))] // the AVX-512 kernels need `std`
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(crate) fn canonical_avx512(v: core::arch::x86_64::__m512) -> core::arch::x86_64::__m512 {
@@ -40,6 +41,7 @@ pub(crate) fn canonical_avx512(v: core::arch::x86_64::__m512) -> core::arch::x86
 
 /// [`canonical`] on 4 f32 lanes (NEON).
 #[cfg(target_arch = "aarch64")]
+#[cfg_attr(not(feature = "std"), allow(dead_code))] // the NEON kernels need `std`
 #[inline]
 #[target_feature(enable = "neon")]
 pub(crate) fn canonical_neon(

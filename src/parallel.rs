@@ -5,13 +5,24 @@
 //! threads than on one. The pool's workers are created on first need and then wait on a
 //! condition variable between calls.
 //!
-//! Waking a parked thread is not cheap either: on the development machine (a 2-vCPU VM) it took
-//! from a few µs to tens of µs, and now and then 300 µs. Workers therefore spin for up to 500 µs
-//! after each part before parking, and the caller spins for as long waiting for the last part:
-//! calls that follow each other closely (a training step) find the workers awake, and an idle
-//! process parks them within 500 µs. `UNITFP8_SPIN_US` sets the window (0: park at once, as a
-//! process sharing its cores may want). Where a worker lands when woken is the kernel's choice;
-//! see [`placement`] for the one correction made.
+//! The pool is meant to be a good guest in a process that has threads of its own (a Python
+//! runtime, a trainer with its own pool): by default it never changes any thread's CPU
+//! affinity, and its threads spin only briefly.
+//!
+//! - **Spinning.** Waking a parked thread is not cheap: on a 2-vCPU VM it took from a few µs to
+//!   tens of µs, and now and then 300 µs. Workers therefore spin for up to
+//!   [`SPIN_DEFAULT_US`] = 50 µs after each part before parking, and the caller spins for as
+//!   long waiting for the last part: calls that follow each other closely (a training step)
+//!   find the workers awake, and an idle process parks them within 50 µs. The window was 500 µs
+//!   before: on a shared VM that cost 210–440 µs more of a core per isolated call, while calls
+//!   up to 20 µs apart found the workers awake with either window. `UNITFP8_SPIN_US` sets the
+//!   window in µs (0: park at once; at most 1 s; read once): a process that makes mid-size
+//!   calls a few hundred µs apart and has a core to spare may want it longer.
+//! - **Placement.** Where a worker lands when woken is the kernel's choice. On that VM a woken
+//!   worker was often left on the caller's CPU, where it never helped; the pool can correct
+//!   this by moving its workers off the caller's CPU (see [`placement`]), but does so only when
+//!   enabled: `UNITFP8_MOVE_WORKERS=1` (read once), or [`set_move_workers`] /
+//!   `unitfp8_set_move_workers`, which take precedence.
 //!
 //! A call splits its work into numbered parts; the calling thread and at most `threads - 1`
 //! workers claim parts one at a time until none are left, so the result never depends on which
@@ -25,7 +36,7 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -33,9 +44,9 @@ use std::time::{Duration, Instant};
 /// on fewer threads).
 const MAX_WORKERS: usize = 256;
 
-/// How long a worker waits for the next call, and the caller for the last part, spinning before
-/// parking on a condition variable, unless `UNITFP8_SPIN_US` says otherwise (read once).
-const SPIN_DEFAULT_US: u64 = 500;
+/// How long (µs) a worker waits for the next call, and the caller for the last part, spinning
+/// before parking on a condition variable, unless `UNITFP8_SPIN_US` says otherwise (read once).
+pub(crate) const SPIN_DEFAULT_US: u64 = 50;
 
 /// The least time between two rounds of moving workers off the caller's CPU (see [`placement`]).
 const KICK_INTERVAL: Duration = Duration::from_millis(1);
@@ -56,6 +67,63 @@ fn parse_spin_us(value: Option<&str>) -> u64 {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map_or(SPIN_DEFAULT_US, |us| us.min(1_000_000))
 }
+
+/// Whether workers may be moved off the caller's CPU: [`MOVE_DEFAULT`] (follow
+/// `UNITFP8_MOVE_WORKERS`), [`MOVE_OFF`] or [`MOVE_ON`] (set by [`set_move_workers`]).
+static MOVE_WORKERS: AtomicU8 = AtomicU8::new(MOVE_DEFAULT);
+const MOVE_DEFAULT: u8 = 0;
+const MOVE_OFF: u8 = 1;
+const MOVE_ON: u8 = 2;
+
+/// Enables (`Some(true)`) or disables (`Some(false)`) moving the worker pool's threads off the
+/// caller's CPU, process-wide; `None` restores the default, which is off unless the environment
+/// variable `UNITFP8_MOVE_WORKERS` is `1` (or `true`, `yes`, `on`).
+///
+/// When enabled, a multi-threaded call that no worker helped with although workers were awake
+/// (Linux, x86-64 and AArch64) moves each worker to another of its allowed CPUs by briefly
+/// narrowing the worker's affinity mask and restoring it at once (net effect: one migration),
+/// at most once per millisecond. Only the library's own worker threads are touched, never the
+/// caller's. This helped on a small VM whose scheduler left a woken worker on the caller's CPU;
+/// inside a host runtime with its own threads, leave it off. Results never depend on it.
+/// Thread-safe; takes effect from the next call.
+pub fn set_move_workers(enabled: Option<bool>) {
+    let mode = match enabled {
+        None => MOVE_DEFAULT,
+        Some(false) => MOVE_OFF,
+        Some(true) => MOVE_ON,
+    };
+    MOVE_WORKERS.store(mode, Ordering::Relaxed);
+}
+
+/// Whether the worker pool moves its threads off the caller's CPU (see [`set_move_workers`]).
+pub fn move_workers() -> bool {
+    match MOVE_WORKERS.load(Ordering::Relaxed) {
+        MOVE_ON => true,
+        MOVE_OFF => false,
+        _ => {
+            static FROM_ENV: OnceLock<bool> = OnceLock::new();
+            *FROM_ENV.get_or_init(|| {
+                let value = std::env::var("UNITFP8_MOVE_WORKERS").ok();
+                parse_move_workers(value.as_deref())
+            })
+        }
+    }
+}
+
+/// `UNITFP8_MOVE_WORKERS` as a switch: `1`, `true`, `yes` or `on` (any case) enable; anything
+/// else, or unset, leaves moving off.
+fn parse_move_workers(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
+/// How many worker moves have been made (each a pair of affinity changes), for the tests.
+#[cfg(test)]
+static MOVES_MADE: AtomicUsize = AtomicUsize::new(0);
 
 /// A part of a call: `task(part)`.
 type Task = dyn Fn(usize) + Sync;
@@ -218,9 +286,13 @@ impl Pool {
         st
     }
 
-    /// After a call that awake workers did not help with: moves every worker off the caller's
-    /// CPU, at most once per [`KICK_INTERVAL`] (see [`placement`]).
+    /// After a call that awake workers did not help with: when moving is enabled (see
+    /// [`move_workers`]), moves every worker off the caller's CPU, at most once per
+    /// [`KICK_INTERVAL`] (see [`placement`]); else does nothing.
     fn kick_workers_off_this_cpu(&self) {
+        if !move_workers() {
+            return;
+        }
         let Some(cpu) = placement::current_cpu() else {
             return;
         };
@@ -233,6 +305,8 @@ impl Pool {
             st.tids.clone()
         };
         for tid in tids {
+            #[cfg(test)]
+            MOVES_MADE.fetch_add(1, Ordering::Relaxed);
             placement::move_off(tid, cpu);
         }
     }
@@ -374,7 +448,7 @@ pub(crate) fn run_parts(parts: usize, threads: usize, task: &(dyn Fn(usize) + Sy
     }
 }
 
-/// Moving a worker off its caller's CPU.
+/// Moving a worker off its caller's CPU (only when enabled: see [`set_move_workers`]).
 ///
 /// On the development machine (a 2-vCPU VM, Linux 6.18) a woken worker was often placed on the
 /// CPU of the thread that woke it, although the other CPU was idle (to the guest, an idle vCPU
@@ -539,6 +613,113 @@ mod tests {
         assert_eq!(parse_spin_us(Some("5000000")), 1_000_000);
         assert_eq!(parse_spin_us(Some("fast")), SPIN_DEFAULT_US);
         assert_eq!(parse_spin_us(Some("-1")), SPIN_DEFAULT_US);
+    }
+
+    #[test]
+    fn move_workers_setting() {
+        for off in [
+            None,
+            Some(""),
+            Some("0"),
+            Some("no"),
+            Some("2"),
+            Some("off"),
+        ] {
+            assert!(!parse_move_workers(off), "{off:?}");
+        }
+        for on in ["1", " 1 ", "true", "YES", "On"] {
+            assert!(parse_move_workers(Some(on)), "{on}");
+        }
+    }
+
+    /// Serializes the tests that change or depend on the process-wide move setting.
+    static MOVE_SETTING: Mutex<()> = Mutex::new(());
+
+    /// Restores the default move setting when dropped (also when an assertion fails).
+    struct RestoreMoveSetting;
+    impl Drop for RestoreMoveSetting {
+        fn drop(&mut self) {
+            set_move_workers(None);
+        }
+    }
+
+    /// Makes sure the pool has two workers, lets the kick interval pass, asks the pool to move
+    /// its workers off this CPU (what a call does when awake workers did not help), and returns
+    /// how many moves were made.
+    fn moves_made_by_a_kick() -> usize {
+        pool().ensure_workers(2);
+        std::thread::sleep(KICK_INTERVAL * 2);
+        let before = MOVES_MADE.load(Ordering::SeqCst);
+        pool().kick_workers_off_this_cpu();
+        MOVES_MADE.load(Ordering::SeqCst) - before
+    }
+
+    #[test]
+    fn by_default_no_worker_is_moved() {
+        let _serial = MOVE_SETTING.lock().unwrap_or_else(PoisonError::into_inner);
+        let _restore = RestoreMoveSetting;
+        set_move_workers(None);
+        // The default is off unless the environment enables it.
+        let from_env = parse_move_workers(std::env::var("UNITFP8_MOVE_WORKERS").ok().as_deref());
+        assert_eq!(move_workers(), from_env);
+        let affinity = |tids: &[i32]| {
+            tids.iter()
+                .map(|tid| {
+                    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"));
+                    status.ok().and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("Cpus_allowed_list"))
+                            .map(str::to_string)
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        pool().ensure_workers(2);
+        let tids = pool().lock().tids.clone();
+        let masks = affinity(&tids);
+        let before = MOVES_MADE.load(Ordering::SeqCst);
+        // Many small two-thread calls (some find awake workers that do not help), then what
+        // such a call does afterwards.
+        for _ in 0..200 {
+            run_parts(2, 2, &|_| {});
+        }
+        moves_made_by_a_kick();
+        let moves = MOVES_MADE.load(Ordering::SeqCst) - before;
+        if from_env {
+            assert!(moves > 0 || placement::current_cpu().is_none());
+        } else {
+            assert_eq!(moves, 0, "workers were moved although moving is off");
+        }
+        assert_eq!(affinity(&tids), masks, "a worker's affinity changed");
+        set_move_workers(Some(false));
+        assert!(!move_workers());
+        assert_eq!(moves_made_by_a_kick(), 0, "workers moved although disabled");
+    }
+
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    #[test]
+    fn enabled_moves_reach_every_worker() {
+        let _serial = MOVE_SETTING.lock().unwrap_or_else(PoisonError::into_inner);
+        let _restore = RestoreMoveSetting;
+        set_move_workers(Some(true));
+        assert!(move_workers());
+        // Every known worker gets moved (workers are only ever added, so at least those known
+        // before the kick). Another test's call may kick in between and make this kick wait for
+        // the next interval: try a few times.
+        pool().ensure_workers(2);
+        let (mut moves, mut workers) = (0, 0);
+        for _ in 0..5 {
+            workers = pool().lock().tids.len();
+            moves = moves_made_by_a_kick();
+            if moves > 0 {
+                break;
+            }
+        }
+        assert!(workers >= 2, "{workers} workers");
+        assert!(moves >= workers, "{moves} moves for {workers} workers");
     }
 
     #[cfg(all(

@@ -86,7 +86,7 @@ fn cast_checks_then_reports_the_device() {
         addr(0x20_0000),
         addr(0x30_0000).cast::<f32>(),
     );
-    // SAFETY (all calls below): the library validates before touching any buffer and, with no
+    // SAFETY: for all calls below, the library validates before touching any buffer and, with no
     // usable device, never dereferences them.
     unsafe {
         let cast = |st: u32, dt: u32, n: usize, scale: f32, r: u32, s: *const c_void, d, a| {
@@ -199,7 +199,7 @@ fn cast_transpose_and_mixes_check_then_report_the_device() {
         return;
     }
     let (src, dst, dst_t) = (addr(0x10_0000), addr(0x20_0000), addr(0x30_0000));
-    // SAFETY (all calls): validated before any use; no usable device.
+    // SAFETY: for all calls, validated before any use; no usable device.
     unsafe {
         let ct = |ld_src: usize, d: *mut c_void, t: *mut c_void, dt: u32| {
             unitfp8_cuda_cast_transpose(
@@ -288,7 +288,7 @@ fn gemm_checks_layout_then_reports_the_device() {
     }
     let (a, b, c) = (addr(0x10_0000), addr(0x20_0000), addr(0x30_0000));
     let (m, n, k) = (64usize, 48usize, 256usize);
-    // SAFETY (all calls): validated before any use; no usable device.
+    // SAFETY: for all calls, validated before any use; no usable device.
     unsafe {
         let gemm = |a_rs: isize, a_cs: isize, b_rs: isize, b_cs: isize, ct: u32, beta: f32| {
             unitfp8_cuda_gemm(

@@ -96,6 +96,7 @@ impl DevBuf {
         image[GUARD + off..GUARD + off + contents.len()].copy_from_slice(contents);
         // SAFETY: plain allocation and copy of `image.len()` bytes.
         let base = unsafe { result::malloc_sync(image.len()) }.expect("cuMemAlloc");
+        // SAFETY: `base` was just allocated with `image.len()` bytes.
         unsafe { result::memcpy_htod_sync(base, &image) }.expect("cuMemcpyHtoD");
         DevBuf {
             base,
@@ -1104,7 +1105,7 @@ fn gemm_nan_results_are_canonical() {
             } else {
                 &[0xFFC0, 0x7FC0, 0xFF81, 0x7FFF]
             };
-            let c_nan = |j: usize| beta != 0.0 && j % 3 == 0;
+            let c_nan = |j: usize| beta != 0.0 && j.is_multiple_of(3);
             for j in (0..n).filter(|&j| c_nan(j)) {
                 let e = (3 * n + j) * size(ct);
                 let bits = c_nans[j % 4].to_le_bytes();
@@ -1373,6 +1374,7 @@ fn sweep(
                 1.0,
             )
         };
+        // SAFETY: got holds at least n * 2 initialized bytes (plain data).
         let bytes: &[u8] = unsafe { core::slice::from_raw_parts(got.as_ptr().cast(), n * 2) };
         for (j, &b) in src.iter().enumerate() {
             let x = f32::from_bits(b);

@@ -10,6 +10,9 @@ use unitfp8::nan::canonical;
 use unitfp8::rng::stochastic_bits;
 use unitfp8::{Backend, CastParams, DType, Exec, MixParams, Rounding, Status};
 
+mod common;
+use common::{GuardBuf, Rng};
+
 const TYPES: [DType; 5] = [
     DType::F32,
     DType::BF16,
@@ -23,34 +26,6 @@ const MODES: [Rounding; 3] = [
     Rounding::StochasticSaturate,
 ];
 const POISON: u8 = 0xA5;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let x = self.0;
-        (x ^ (x >> 29)).wrapping_mul(0xBF58476D1CE4E5B9) ^ (x >> 32)
-    }
-    fn normal(&mut self) -> f32 {
-        // Sum of uniforms: roughly normal, plenty for test data.
-        let s: f64 = (0..4)
-            .map(|_| (self.next() >> 11) as f64 / (1u64 << 53) as f64)
-            .sum();
-        ((s - 2.0) * 1.7) as f32
-    }
-}
-
-fn fresh_rng() -> Rng {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    println!("seed = {t}");
-    Rng(t)
-}
 
 fn execs() -> Vec<Exec> {
     let mut v = Vec::new();
@@ -67,16 +42,16 @@ fn execs() -> Vec<Exec> {
 fn random_elements(rng: &mut Rng, t: DType, n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * t.size());
     for _ in 0..n {
-        let raw = rng.next() % 8 == 0;
-        let v = rng.normal() * [1.0f32, 30.0, 1e-3, 600.0][(rng.next() % 4) as usize];
+        let raw = rng.u64() % 8 == 0;
+        let v = (rng.normal() as f32) * [1.0f32, 30.0, 1e-3, 600.0][(rng.u64() % 4) as usize];
         match t {
             DType::F32 => {
-                let bits = if raw { rng.next() as u32 } else { v.to_bits() };
+                let bits = if raw { rng.u64() as u32 } else { v.to_bits() };
                 out.extend_from_slice(&bits.to_le_bytes());
             }
             DType::BF16 | DType::F16 => {
                 let bits = if raw {
-                    rng.next() as u16
+                    rng.u64() as u16
                 } else if t == DType::BF16 {
                     f32_to_bf16_bits(v, false)
                 } else {
@@ -84,7 +59,7 @@ fn random_elements(rng: &mut Rng, t: DType, n: usize) -> Vec<u8> {
                 };
                 out.extend_from_slice(&bits.to_le_bytes());
             }
-            _ => out.push(rng.next() as u8),
+            _ => out.push(rng.u64() as u8),
         }
     }
     out
@@ -125,38 +100,32 @@ fn amax_model(xs: impl Iterator<Item = f32>) -> u32 {
 
 #[test]
 fn cast_all_pairs_all_modes_match_model() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("cast_all_pairs_all_modes_match_model");
     for exec in execs() {
         for &n in &[0usize, 1, 5, 63, 1023, 1024, 1025, 2500] {
             for src_t in TYPES {
                 for dst_t in TYPES {
                     for rounding in MODES {
-                        let scale = [1.0f32, 0.5, 3.7, 1e-3][(rng.next() % 4) as usize];
+                        let scale = [1.0f32, 0.5, 3.7, 1e-3][(rng.u64() % 4) as usize];
                         let p = CastParams {
                             scale,
                             rounding,
-                            seed: rng.next(),
+                            seed: rng.u64(),
                         };
-                        let offset = (rng.next() % 4) as usize; // misalign both buffers
+                        let offset = (rng.u64() % 4) as usize; // misalign both buffers
                         let src_bytes = random_elements(&mut rng, src_t, n);
-                        let mut src = vec![0u8; offset];
-                        src.extend_from_slice(&src_bytes);
-                        let mut dst = vec![POISON; n * dst_t.size() + offset + 16];
-                        // SAFETY: buffers sized for n elements after `offset`.
-                        let r = unsafe {
-                            exec.cast_raw(
-                                src[offset..].as_ptr(),
-                                src_t,
-                                dst[offset..].as_mut_ptr(),
-                                dst_t,
-                                n,
-                                &p,
-                            )
-                        };
+                        let mut src = GuardBuf::with_data(&src_bytes, offset, POISON);
+                        let mut dst = GuardBuf::new(n * dst_t.size(), offset, POISON);
+                        // SAFETY: buffers hold n elements.
+                        let r = unsafe { exec.cast_raw(src.ptr(), src_t, dst.ptr(), dst_t, n, &p) };
+                        assert!(
+                            src.guards_intact() && src.data() == &src_bytes[..],
+                            "input touched"
+                        );
                         if rounding == Rounding::StochasticSaturate && dst_t.fp8().is_none() {
                             assert_eq!(status_of(r), Err(Status::Unsupported));
                             assert!(
-                                dst.iter().all(|&b| b == POISON),
+                                dst.guards_intact() && dst.data().iter().all(|&b| b == POISON),
                                 "output touched on failure"
                             );
                             continue;
@@ -171,7 +140,7 @@ fn cast_all_pairs_all_modes_match_model() {
                         for (i, &x) in xs.iter().enumerate() {
                             let want = encode_model(dst_t, x, &p, i as u64);
                             let s = dst_t.size();
-                            let got = &dst[offset + i * s..offset + (i + 1) * s];
+                            let got = &dst.data()[i * s..(i + 1) * s];
                             assert_eq!(
                                 got,
                                 &want[..],
@@ -179,16 +148,7 @@ fn cast_all_pairs_all_modes_match_model() {
                                 exec
                             );
                         }
-                        assert!(
-                            dst[..offset].iter().all(|&b| b == POISON),
-                            "wrote before the output"
-                        );
-                        assert!(
-                            dst[offset + n * dst_t.size()..]
-                                .iter()
-                                .all(|&b| b == POISON),
-                            "wrote past the output"
-                        );
+                        assert!(dst.guards_intact(), "wrote outside the output");
                     }
                 }
             }
@@ -198,13 +158,13 @@ fn cast_all_pairs_all_modes_match_model() {
 
 #[test]
 fn cast_large_is_identical_across_threads_and_backends() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("cast_large_is_identical_across_threads_and_backends");
     let n = 600_001;
-    let src: Vec<f32> = (0..n).map(|_| rng.normal() * 100.0).collect();
+    let src: Vec<f32> = (0..n).map(|_| (rng.normal() as f32) * 100.0).collect();
     let p = CastParams {
         scale: 1.0,
         rounding: Rounding::StochasticSaturate,
-        seed: rng.next(),
+        seed: rng.u64(),
     };
     let mut reference = vec![unitfp8::E4M3::ZERO; n];
     let want_amax = Exec::new(Backend::Scalar)
@@ -221,7 +181,7 @@ fn cast_large_is_identical_across_threads_and_backends() {
 
 #[test]
 fn in_place_cast_same_size() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("in_place_cast_same_size");
     for exec in execs() {
         for (src_t, dst_t) in [
             (DType::F32, DType::F32),
@@ -253,7 +213,7 @@ fn in_place_cast_same_size() {
 
 #[test]
 fn cast_transpose_matches_model() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("cast_transpose_matches_model");
     let shapes = [
         (1usize, 1usize),
         (1, 70),
@@ -269,21 +229,21 @@ fn cast_transpose_matches_model() {
             for src_t in [DType::F32, DType::BF16, DType::E5M2] {
                 for dst_t in [DType::E4M3, DType::E5M2, DType::BF16, DType::F32] {
                     let rounding = if dst_t.fp8().is_some() {
-                        MODES[(rng.next() % 3) as usize]
+                        MODES[(rng.u64() % 3) as usize]
                     } else {
                         Rounding::Nearest
                     };
                     let p = CastParams {
                         scale: 0.75,
                         rounding,
-                        seed: rng.next(),
+                        seed: rng.u64(),
                     };
-                    let ld_src = cols + (rng.next() % 3) as usize;
-                    let ld_dst = cols + (rng.next() % 3) as usize;
-                    let ld_t = rows + (rng.next() % 3) as usize;
+                    let ld_src = cols + (rng.u64() % 3) as usize;
+                    let ld_dst = cols + (rng.u64() % 3) as usize;
+                    let ld_t = rows + (rng.u64() % 3) as usize;
                     let src = random_elements(&mut rng, src_t, (rows - 1) * ld_src + cols);
                     let ds = dst_t.size();
-                    let which = rng.next() % 4; // 0 both, 1 dst only, 2 dst_t only, 3 neither (amax only)
+                    let which = rng.u64() % 4; // 0 both, 1 dst only, 2 dst_t only, 3 neither (amax only)
                     let mut dst = vec![POISON; rows * ld_dst * ds];
                     let mut dst_t_buf = vec![POISON; cols * ld_t * ds];
                     let dp = if which < 2 {
@@ -371,13 +331,13 @@ fn cast_transpose_matches_model() {
 
 #[test]
 fn cast_transpose_large_threads() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("cast_transpose_large_threads");
     let (rows, cols) = (1031, 517);
-    let src: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
+    let src: Vec<f32> = (0..rows * cols).map(|_| rng.normal() as f32).collect();
     let p = CastParams {
         scale: 1.0,
         rounding: Rounding::StochasticSaturate,
-        seed: rng.next(),
+        seed: rng.u64(),
     };
     let mut want = vec![unitfp8::E5M2::ZERO; rows * cols];
     let mut want_t = vec![unitfp8::E5M2::ZERO; rows * cols];
@@ -429,20 +389,20 @@ fn round_io(t: DType, y: f32) -> f32 {
 
 #[test]
 fn residual_mix_forward_matches_model() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("residual_mix_forward_matches_model");
     for exec in execs() {
         for io in [DType::F32, DType::BF16, DType::F16] {
             for &n in &[1usize, 17, 1024, 1500, 5000] {
-                let tau = [0.0f32, 0.4, 0.1, 1.0, 0.37][(rng.next() % 5) as usize];
-                let fp8_t = if rng.next() % 2 == 0 {
+                let tau = [0.0f32, 0.4, 0.1, 1.0, 0.37][(rng.u64() % 5) as usize];
+                let fp8_t = if rng.u64() % 2 == 0 {
                     DType::E4M3
                 } else {
                     DType::E5M2
                 };
                 let mp = MixParams {
                     tau,
-                    rounding: MODES[(rng.next() % 3) as usize],
-                    seed: rng.next(),
+                    rounding: MODES[(rng.u64() % 3) as usize],
+                    seed: rng.u64(),
                 };
                 let (a, b) = mp.coefficients().unwrap();
                 assert_eq!((a, b), ((1.0 - tau).sqrt(), tau.sqrt()));
@@ -495,7 +455,7 @@ fn residual_mix_forward_matches_model() {
 
 #[test]
 fn residual_mix_backward_matches_model() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("residual_mix_backward_matches_model");
     for exec in execs() {
         for io in [DType::F32, DType::BF16, DType::F16] {
             for &n in &[1usize, 31, 1024, 2049] {
@@ -576,7 +536,7 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
     let xp = x.as_ptr() as *const u8;
     let fp = f.as_ptr() as *const u8;
     let op = buf.as_mut_ptr();
-    // SAFETY (all calls below): buffers are large enough; failures must not write anything.
+    // SAFETY: for all calls below, buffers are large enough; failures must not write anything.
     unsafe {
         for tau in [f32::NAN, -0.01, 1.01, f32::INFINITY] {
             let mp = MixParams::new(tau);
@@ -841,30 +801,22 @@ fn bad_arguments_fail_and_leave_outputs_untouched() {
 
 #[test]
 fn transpose_kernel_all_shapes() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("transpose_kernel_all_shapes");
     let ld_src = 200;
-    let src: Vec<u8> = (0..ld_src * 140).map(|_| rng.next() as u8).collect();
+    let src: Vec<u8> = (0..ld_src * 140).map(|_| rng.u64() as u8).collect();
     for b in Backend::ALL {
         let Ok(k) = b.kernels() else { continue };
         for rows in (1..=70).chain([129, 140]) {
             for cols in (1..=70).chain([127, 200]) {
-                let ld = rows + (rng.next() % 5) as usize;
-                let stream = rng.next() % 2 == 0;
-                let mut dst = vec![POISON; cols * ld + 64];
-                // SAFETY: src holds 140 rows of ld_src bytes; dst holds cols rows of ld bytes
-                // plus a guard band.
+                let ld = rows + (rng.u64() % 5) as usize;
+                let stream = rng.u64() % 2 == 0;
+                let mut buf = GuardBuf::new(cols * ld, rng.below(64), POISON);
+                // SAFETY: src holds 140 rows of ld_src bytes; buf holds cols rows of ld bytes.
                 unsafe {
-                    (k.transpose_u8)(
-                        src.as_ptr(),
-                        ld_src,
-                        rows,
-                        cols,
-                        dst.as_mut_ptr(),
-                        ld,
-                        stream,
-                    )
+                    (k.transpose_u8)(src.as_ptr(), ld_src, rows, cols, buf.ptr(), ld, stream)
                 };
                 unitfp8::backend::store_fence();
+                let dst = buf.data();
                 for c in 0..cols {
                     for r in 0..ld {
                         let want = if r < rows {
@@ -875,10 +827,7 @@ fn transpose_kernel_all_shapes() {
                         assert_eq!(dst[c * ld + r], want, "{b:?} {rows}x{cols} ({r},{c})");
                     }
                 }
-                assert!(
-                    dst[cols * ld..].iter().all(|&x| x == POISON),
-                    "{b:?} guard band"
-                );
+                assert!(buf.guards_intact(), "{b:?} guard bytes");
             }
         }
     }
@@ -886,25 +835,17 @@ fn transpose_kernel_all_shapes() {
 
 #[test]
 fn stream_copy_kernel_all_offsets() {
-    let mut rng = fresh_rng();
-    let src: Vec<u8> = (0..1024).map(|_| rng.next() as u8).collect();
+    let mut rng = Rng::for_test("stream_copy_kernel_all_offsets");
+    let src: Vec<u8> = (0..1024).map(|_| rng.u64() as u8).collect();
     for b in Backend::ALL {
         let Ok(k) = b.kernels() else { continue };
         for off in 0..64 {
             for len in (0..300).chain([511, 512, 700]) {
-                let mut dst = vec![POISON; off + len + 64];
-                // SAFETY: src holds 1024 bytes; dst holds off + len bytes plus a guard band.
-                unsafe { (k.stream_copy)(src.as_ptr().add(3), dst.as_mut_ptr().add(off), len) };
-                assert!(dst[..off].iter().all(|&x| x == POISON), "{b:?} head guard");
-                assert_eq!(
-                    &dst[off..off + len],
-                    &src[3..3 + len],
-                    "{b:?} off {off} len {len}"
-                );
-                assert!(
-                    dst[off + len..].iter().all(|&x| x == POISON),
-                    "{b:?} tail guard"
-                );
+                let mut dst = GuardBuf::new(len, off, POISON);
+                // SAFETY: src holds 1024 bytes; dst holds len bytes.
+                unsafe { (k.stream_copy)(src.as_ptr().add(3), dst.ptr(), len) };
+                assert_eq!(dst.data(), &src[3..3 + len], "{b:?} off {off} len {len}");
+                assert!(dst.guards_intact(), "{b:?} off {off} len {len} guard bytes");
             }
         }
     }
@@ -915,14 +856,16 @@ fn stream_copy_kernel_all_offsets() {
 /// per-element model, with a misaligned `dst`, a padded `ld_dst_t`, on 1 and 2 threads.
 #[test]
 fn streamed_cast_transpose_matches_model() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("streamed_cast_transpose_matches_model");
     let (rows, cols) = (2101usize, 1999usize); // 16.8 MB in + 2 × 4.2 MB out: streamed
     let (ld_dst, ld_t) = (cols + 3, rows + 67);
-    let src: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 30.0).collect();
+    let src: Vec<f32> = (0..rows * cols)
+        .map(|_| (rng.normal() as f32) * 30.0)
+        .collect();
     let p = CastParams {
         scale: 1.0,
         rounding: Rounding::StochasticSaturate,
-        seed: rng.next(),
+        seed: rng.u64(),
     };
     for exec in [Exec::global(), Exec::global().with_threads(1)] {
         let mut dst = vec![POISON; rows * ld_dst + 1];
@@ -980,13 +923,13 @@ fn streamed_cast_transpose_matches_model() {
 /// end; and a large cast with a misaligned destination.
 #[test]
 fn streamed_large_calls_match_model() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("streamed_large_calls_match_model");
     let n = 13_000_003; // 52 MB in + 13 MB out: above the streaming threshold
-    let src: Vec<f32> = (0..n).map(|_| rng.normal() * 50.0).collect();
+    let src: Vec<f32> = (0..n).map(|_| (rng.normal() as f32) * 50.0).collect();
     let p = CastParams {
         scale: 1.0,
         rounding: Rounding::StochasticSaturate,
-        seed: rng.next(),
+        seed: rng.u64(),
     };
     for exec in [Exec::global(), Exec::global().with_threads(1)] {
         let mut dst = vec![POISON; n + 2];
@@ -1016,7 +959,7 @@ fn streamed_large_calls_match_model() {
     }
     // A widening cast that large streams its output; decode with scale 1 (amax from the codes)
     // and with scale 2 (amax from the values).
-    let codes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+    let codes: Vec<u8> = (0..n).map(|_| rng.u64() as u8).collect();
     for scale in [1.0f32, 2.0] {
         let p = CastParams {
             scale,
@@ -1051,8 +994,8 @@ fn streamed_large_calls_match_model() {
     }
     // Residual mix forward (f32, with an E4M3 copy) and backward (accumulating, E5M2 copy).
     let n = 4_200_001;
-    let x: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
-    let f: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    let x: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+    let f: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
     let mp = MixParams::new(0.3);
     let (a, b) = mp.coefficients().unwrap();
     let exec = Exec::global();
@@ -1146,9 +1089,9 @@ fn check_streamed_mixes(io: DType, n: usize, tau: f32, offsets: &[(usize, usize,
             f32::from_bits(h)
         }
     };
-    let mut rng = fresh_rng();
-    let x: Vec<u32> = (0..n).map(|_| round(rng.normal() * 3.0)).collect();
-    let f: Vec<u32> = (0..n).map(|_| round(rng.normal() * 3.0)).collect();
+    let mut rng = Rng::for_test("check_streamed_mixes");
+    let x: Vec<u32> = (0..n).map(|_| round((rng.normal() as f32) * 3.0)).collect();
+    let f: Vec<u32> = (0..n).map(|_| round((rng.normal() as f32) * 3.0)).collect();
     let bytes = |v: &[u32]| -> Vec<u8> {
         v.iter()
             .flat_map(|e| e.to_le_bytes()[..size].to_vec())
@@ -1158,25 +1101,13 @@ fn check_streamed_mixes(io: DType, n: usize, tau: f32, offsets: &[(usize, usize,
     let mp = MixParams {
         tau,
         rounding: Rounding::StochasticSaturate,
-        seed: rng.next(),
+        seed: rng.u64(),
     };
     let (a, b) = mp.coefficients().unwrap();
-    // A byte buffer for `len` bytes starting `off` bytes past a 64-byte boundary.
-    let placed = |len: usize, off: usize| -> (Vec<u8>, usize) {
-        let v = vec![POISON; len + 128];
-        let start = v.as_ptr().align_offset(64) + off;
-        (v, start)
-    };
-    let read = |v: &[u8], start: usize, i: usize| -> u32 {
+    let read = |v: &GuardBuf, i: usize| -> u32 {
         let mut e = [0u8; 4];
-        e[..size].copy_from_slice(&v[start + size * i..start + size * (i + 1)]);
+        e[..size].copy_from_slice(&v.data()[size * i..size * (i + 1)]);
         u32::from_le_bytes(e)
-    };
-    let guards_intact = |v: &[u8], start: usize, len: usize| {
-        v[..start]
-            .iter()
-            .chain(&v[start + len..])
-            .all(|&c| c == POISON)
     };
     for (k, &(o_off, q_off, f_off)) in offsets.iter().enumerate() {
         let exec = if k % 2 == 0 {
@@ -1185,17 +1116,18 @@ fn check_streamed_mixes(io: DType, n: usize, tau: f32, offsets: &[(usize, usize,
             Exec::global().with_threads(1)
         };
         let ctx = format!("{io:?} {exec:?} offsets {o_off} {q_off} {f_off}");
-        let (mut ob, os) = placed(size * n, o_off);
-        let (mut qb, qs) = placed(n, q_off);
-        // SAFETY: x, f hold n elements; ob and qb hold n elements / n bytes from their starts.
+        // Outputs starting `off` bytes past a 64-byte boundary, guarded.
+        let mut ob = GuardBuf::new(size * n, o_off, POISON);
+        let mut qb = GuardBuf::new(n, q_off, POISON);
+        // SAFETY: x, f hold n elements; ob and qb hold n elements / n bytes.
         unsafe {
             exec.residual_mix_raw(
                 xb.as_ptr(),
                 fb.as_ptr(),
-                ob.as_mut_ptr().add(os),
+                ob.ptr(),
                 io,
                 n,
-                qb.as_mut_ptr().add(qs),
+                qb.ptr(),
                 DType::E4M3,
                 &mp,
             )
@@ -1203,29 +1135,28 @@ fn check_streamed_mixes(io: DType, n: usize, tau: f32, offsets: &[(usize, usize,
         .unwrap();
         for i in 0..n {
             let y = round(a * widen(x[i]) + b * widen(f[i]));
-            assert_eq!(read(&ob, os, i), y, "{ctx} mix i {i}");
+            assert_eq!(read(&ob, i), y, "{ctx} mix i {i}");
             let r = stochastic_bits(mp.seed, i as u64);
             let want = unitfp8::Fp8Format::E4M3.encode(widen(y), mp.rounding, r);
-            assert_eq!(qb[qs + i], want, "{ctx} mix copy i {i}");
+            assert_eq!(qb.data()[i], want, "{ctx} mix copy i {i}");
         }
-        assert!(guards_intact(&ob, os, size * n), "{ctx} out guards");
-        assert!(guards_intact(&qb, qs, n), "{ctx} copy guards");
+        assert!(ob.guards_intact(), "{ctx} out guards");
+        assert!(qb.guards_intact(), "{ctx} copy guards");
 
         // Backward, accumulating into grad_x = f; grad_f offset differently from grad_x.
-        let (mut gxb, gxs) = placed(size * n, o_off);
-        gxb[gxs..gxs + size * n].copy_from_slice(&fb);
-        let (mut gfb, gfs) = placed(size * n, f_off);
-        let (mut gqb, gqs) = placed(n, q_off);
-        // SAFETY: x holds n elements; the outputs hold n elements from their starts.
+        let mut gxb = GuardBuf::with_data(&fb, o_off, POISON);
+        let mut gfb = GuardBuf::new(size * n, f_off, POISON);
+        let mut gqb = GuardBuf::new(n, q_off, POISON);
+        // SAFETY: x holds n elements; the outputs hold n elements.
         unsafe {
             exec.residual_mix_backward_raw(
                 xb.as_ptr(),
-                gxb.as_mut_ptr().add(gxs),
-                gfb.as_mut_ptr().add(gfs),
+                gxb.ptr(),
+                gfb.ptr(),
                 io,
                 n,
                 true,
-                gqb.as_mut_ptr().add(gqs),
+                gqb.ptr(),
                 DType::E5M2,
                 &mp,
             )
@@ -1234,22 +1165,22 @@ fn check_streamed_mixes(io: DType, n: usize, tau: f32, offsets: &[(usize, usize,
         for i in 0..n {
             let dx = round(widen(f[i]) + a * widen(x[i]));
             let df = round(b * widen(x[i]));
-            assert_eq!(read(&gxb, gxs, i), dx, "{ctx} grad_x i {i}");
-            assert_eq!(read(&gfb, gfs, i), df, "{ctx} grad_f i {i}");
+            assert_eq!(read(&gxb, i), dx, "{ctx} grad_x i {i}");
+            assert_eq!(read(&gfb, i), df, "{ctx} grad_f i {i}");
             let r = stochastic_bits(mp.seed, i as u64);
             let want = unitfp8::Fp8Format::E5M2.encode(widen(df), mp.rounding, r);
-            assert_eq!(gqb[gqs + i], want, "{ctx} grad_f copy i {i}");
+            assert_eq!(gqb.data()[i], want, "{ctx} grad_f copy i {i}");
         }
-        assert!(guards_intact(&gxb, gxs, size * n), "{ctx} grad_x guards");
-        assert!(guards_intact(&gfb, gfs, size * n), "{ctx} grad_f guards");
-        assert!(guards_intact(&gqb, gqs, n), "{ctx} grad_f copy guards");
+        assert!(gxb.guards_intact(), "{ctx} grad_x guards");
+        assert!(gfb.guards_intact(), "{ctx} grad_f guards");
+        assert!(gqb.guards_intact(), "{ctx} grad_f copy guards");
     }
 }
 
 /// Whole 64-row tiles into 64-byte-aligned output rows take the streaming-store path.
 #[test]
 fn transpose_kernel_aligned_full_tiles() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("transpose_kernel_aligned_full_tiles");
     for b in Backend::ALL {
         let Ok(k) = b.kernels() else { continue };
         for (rows, cols, ld) in [
@@ -1259,24 +1190,12 @@ fn transpose_kernel_aligned_full_tiles() {
             (64, 200, 192),
         ] {
             for stream in [false, true] {
-                let src: Vec<u8> = (0..rows * cols).map(|_| rng.next() as u8).collect();
-                let mut buf = vec![POISON; cols * ld + 192];
-                let off = buf.as_ptr().align_offset(64);
-                // SAFETY: src is rows×cols; dst (aligned to 64) holds cols rows of ld bytes before
-                // the guard band.
-                unsafe {
-                    (k.transpose_u8)(
-                        src.as_ptr(),
-                        cols,
-                        rows,
-                        cols,
-                        buf.as_mut_ptr().add(off),
-                        ld,
-                        stream,
-                    )
-                };
+                let src: Vec<u8> = (0..rows * cols).map(|_| rng.u64() as u8).collect();
+                let mut buf = GuardBuf::new(cols * ld, 0, POISON);
+                // SAFETY: src is rows×cols; buf (aligned to 64) holds cols rows of ld bytes.
+                unsafe { (k.transpose_u8)(src.as_ptr(), cols, rows, cols, buf.ptr(), ld, stream) };
                 unitfp8::backend::store_fence();
-                let dst = &buf[off..];
+                let dst = buf.data();
                 for c in 0..cols {
                     for r in 0..ld {
                         let want = if r < rows { src[r * cols + c] } else { POISON };
@@ -1287,13 +1206,7 @@ fn transpose_kernel_aligned_full_tiles() {
                         );
                     }
                 }
-                assert!(
-                    buf[..off]
-                        .iter()
-                        .chain(&dst[cols * ld..])
-                        .all(|&x| x == POISON),
-                    "{b:?} guards"
-                );
+                assert!(buf.guards_intact(), "{b:?} guards");
             }
         }
     }
@@ -1303,13 +1216,15 @@ fn transpose_kernel_aligned_full_tiles() {
 /// then whole lines): check it against the scalar back end for several base misalignments.
 #[test]
 fn cast_transpose_aligned_bands() {
-    let mut rng = fresh_rng();
+    let mut rng = Rng::for_test("cast_transpose_aligned_bands");
     let (rows, cols, ld_t) = (300usize, 97usize, 320usize);
-    let src: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 100.0).collect();
+    let src: Vec<f32> = (0..rows * cols)
+        .map(|_| (rng.normal() as f32) * 100.0)
+        .collect();
     let p = CastParams {
         scale: 1.0,
         rounding: Rounding::StochasticSaturate,
-        seed: rng.next(),
+        seed: rng.u64(),
     };
     let mut want = vec![0u8; cols * ld_t];
     let scalar = Exec::new(Backend::Scalar).unwrap();

@@ -77,7 +77,7 @@ fn cast_errors() {
     let mut amax = f32::from_bits(0x7FA5_A5A5);
     let (s, d) = (p(&src), pm(&mut dst));
     let am: *mut f32 = &mut amax;
-    // SAFETY (all calls): valid buffers, or arguments the checks reject before any access.
+    // SAFETY: for all calls, valid buffers, or arguments the checks reject before any access.
     unsafe {
         let cast = |src, st, dst, dt, n, scale, r, amax| {
             unitfp8_cast(src, st, dst, dt, n, scale, r, 7, amax)
@@ -240,7 +240,7 @@ fn cast_transpose_errors() {
     let mut dst = vec![POISON; 8 * 16];
     let mut dst_t = vec![POISON; 8 * 16];
     let (s, d, t) = (p(&src), pm(&mut dst), pm(&mut dst_t));
-    // SAFETY (all calls): valid buffers, or arguments the checks reject before any access.
+    // SAFETY: for all calls, valid buffers, or arguments the checks reject before any access.
     unsafe {
         #[allow(clippy::too_many_arguments)]
         let c =
@@ -388,7 +388,7 @@ fn residual_mix_errors() {
     let (xp, fp, op, qp) = (p(&x), p(&f), pm(&mut out), pm(&mut q));
     let f32t = UNITFP8_F32;
     let e4 = UNITFP8_E4M3;
-    // SAFETY (all calls): valid buffers, or arguments the checks reject before any access.
+    // SAFETY: for all calls, valid buffers, or arguments the checks reject before any access.
     unsafe {
         #[allow(clippy::too_many_arguments)]
         let fwd = |cuda: bool, x, f, out, io, n, tau, q, qt, r| {
@@ -626,7 +626,7 @@ fn gemm_and_linear_errors() {
     let (ap, bp, cp) = (p(&a), p(&b), pm(&mut c));
     let (e4, f32t) = (UNITFP8_E4M3, UNITFP8_F32);
     let (ki, ni) = (k as isize, n as isize);
-    // SAFETY (all calls): valid buffers, or arguments the checks reject before any access.
+    // SAFETY: for all calls, valid buffers, or arguments the checks reject before any access.
     unsafe {
         // A row-major m×k, B as n×k row-major (K-major, so CUDA accepts it), C row-major.
         #[allow(clippy::too_many_arguments)]

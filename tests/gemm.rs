@@ -6,40 +6,8 @@
 use unitfp8::gemm::{GemmKernel, MatMut, MatRef, RawGemm, RawMatrix};
 use unitfp8::{Backend, DType, E4M3, E5M2, Exec, Fp8Format, Rounding, Status, bf16};
 
-struct Rng(u64);
-impl Rng {
-    fn from_time(name: &str) -> Rng {
-        let seed = std::env::var("GEMM_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        println!("{name}: seed {seed} (GEMM_TEST_SEED={seed} to repeat)");
-        Rng(seed)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())]
-    }
-    fn normal(&mut self) -> f64 {
-        let u1 = ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        let u2 = ((self.next() >> 11) as f64) / (1u64 << 53) as f64;
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-}
+mod common;
+use common::Rng;
 
 fn fmt_of(t: DType) -> Fp8Format {
     t.fp8().unwrap()
@@ -48,7 +16,7 @@ fn fmt_of(t: DType) -> Fp8Format {
 /// A random finite FP8 code.
 fn finite_code(rng: &mut Rng, fmt: Fp8Format) -> u8 {
     loop {
-        let c = rng.next() as u8;
+        let c = rng.u64() as u8;
         let v = fmt.decode(c);
         if v.is_finite() {
             return c;
@@ -188,7 +156,7 @@ fn make_data(rng: &mut Rng, cs: &Case, special: bool) -> Data {
     let (fa, fb) = (fmt_of(cs.ta), fmt_of(cs.tb));
     let gen_code = |rng: &mut Rng, f: Fp8Format| {
         if special && rng.below(50) == 0 {
-            rng.next() as u8 // anything, NaN and Inf included
+            rng.u64() as u8 // anything, NaN and Inf included
         } else {
             finite_code(rng, f)
         }
@@ -197,7 +165,7 @@ fn make_data(rng: &mut Rng, cs: &Case, special: bool) -> Data {
     let b: Vec<u8> = (0..vb.len).map(|_| gen_code(rng, fb)).collect();
     // C: poison everywhere (random bytes, NaNs included); finite old values where β reads them.
     let mut c: Vec<u8> = (0..vc.len * cs.tc.size())
-        .map(|_| rng.next() as u8)
+        .map(|_| rng.u64() as u8)
         .collect();
     if cs.beta != 0.0 {
         for i in 0..cs.m {
@@ -373,7 +341,7 @@ fn check_case(rng: &mut Rng, cs: &Case, special: bool, threads: &[usize]) {
 
 #[test]
 fn random_shapes_layouts_types_bit_exact() {
-    let mut rng = Rng::from_time("random_shapes");
+    let mut rng = Rng::for_test("random_shapes");
     for _ in 0..400 {
         let cs = random_case(&mut rng, 3_000_000);
         check_case(&mut rng, &cs, false, &[1]);
@@ -382,7 +350,7 @@ fn random_shapes_layouts_types_bit_exact() {
 
 #[test]
 fn every_combination_every_layout() {
-    let mut rng = Rng::from_time("every_combination");
+    let mut rng = Rng::for_test("every_combination");
     for ta in FP8 {
         for tb in FP8 {
             for tc in OUT {
@@ -409,7 +377,7 @@ fn every_combination_every_layout() {
 
 #[test]
 fn nan_inf_propagate() {
-    let mut rng = Rng::from_time("nan_inf");
+    let mut rng = Rng::for_test("nan_inf");
     for _ in 0..60 {
         let cs = random_case(&mut rng, 400_000);
         check_case(&mut rng, &cs, true, &[1]);
@@ -519,7 +487,7 @@ fn mixed_sign_nans_give_the_canonical_nan() {
     }
     // Random shapes with NaN and Inf codes of both signs scattered through A and B, and NaNs of
     // both signs in C where β reads it.
-    let mut rng = Rng::from_time("mixed_sign_nans");
+    let mut rng = Rng::for_test("mixed_sign_nans");
     let shapes = [
         (1, 64, 300),
         (3, 100, 1000),
@@ -652,7 +620,7 @@ fn backend_variable_selects_the_gemm_kernel() {
 
 #[test]
 fn one_and_two_threads_identical() {
-    let mut rng = Rng::from_time("threads");
+    let mut rng = Rng::for_test("threads");
     for _ in 0..4 {
         let mut cs = random_case(&mut rng, 1);
         (cs.m, cs.n, cs.k) = (
@@ -666,7 +634,7 @@ fn one_and_two_threads_identical() {
 
 #[test]
 fn k_zero_and_empty() {
-    let mut rng = Rng::from_time("k_zero");
+    let mut rng = Rng::for_test("k_zero");
     for tc in OUT {
         for beta in [0.0f32, 2.0] {
             if tc.fp8().is_some() && beta != 0.0 {
@@ -792,8 +760,8 @@ fn argument_errors_leave_c_untouched() {
             col_stride: 1,
         },
     };
-    // SAFETY: all views inside buf.
     assert_eq!(
+        // SAFETY: all views inside buf.
         status_of(unsafe { exec.gemm_raw(&g) }),
         Err(Status::Overlap)
     );
@@ -810,8 +778,8 @@ fn argument_errors_leave_c_untouched() {
         },
         ..g
     };
-    // SAFETY: rejected before any access.
     assert_eq!(
+        // SAFETY: rejected before any access.
         status_of(unsafe { exec.gemm_raw(&g2) }),
         Err(Status::InvalidArgument)
     );
@@ -820,7 +788,7 @@ fn argument_errors_leave_c_untouched() {
 #[test]
 fn typed_api_matches_raw_and_transposes() {
     // C = A·B with numpy-style row-major data and the transposed problem via t().
-    let mut rng = Rng::from_time("typed");
+    let mut rng = Rng::for_test("typed");
     let (m, n, k) = (19, 37, 45);
     let a: Vec<E4M3> = (0..m * k)
         .map(|_| E4M3(finite_code(&mut rng, Fp8Format::E4M3)))
@@ -854,7 +822,7 @@ fn typed_api_matches_raw_and_transposes() {
 
 #[test]
 fn accuracy_against_f64() {
-    let mut rng = Rng::from_time("accuracy");
+    let mut rng = Rng::for_test("accuracy");
     let exec = Exec::new(Backend::best()).unwrap().with_threads(2);
     for &k in &[64usize, 1024, 4096, 8192] {
         let (m, n) = (24, 40);
@@ -917,7 +885,7 @@ fn accuracy_against_f64() {
 
 #[test]
 fn workspace_entry_matches() {
-    let mut rng = Rng::from_time("workspace");
+    let mut rng = Rng::for_test("workspace");
     for kernel in kernels() {
         for _ in 0..20 {
             let cs = random_case(&mut rng, 500_000);
@@ -934,8 +902,8 @@ fn workspace_entry_matches() {
             let exec = Exec::new(Backend::best()).unwrap();
             let mut small = vec![0u8; need.saturating_sub(1)];
             if need > 0 {
-                // SAFETY: rejected before any access.
                 assert_eq!(
+                    // SAFETY: rejected before any access.
                     status_of(unsafe { exec.gemm_raw_with_workspace(kernel, &g, &mut small) }),
                     Err(Status::InvalidArgument)
                 );
@@ -952,7 +920,7 @@ fn workspace_entry_matches() {
 fn short_problems_bit_exact() {
     // Up to 32 rows of C with a K-contiguous B (layout kinds 1, 3, 6) and n ≥ 48: the shapes the
     // AVX-512 short-problem kernel takes (row-major C); other C layouts and K blocks too.
-    let mut rng = Rng::from_time("short");
+    let mut rng = Rng::for_test("short");
     for case in 0..48 {
         let tc = rng.pick(&OUT);
         let cs = Case {
@@ -1017,7 +985,7 @@ fn decode_problems_bit_exact() {
 fn several_row_and_column_blocks() {
     // Large k makes the column blocks narrow (8 MiB of packed B) and the row blocks short, so
     // n > nc and m > mc: every loop of the blocked driver runs more than once.
-    let mut rng = Rng::from_time("blocks");
+    let mut rng = Rng::for_test("blocks");
     for (m, n, k) in [(40, 600, 8200), (31, 1100, 4097)] {
         let cs = Case {
             m,

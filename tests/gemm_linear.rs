@@ -4,20 +4,21 @@ use unitfp8::gemm::{MatMut, MatRef};
 use unitfp8::linear::{LinearShape, effective_alpha};
 use unitfp8::{E4M3, E5M2, Exec, Status, bf16, linear};
 
-fn codes(n: usize, seed: &mut u64, e5: bool) -> Vec<u8> {
+mod common;
+use common::Rng;
+
+/// `n` random finite codes of E5M2 (`e5`) or E4M3.
+fn codes(n: usize, rng: &mut Rng, e5: bool) -> Vec<u8> {
     (0..n)
         .map(|_| {
             loop {
-                *seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let c = (*seed >> 40) as u8;
-                let ok = if e5 {
+                let c = rng.u32() as u8;
+                let finite = if e5 {
                     c & 0x7F < 0x7C
                 } else {
                     c & 0x7F != 0x7F
                 };
-                if ok {
+                if finite {
                     break c;
                 }
             }
@@ -27,25 +28,21 @@ fn codes(n: usize, seed: &mut u64, e5: bool) -> Vec<u8> {
 
 #[test]
 fn linear_matches_gemm() {
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    println!("seed {seed}");
+    let mut rng = Rng::for_test("linear_matches_gemm");
     let s = LinearShape {
         batch: 33,
         fan_in: 300,
         fan_out: 47,
     };
-    let x: Vec<E4M3> = codes(33 * 300, &mut seed, false)
+    let x: Vec<E4M3> = codes(33 * 300, &mut rng, false)
         .into_iter()
         .map(E4M3)
         .collect();
-    let w: Vec<E4M3> = codes(47 * 300, &mut seed, false)
+    let w: Vec<E4M3> = codes(47 * 300, &mut rng, false)
         .into_iter()
         .map(E4M3)
         .collect();
-    let dy: Vec<E5M2> = codes(33 * 47, &mut seed, true)
+    let dy: Vec<E5M2> = codes(33 * 47, &mut rng, true)
         .into_iter()
         .map(E5M2)
         .collect();

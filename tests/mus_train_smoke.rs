@@ -9,6 +9,8 @@ mod model;
 #[path = "../examples/mus_train/ops.rs"]
 mod ops;
 
+mod common;
+
 use corpus::Rng;
 use model::{Config, Data, Model, Param, Prec, train};
 
@@ -32,20 +34,11 @@ fn tiny(param: Param, prec: Prec, data: &Data) -> Config {
     }
 }
 
-fn seed() -> u64 {
-    let s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    println!("seed {s}");
-    s
-}
-
 /// Central differences on random entries of every tensor against the backward pass.
 fn grad_check(param: Param) {
     let data = Data::new(&corpus::generate(20_000, 1));
     let mut cfg = tiny(param, Prec::F32, &data);
-    let mut rng = Rng(seed());
+    let mut rng = Rng(common::test_seed("grad_check"));
     cfg.seed = rng.next_u64();
     let mut m = Model::new(cfg);
     // Move the parameters off their initial values (LayerNorm gains 1, biases 0) so that every

@@ -8,6 +8,9 @@
 use unitfp8::rng::stochastic_bits;
 use unitfp8::{Fp8Format, Rounding};
 
+mod common;
+use common::Rng;
+
 const FORMATS: [Fp8Format; 2] = [Fp8Format::E4M3, Fp8Format::E5M2];
 
 /// Independent decode: sign · 2^(e − bias) · (1 + m/2^M), subnormals, specials.
@@ -144,27 +147,6 @@ fn nearest_model(fmt: Fp8Format, vals: &[(f64, u8)], x: f32, rounding: Rounding)
     sign | code
 }
 
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let x = self.0;
-        (x ^ (x >> 29)).wrapping_mul(0xBF58476D1CE4E5B9) ^ (x >> 32)
-    }
-}
-
-fn fresh_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    println!("seed = {t}");
-    t
-}
-
 /// Interesting f32 inputs: every FP8 value, every midpoint, and their f32 neighbours.
 fn boundary_inputs(fmt: Fp8Format) -> Vec<f32> {
     let vals = finite_values(fmt);
@@ -198,15 +180,15 @@ fn boundary_inputs(fmt: Fp8Format) -> Vec<f32> {
 
 #[test]
 fn nearest_modes_match_search_model() {
-    let mut rng = Lcg(fresh_seed());
+    let mut rng = Rng::for_test("nearest_modes_match_search_model");
     for fmt in FORMATS {
         let vals = finite_values(fmt);
         let mut inputs = boundary_inputs(fmt);
         for _ in 0..2_000_000 {
-            inputs.push(f32::from_bits(rng.next() as u32));
+            inputs.push(f32::from_bits(rng.u64() as u32));
             // Values in and around the FP8 range.
-            let e = (rng.next() % 48) as i32 - 30;
-            inputs.push((rng.next() as u32 as f32 / u32::MAX as f32) * 2f32.powi(e));
+            let e = (rng.u64() % 48) as i32 - 30;
+            inputs.push((rng.u64() as u32 as f32 / u32::MAX as f32) * 2f32.powi(e));
         }
         for &x in &inputs {
             for rounding in [Rounding::Nearest, Rounding::NearestSaturate] {
@@ -248,16 +230,16 @@ fn stochastic_model(fmt: Fp8Format, vals: &[(f64, u8)], x: f32, r: u32) -> u8 {
 
 #[test]
 fn stochastic_matches_fixed_point_model() {
-    let mut rng = Lcg(fresh_seed());
+    let mut rng = Rng::for_test("stochastic_matches_fixed_point_model");
     for fmt in FORMATS {
         let vals = finite_values(fmt);
         let mut inputs = boundary_inputs(fmt);
         for _ in 0..300_000 {
-            let e = (rng.next() % 30) as i32 - 18;
+            let e = (rng.u64() % 30) as i32 - 18;
             inputs.push(
-                ((rng.next() as u32 as f32) / u32::MAX as f32)
+                ((rng.u64() as u32 as f32) / u32::MAX as f32)
                     * 2f32.powi(e)
-                    * if rng.next() & 1 == 0 { 1.0 } else { -1.0 },
+                    * if rng.u64() & 1 == 0 { 1.0 } else { -1.0 },
             );
         }
         for &x in &inputs {
@@ -271,8 +253,8 @@ fn stochastic_matches_fixed_point_model() {
                 u32::MAX,
                 1 << 31,
                 (1 << 31) - 1,
-                rng.next() as u32,
-                rng.next() as u32,
+                rng.u64() as u32,
+                rng.u64() as u32,
             ] {
                 let got = fmt.encode(x, Rounding::StochasticSaturate, r);
                 let want = stochastic_model(fmt, &vals, x, r);
@@ -287,8 +269,8 @@ fn stochastic_matches_fixed_point_model() {
 /// probability ≈ 2·10⁻⁹; this test makes 2 × 24 checks, so its false-failure rate is < 10⁻⁷.
 #[test]
 fn stochastic_rounding_is_unbiased_and_uses_neighbours_only() {
-    let mut rng = Lcg(fresh_seed());
-    let seed = rng.next();
+    let mut rng = Rng::for_test("stochastic_rounding_is_unbiased_and_uses_neighbours_only");
+    let seed = rng.u64();
     const N: u64 = 200_000;
     for fmt in FORMATS {
         let vals = finite_values(fmt);
@@ -299,7 +281,7 @@ fn stochastic_rounding_is_unbiased_and_uses_neighbours_only() {
                 Fp8Format::E4M3 => (t % 17) - 10,
                 Fp8Format::E5M2 => (t % 29) - 17,
             };
-            let mut x = (1.0 + (rng.next() as u32 as f64) / 2f64.powi(32)) * 2f64.powi(e);
+            let mut x = (1.0 + (rng.u64() as u32 as f64) / 2f64.powi(32)) * 2f64.powi(e);
             if x >= max {
                 x = max * 0.97;
             }
@@ -328,7 +310,7 @@ fn stochastic_rounding_is_unbiased_and_uses_neighbours_only() {
 
 #[test]
 fn stochastic_bits_depend_on_seed_and_index() {
-    let seed = fresh_seed();
+    let seed = common::test_seed("stochastic_bits_depend_on_seed_and_index");
     let n = 100_000u64;
     let same = (0..n)
         .filter(|&i| stochastic_bits(seed, i) == stochastic_bits(seed.wrapping_add(1), i))
@@ -356,9 +338,9 @@ fn stochastic_bits_depend_on_seed_and_index() {
 
 #[test]
 fn wide_narrowing_matches_half() {
-    let mut rng = Lcg(fresh_seed());
+    let mut rng = Rng::for_test("wide_narrowing_matches_half");
     for _ in 0..3_000_000 {
-        let x = f32::from_bits(rng.next() as u32);
+        let x = f32::from_bits(rng.u64() as u32);
         let b = unitfp8::fp8::f32_to_bf16_bits(x, false);
         let h = unitfp8::fp8::f32_to_f16_bits(x, false);
         if x.is_nan() {

@@ -302,7 +302,7 @@ impl Bufs {
                     &sat,
                 )
                 .map(drop),
-            // SAFETY (the raw calls): every buffer holds n elements of the stated type,
+            // SAFETY: every buffer holds n elements of the stated type,
             // the outputs are distinct allocations from the inputs and from each other.
             Kernel::MixF32E4m3 => unsafe {
                 e.residual_mix_raw(
@@ -316,6 +316,7 @@ impl Bufs {
                     &mix,
                 )
             },
+            // SAFETY: as for MixF32E4m3.
             Kernel::MixBf16 => unsafe {
                 e.residual_mix_raw(
                     self.xbf.as_ptr().cast(),
@@ -328,6 +329,7 @@ impl Bufs {
                     &mix,
                 )
             },
+            // SAFETY: as for MixF32E4m3.
             Kernel::MixBf16E4m3 => unsafe {
                 e.residual_mix_raw(
                     self.xbf.as_ptr().cast(),
@@ -340,6 +342,7 @@ impl Bufs {
                     &mix,
                 )
             },
+            // SAFETY: as for MixF32E4m3.
             Kernel::MixF16E4m3 => unsafe {
                 e.residual_mix_raw(
                     self.xh.as_ptr().cast(),
@@ -352,6 +355,7 @@ impl Bufs {
                     &mix,
                 )
             },
+            // SAFETY: as for MixF32E4m3.
             Kernel::MixBwdBf16E5m2 => unsafe {
                 e.residual_mix_backward_raw(
                     self.xbf.as_ptr().cast(),
@@ -365,6 +369,7 @@ impl Bufs {
                     &mix,
                 )
             },
+            // SAFETY: as for MixF32E4m3.
             Kernel::MixBwdF32E5m2 => unsafe {
                 e.residual_mix_backward_raw(
                     self.x32.as_ptr().cast(),

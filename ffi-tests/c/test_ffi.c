@@ -296,6 +296,14 @@ static void test_info(void) {
     CHECK(unitfp8_get_num_threads() == 3, "threads %zu", unitfp8_get_num_threads());
     unitfp8_set_num_threads(0);
     CHECK(unitfp8_get_num_threads() >= 1, "default threads %zu", unitfp8_get_num_threads());
+    unitfp8_set_move_workers(1);
+    CHECK(unitfp8_get_move_workers() == 1, "move workers on");
+    unitfp8_set_move_workers(0);
+    CHECK(unitfp8_get_move_workers() == 0, "move workers off");
+    unitfp8_set_move_workers(-1);
+    if (getenv("UNITFP8_MOVE_WORKERS") == NULL) {
+        CHECK(unitfp8_get_move_workers() == 0, "workers are not moved by default");
+    }
     printf("  version %s, backend %s, %zu threads by default\n", v, b, unitfp8_get_num_threads());
 }
 

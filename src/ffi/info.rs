@@ -107,6 +107,31 @@ pub extern "C" fn unitfp8_get_num_threads() -> usize {
     crate::exec::num_threads().max(1)
 }
 
+/// Enables (`enabled` = 1) or disables (0) moving the worker threads off the caller's CPU,
+/// process-wide; any other value restores the default, which is off unless the environment
+/// variable `UNITFP8_MOVE_WORKERS` is `1` (or `true`, `yes`, `on`).
+///
+/// When enabled, a multi-threaded call that no awake worker helped with (Linux, x86-64 and
+/// AArch64) moves each of the library's worker threads to another of its allowed CPUs by briefly
+/// narrowing its affinity mask, which is restored at once; the caller's threads are never
+/// touched. Off by default, as suits a library inside a runtime with threads of its own. Results
+/// never depend on it. Thread-safe; takes effect from the next call.
+#[unsafe(no_mangle)]
+pub extern "C" fn unitfp8_set_move_workers(enabled: i32) {
+    crate::set_move_workers(match enabled {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    });
+}
+
+/// Whether the worker threads are moved off the caller's CPU (1) or not (0); see
+/// `unitfp8_set_move_workers`.
+#[unsafe(no_mangle)]
+pub extern "C" fn unitfp8_get_move_workers() -> i32 {
+    i32::from(crate::move_workers())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -203,7 +203,9 @@ mod peak {
     /// operands can take a slow path).
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub fn dpbf16(iters: usize) -> f32 {
+        // SAFETY: __m512i and __m512bh are both 64 bytes of plain bits.
         let a: __m512bh = unsafe { core::mem::transmute(_mm512_set1_epi32(0x3F80_3F80)) };
+        // SAFETY: as above.
         let b: __m512bh = unsafe { core::mem::transmute(_mm512_set1_epi32(0x3580_3580)) };
         let mut acc = [_mm512_setzero_ps(); 24];
         for _ in 0..iters {
@@ -681,9 +683,10 @@ fn main() {
         let exec = Exec::new(Backend::best()).unwrap().with_threads(t);
         #[cfg(target_arch = "x86_64")]
         let (pk, fk) = if std::is_x86_feature_detected!("avx512bf16") {
-            // SAFETY (via the target_feature fns): the features were detected.
             (
+                // SAFETY: the target features of `dpbf16` were detected.
                 peak_gflops(t, 24.0 * 64.0, |n| unsafe { peak::dpbf16(n) }),
+                // SAFETY: AVX-512 F (and so FMA) is implied by AVX512-BF16, detected.
                 peak_gflops(t, 24.0 * 32.0, |n| unsafe { peak::fma(n) }),
             )
         } else {
@@ -702,7 +705,7 @@ fn main() {
         let peak_now = || {
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx512bf16") {
-                // SAFETY (via the target_feature fn): the feature was detected.
+                // SAFETY: the target features of `dpbf16` were detected.
                 return peak_gflops(t, 24.0 * 64.0, |n| unsafe { peak::dpbf16(n) });
             }
             (f64::NAN, f64::NAN)

@@ -10,6 +10,14 @@
 //!
 //! `cargo run --release -p unitfp8-bench --bin threads -- [--quick] [--out DIR]` writes
 //! `DIR/threads.json` (default `bench/out`).
+//!
+//! `-- --pool-settings [--quick] [--out DIR]` compares pool settings instead (spin window,
+//! moving workers): each round runs this program once per setting, in turn, as a child process
+//! with `UNITFP8_SPIN_US` / `UNITFP8_MOVE_WORKERS` set, which times a few calls on one thread and
+//! on the pool back to back (hot), 20 µs and 200 µs apart (the caller busy meanwhile) and 5 ms
+//! apart (idle: cold); the speed-ups of the pool over one thread are medians over rounds, as is
+//! the CPU time the workers use per pool call (work and spinning). Writes
+//! `DIR/threads-settings.json`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -187,8 +195,259 @@ fn measure(name: String, rounds: usize, calls: usize, run: &mut dyn FnMut(Mode))
     }
 }
 
+/// The pool settings compared by `--pool-settings`: label and environment.
+const SETTINGS: [(&str, &[(&str, &str)]); 4] = [
+    ("default (50 µs spin)", &[]),
+    (
+        "500 µs spin, moves (old default)",
+        &[("UNITFP8_SPIN_US", "500"), ("UNITFP8_MOVE_WORKERS", "1")],
+    ),
+    ("500 µs spin", &[("UNITFP8_SPIN_US", "500")]),
+    ("no spin", &[("UNITFP8_SPIN_US", "0")]),
+];
+
+/// Gaps between the calls timed by `--pool-settings` (µs): back to back, inside the default
+/// spin window, inside the old one, and idle (the workers have parked).
+const GAPS_US: [u64; 4] = [0, 20, 200, 5000];
+
+/// Median per-call seconds with a gap of `gap_us` before each call: the caller busy (spinning
+/// on the clock, as if computing something else) for gaps under 1 ms, else sleeping.
+fn time_with_gap(calls: usize, gap_us: u64, call: &mut dyn FnMut()) -> f64 {
+    call();
+    let mut v = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        if gap_us >= 1000 {
+            std::thread::sleep(Duration::from_micros(gap_us));
+        } else if gap_us > 0 {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(gap_us) {
+                std::hint::spin_loop();
+            }
+        }
+        let t = Instant::now();
+        call();
+        v.push(t.elapsed().as_secs_f64());
+    }
+    median(&mut v)
+}
+
+/// A call timed by `--pool-settings`: its name and a function running it on `threads` threads.
+type NamedCall = (String, Box<dyn FnMut(usize)>);
+
+/// Per-round (1-thread µs, pool µs, worker CPU µs per pool call) of one call at one gap.
+struct SettingResult {
+    call: String,
+    gap_us: u64,
+    rounds: Vec<(f64, f64, f64)>,
+}
+
+/// The calls `--pool-settings` times.
+fn settings_calls() -> Vec<NamedCall> {
+    let mut calls: Vec<NamedCall> = Vec::new();
+    for n in [1usize << 18, 1 << 20] {
+        let src: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 2003) as f32 - 1001.0) / 17.0)
+            .collect();
+        let mut dst = vec![E4M3(0); n];
+        let exec = Exec::new(Backend::best()).unwrap();
+        calls.push((
+            format!("cast f32→E4M3 n={n}"),
+            Box::new(move |threads| {
+                let params = CastParams::default();
+                exec.with_threads(threads)
+                    .cast(&src, &mut dst, &params)
+                    .unwrap();
+                black_box(&dst);
+            }),
+        ));
+    }
+    for s in [256usize, 512] {
+        let a: Vec<E4M3> = (0..s * s)
+            .map(|i| E4M3((i * 7 % 251) as u8 & 0x77))
+            .collect();
+        let b: Vec<E4M3> = (0..s * s)
+            .map(|i| E4M3((i * 13 % 253) as u8 & 0x77))
+            .collect();
+        let mut c = vec![0f32; s * s];
+        let exec = Exec::new(Backend::best()).unwrap();
+        calls.push((
+            format!("GEMM {s}³"),
+            Box::new(move |threads| {
+                let am = MatRef::row_major(&a[..], s, s).unwrap();
+                let bm = MatRef::row_major(&b[..], s, s).unwrap();
+                let cm = MatMut::row_major(&mut c[..], s, s).unwrap();
+                exec.with_threads(threads)
+                    .gemm(1.0, am, bm, 0.0, cm)
+                    .unwrap();
+                black_box(&c);
+            }),
+        ));
+    }
+    calls
+}
+
+/// CPU time (ns) used so far by this process's threads other than the main one (the library's
+/// workers), from `/proc/self/task/*/schedstat` (Linux; 0 elsewhere).
+fn workers_cpu_ns() -> u64 {
+    let pid = std::process::id().to_string();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| t.file_name().to_str() != Some(pid.as_str()))
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The child of `--pool-settings`: for every call and gap, prints
+/// `call<TAB>gap µs<TAB>1-thread µs<TAB>pool µs<TAB>worker CPU µs per pool call` (medians; one
+/// thread and the pool interleaved in blocks).
+fn settings_child(threads: usize, calls: usize) {
+    for (name, mut call) in settings_calls() {
+        for gap in GAPS_US {
+            let n = if gap >= 5000 { calls.min(9) } else { calls };
+            let mut one = Vec::new();
+            let mut pool = Vec::new();
+            let mut cpu = Vec::new();
+            for _ in 0..3 {
+                one.push(time_with_gap(n, gap, &mut || call(1)));
+                let before = workers_cpu_ns();
+                pool.push(time_with_gap(n, gap, &mut || call(threads)));
+                cpu.push((workers_cpu_ns() - before) as f64 * 1e-9 / (n + 1) as f64);
+            }
+            println!(
+                "{name}\t{gap}\t{:.3}\t{:.3}\t{:.3}",
+                median(&mut one) * 1e6,
+                median(&mut pool) * 1e6,
+                median(&mut cpu) * 1e6
+            );
+        }
+    }
+}
+
+/// `--pool-settings`: runs [`settings_child`] once per setting per round, interleaved.
+fn compare_settings(threads: usize, rounds: usize, calls: usize, out_dir: &str) {
+    let exe = std::env::current_exe().expect("own path");
+    // results[setting]: one entry per call and gap.
+    let mut results: Vec<Vec<SettingResult>> = (0..SETTINGS.len()).map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (i, (_, env)) in SETTINGS.iter().enumerate() {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["--settings-child", &threads.to_string(), &calls.to_string()]);
+            cmd.env_remove("UNITFP8_SPIN_US")
+                .env_remove("UNITFP8_MOVE_WORKERS");
+            for (k, v) in env.iter() {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().expect("run the child");
+            assert!(out.status.success(), "child failed");
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let f: Vec<&str> = line.split('\t').collect();
+                let (name, gap) = (f[0].to_string(), f[1].parse::<u64>().unwrap());
+                let pair = (
+                    f[2].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                    f[4].parse().unwrap(),
+                );
+                match results[i]
+                    .iter_mut()
+                    .find(|r| r.call == name && r.gap_us == gap)
+                {
+                    Some(r) => r.rounds.push(pair),
+                    None => results[i].push(SettingResult {
+                        call: name,
+                        gap_us: gap,
+                        rounds: vec![pair],
+                    }),
+                }
+            }
+        }
+    }
+    println!(
+        "pool ({threads} threads) vs 1 thread under each setting; medians over {rounds} interleaved rounds"
+    );
+    println!(
+        "{:<24} {:<34} {:>9} {:>9} | pool speed-up: {:>6} {:>7} {:>7} {:>6} | worker CPU µs/call: {:>6} {:>6} {:>6} {:>6}",
+        "call",
+        "setting",
+        "1 thr µs",
+        "pool µs",
+        "hot",
+        "20 µs",
+        "200 µs",
+        "cold",
+        "hot",
+        "20 µs",
+        "200 µs",
+        "cold"
+    );
+    let mut json = Vec::new();
+    let names: Vec<String> = results[0]
+        .iter()
+        .filter(|r| r.gap_us == 0)
+        .map(|r| r.call.clone())
+        .collect();
+    for name in &names {
+        for (i, (label, _)) in SETTINGS.iter().enumerate() {
+            let mut row = Vec::new();
+            let mut cpu_row = Vec::new();
+            let mut hot = (0.0, 0.0);
+            for gap in GAPS_US {
+                let r = results[i]
+                    .iter()
+                    .find(|r| &r.call == name && r.gap_us == gap)
+                    .unwrap();
+                let mut speedups: Vec<f64> = r.rounds.iter().map(|(o, p, _)| o / p).collect();
+                row.push(median(&mut speedups));
+                let mut cpu: Vec<f64> = r.rounds.iter().map(|x| x.2).collect();
+                cpu_row.push(median(&mut cpu));
+                if gap == 0 {
+                    let mut o: Vec<f64> = r.rounds.iter().map(|x| x.0).collect();
+                    let mut p: Vec<f64> = r.rounds.iter().map(|x| x.1).collect();
+                    hot = (median(&mut o), median(&mut p));
+                }
+            }
+            println!(
+                "{:<24} {:<34} {:>9.1} {:>9.1} | {:>20.2} {:>7.2} {:>7.2} {:>6.2} | {:>6.0} {:>6.0} {:>6.0} {:>6.0}",
+                name,
+                label,
+                hot.0,
+                hot.1,
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                cpu_row[0],
+                cpu_row[1],
+                cpu_row[2],
+                cpu_row[3]
+            );
+            json.push(format!(
+                "    {{\"call\": \"{name}\", \"setting\": \"{label}\", \"hot_us\": {{\"1 thread\": {:.3}, \"pool\": {:.3}}}, \"speedup\": {{\"hot\": {:.3}, \"gap_20us\": {:.3}, \"gap_200us\": {:.3}, \"cold\": {:.3}}}, \"worker_cpu_us_per_call\": {{\"hot\": {:.1}, \"gap_20us\": {:.1}, \"gap_200us\": {:.1}, \"cold\": {:.1}}}}}",
+                hot.0, hot.1, row[0], row[1], row[2], row[3], cpu_row[0], cpu_row[1], cpu_row[2], cpu_row[3]
+            ));
+        }
+    }
+    let text = format!(
+        "{{\n  \"threads\": {threads},\n  \"rounds\": {rounds},\n  \"calls\": {calls},\n  \"cases\": [\n{}\n  ]\n}}\n",
+        json.join(",\n")
+    );
+    let _ = std::fs::create_dir_all(out_dir);
+    let path = format!("{out_dir}/threads-settings.json");
+    std::fs::write(&path, text).expect("write threads-settings.json");
+    println!("wrote {path}");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--settings-child") {
+        let threads = args[i + 1].parse().expect("threads");
+        let calls = args[i + 2].parse().expect("calls");
+        settings_child(threads, calls);
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let out_dir = args
         .iter()
@@ -198,6 +457,10 @@ fn main() {
         .unwrap_or_else(|| "bench/out".into());
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (rounds, calls) = if quick { (3, 15) } else { (7, 31) };
+    if args.iter().any(|a| a == "--pool-settings") {
+        compare_settings(all.max(2), rounds, calls, &out_dir);
+        return;
+    }
     println!(
         "threads: 1 and {all}; medians of {rounds} interleaved rounds of {calls} back-to-back calls (hot) / 9 calls after 5 ms idle (cold)"
     );

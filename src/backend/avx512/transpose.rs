@@ -9,7 +9,7 @@ use core::arch::x86_64::*;
 /// `16·l + c` (16 bytes, one per row).
 #[inline(always)]
 fn transpose_band(v: &mut [__m512i; 16]) {
-    // SAFETY (all intrinsics below): register-only AVX-512 F/BW operations; the enclosing
+    // SAFETY: all intrinsics below are register-only AVX-512 F/BW operations; the enclosing
     // function enables those features.
     unsafe {
         // Round 1 (bytes): t[2p + h] pairs rows 2p, 2p+1 for columns 8h..8h+8.

@@ -94,7 +94,7 @@ pub(super) unsafe fn pack_panel(
     } else {
         (1u16 << width) - 1
     };
-    // SAFETY (whole body): reads stay at (w, t) with w < wn, t < k, through masked loads that
+    // SAFETY: (whole body) reads stay at (w, t) with w < wn, t < k, through masked loads that
     // do not touch masked-out bytes; writes stay inside the panel.
     unsafe {
         if ws == 1 {
