@@ -27,6 +27,12 @@ const AVX512_BF16: u32 = 1 << 2;
     allow(dead_code)
 )]
 const AVX2_FMA: u32 = 1 << 3;
+/// AMX-TILE and AMX-BF16, enabled by the operating system for this process (`tdpbf16ps`).
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
+const AMX_BF16: u32 = 1 << 4;
 /// Set once the other bits hold the probed features.
 #[cfg(feature = "std")]
 const DETECTED: u32 = 1 << 31;
@@ -48,7 +54,69 @@ fn probe() -> u32 {
     if has!("avx2") && has!("fma") {
         f |= AVX2_FMA;
     }
+    if amx_bf16_usable() {
+        f |= AMX_BF16;
+    }
     f
+}
+
+/// Whether the CPU has AMX-TILE and AMX-BF16 and the operating system lets this process use
+/// the tile data: CPUID leaf 7 (EDX bits 22 and 24), XCR0 bits 17 and 18 (tile state enabled),
+/// and on Linux a successful `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, which
+/// grants the permission to every thread of the process. Other systems: not used.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn amx_bf16_usable() -> bool {
+    use core::arch::x86_64::__cpuid_count;
+    let (leaf0, leaf1, leaf7) = (
+        __cpuid_count(0, 0),
+        __cpuid_count(1, 0),
+        __cpuid_count(7, 0),
+    );
+    let osxsave = leaf1.ecx & (1 << 27) != 0;
+    let cpu = leaf0.eax >= 7 && leaf7.edx & (1 << 22) != 0 && leaf7.edx & (1 << 24) != 0;
+    if !(osxsave && cpu) {
+        return false;
+    }
+    /// XCR0 (the state components the operating system saves).
+    #[target_feature(enable = "xsave")]
+    fn xcr0() -> u64 {
+        // SAFETY: XGETBV is available (OSXSAVE checked by the caller).
+        unsafe { core::arch::x86_64::_xgetbv(0) }
+    }
+    // SAFETY: OSXSAVE is set, so XSAVE and XGETBV are available.
+    let xcr0 = unsafe { xcr0() };
+    xcr0 & (3 << 17) == 3 << 17 && request_tile_data()
+}
+
+/// Asks Linux for the permission to use AMX tile data (`arch_prctl(ARCH_REQ_XCOMP_PERM, 18)`);
+/// true when granted (also when it was already granted).
+#[cfg(all(feature = "std", target_arch = "x86_64", target_os = "linux"))]
+fn request_tile_data() -> bool {
+    const SYS_ARCH_PRCTL: i64 = 158;
+    const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+    const XFEATURE_XTILEDATA: i64 = 18;
+    let ret: i64;
+    // SAFETY: the arch_prctl system call with a request that only changes this process's
+    // permission to use a state component; it reads and writes no memory of ours. The
+    // kernel clobbers rcx and r11.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") SYS_ARCH_PRCTL => ret,
+            in("rdi") ARCH_REQ_XCOMP_PERM,
+            in("rsi") XFEATURE_XTILEDATA,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret == 0
+}
+
+/// AMX tile data needs an operating-system permission this build does not request here.
+#[cfg(all(feature = "std", target_arch = "x86_64", not(target_os = "linux")))]
+fn request_tile_data() -> bool {
+    false
 }
 
 /// No x86 features elsewhere.
@@ -135,6 +203,16 @@ pub(crate) fn avx512_bf16() -> bool {
 )]
 pub(crate) fn avx512_bf16_vbmi() -> bool {
     has(AVX512 | AVX512_BF16 | AVX512_VBMI)
+}
+
+/// [`avx512_bf16`] plus AMX-TILE and AMX-BF16 usable by this process: the AMX GEMM kernel.
+/// Never without `std` (the tile-data permission is requested at run time).
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(dead_code)
+)]
+pub(crate) fn amx_bf16() -> bool {
+    cfg!(feature = "std") && has(AVX512 | AVX512_BF16 | AMX_BF16)
 }
 
 /// AVX2 and FMA: the AVX2 GEMM kernel.

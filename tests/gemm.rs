@@ -273,10 +273,12 @@ fn compare(cs: &Case, want: &[u8], got: &[u8], what: &str) {
     }
 }
 
+/// The available kernels that follow the defined summation order (all but the opt-in AMX one,
+/// checked against error bounds by `amx_kernel_within_error_bound`).
 fn kernels() -> Vec<GemmKernel> {
     GemmKernel::ALL
         .into_iter()
-        .filter(|k| k.is_available())
+        .filter(|k| k.is_available() && k.is_exact())
         .collect()
 }
 
@@ -1007,4 +1009,149 @@ fn several_row_and_column_blocks() {
 /// The status of a result, for comparing error kinds.
 fn status_of<T>(r: Result<T, unitfp8::Error>) -> Result<T, unitfp8::Status> {
     r.map_err(|e| e.status())
+}
+
+/// Checks one case on the AMX kernel: every element of C within the documented bound of the
+/// exact (f64) result, `|c − c_exact| ≤ (k/32 + 4)·2⁻²³·Σ|a·b|` before α, plus the roundings of
+/// α, β and the output type; NaN results the canonical NaN, ±Inf exact; every byte outside C
+/// untouched. Returns the largest error in units of `2⁻²⁴·Σ|a·b|`.
+fn check_amx_case(rng: &mut Rng, cs: &Case, special: bool, threads: usize) -> f64 {
+    let d0 = make_data(rng, cs, special);
+    let model = expected(cs, &d0);
+    let mut d = Data {
+        a: d0.a.clone(),
+        b: d0.b.clone(),
+        c: d0.c.clone(),
+        ..d0
+    };
+    let g = raw(cs, &mut d);
+    let exec = Exec::new(Backend::best()).unwrap().with_threads(threads);
+    // SAFETY: views inside their buffers.
+    unsafe { exec.gemm_raw_with_kernel(GemmKernel::AmxBf16, &g) }.unwrap();
+    let what = format!(
+        "amx {}x{}x{} {:?}*{:?}->{:?} alpha={} beta={} layouts {} {} {} threads={threads}",
+        cs.m, cs.n, cs.k, cs.ta, cs.tb, cs.tc, cs.alpha, cs.beta, cs.la, cs.lb, cs.lc
+    );
+    let (fa, fb) = (fmt_of(cs.ta), fmt_of(cs.tb));
+    let size = cs.tc.size();
+    let mut inside = vec![false; d0.vc.len];
+    let mut worst = 0f64;
+    for i in 0..cs.m {
+        for j in 0..cs.n {
+            let e = idx(&d0.vc, i, j);
+            inside[e] = true;
+            let want_bits = bits_at(&model, cs.tc, e);
+            let got_bits = bits_at(&d.c, cs.tc, e);
+            let want = read_c(&model, cs.tc, e);
+            let got = read_c(&d.c, cs.tc, e);
+            if want.is_nan() || want.is_infinite() {
+                assert_eq!(got_bits, want_bits, "{what}: ({i}, {j}) {got} vs {want}");
+                continue;
+            }
+            let (mut exact, mut mag) = (0f64, 0f64);
+            for t in 0..cs.k {
+                let x = fa.decode(d0.a[idx(&d0.va, i, t)]) as f64;
+                let y = fb.decode(d0.b[idx(&d0.vb, t, j)]) as f64;
+                exact += x * y;
+                mag += (x * y).abs();
+            }
+            let old = if cs.beta != 0.0 {
+                cs.beta as f64 * read_c(&d0.c, cs.tc, e) as f64
+            } else {
+                0.0
+            };
+            let alpha = cs.alpha as f64;
+            let r = alpha * exact + old;
+            let u = 2f64.powi(-24);
+            let bound = (cs.k as f64 / 32.0 + 4.0) * 2.0 * u * mag;
+            let f32_tol = alpha.abs() * bound + 4.0 * u * (alpha.abs() * mag + old.abs());
+            // Rounding to the output type: half a unit in the last place, relative.
+            let (rel, tiny, max) = match cs.tc {
+                DType::F32 => (0.0, 0.0, f64::INFINITY),
+                DType::BF16 => (2f64.powi(-8), 0.0, f64::INFINITY),
+                DType::E4M3 => (2f64.powi(-4), 2f64.powi(-10), 448.0),
+                _ => (2f64.powi(-3), 2f64.powi(-17), 57344.0),
+            };
+            let target = r.clamp(-max, max);
+            let tol = f32_tol * (1.0 + rel) + rel * r.abs() + tiny;
+            let err = (got as f64 - target).abs();
+            assert!(
+                err <= tol,
+                "{what}: ({i}, {j}) got {got}, exact {r}, error {err:e} > {tol:e}"
+            );
+            if cs.tc == DType::F32 && cs.beta == 0.0 && mag > 0.0 {
+                worst = worst.max((got as f64 - r).abs() / (alpha.abs() * u * mag));
+            }
+        }
+    }
+    for (e, &inside) in inside.iter().enumerate() {
+        if !inside {
+            let (a, b) = (
+                &d.c[e * size..e * size + size],
+                &d0.c[e * size..e * size + size],
+            );
+            assert_eq!(a, b, "{what}: element {e} outside C was written");
+        }
+    }
+    worst
+}
+
+#[test]
+fn amx_kernel_within_error_bound() {
+    if !GemmKernel::AmxBf16.is_available() {
+        println!("skipped: this CPU or system has no usable AMX-BF16 (the kernel is opt-in)");
+        return;
+    }
+    assert!(!GemmKernel::AmxBf16.is_exact());
+    assert_ne!(GemmKernel::best(), GemmKernel::AmxBf16);
+    let mut rng = Rng::for_test("amx");
+    let mut worst = 0f64;
+    for round in 0..160 {
+        let mut cs = random_case(&mut rng, 1_500_000);
+        if round % 2 == 0 {
+            // Most of these take the AMX kernel itself (more than 32 rows in either orientation).
+            cs.m = 33 + rng.below(150);
+            cs.n = 33 + rng.below(150);
+            cs.k = 1 + rng.below(700);
+        }
+        let special = round % 5 == 4;
+        worst = worst.max(check_amx_case(&mut rng, &cs, special, 1 + round % 2));
+    }
+    // Deep products: several K chunks and row blocks.
+    for &(m, n, k) in &[(200, 70, 4099), (64, 64, 8192), (700, 96, 1500)] {
+        for la in [0, 1] {
+            let cs = Case {
+                m,
+                n,
+                k,
+                ta: DType::E4M3,
+                tb: DType::E5M2,
+                tc: DType::F32,
+                alpha: 0.5,
+                beta: 0.0,
+                la,
+                lb: 1 - la,
+                lc: 0,
+            };
+            worst = worst.max(check_amx_case(&mut rng, &cs, false, 2));
+        }
+    }
+    println!("largest AMX error: {worst:.2} x 2^-24 * alpha * sum|a*b|");
+}
+
+#[test]
+fn amx_kernel_is_opt_in() {
+    assert_eq!(GemmKernel::from_name("amx-bf16"), Some(GemmKernel::AmxBf16));
+    assert!(
+        GemmKernel::ALL
+            .iter()
+            .all(|k| GemmKernel::from_name(k.name()) == Some(*k))
+    );
+    for b in Backend::ALL {
+        assert_ne!(GemmKernel::for_backend(b), GemmKernel::AmxBf16);
+    }
+    let r = Exec::new(Backend::best())
+        .unwrap()
+        .with_gemm_kernel(GemmKernel::AmxBf16);
+    assert_eq!(r.is_ok(), GemmKernel::AmxBf16.is_available());
 }

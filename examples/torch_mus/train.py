@@ -219,7 +219,7 @@ def train(args, variant: str, width: int, lr: float, log_path: str | None = None
         t0 = time.perf_counter()
         loss = loss_sum(net, xy)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * args.loss_scale).backward()
         opt.step()
         t_train += time.perf_counter() - t0
         lt = loss.detach().clone()
@@ -270,6 +270,10 @@ def main():
     ap.add_argument("--lrs", default="0.00390625,0.0078125,0.015625,0.03125,0.0625")
     ap.add_argument("--base-width", type=int, default=64)
     ap.add_argument("--wd", type=float, default=0.0)
+    ap.add_argument("--loss-scale", type=float, default=1.0,
+                    help="static factor on the loss given to backward (all variants): brings the output "
+                         "gradients of the hidden linears to unit scale for their E5M2 cast; AdamW is "
+                         "invariant to it up to eps")
     ap.add_argument("--grad-rounding", default="nearest_saturate", choices=["nearest_saturate", "stochastic"],
                     help="rounding of the E5M2 output gradients in mus_fp8")
     ap.add_argument("--seed", type=int, default=1, help="corpus, batches and (unless --init-seed) initialisation")

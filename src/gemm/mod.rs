@@ -163,16 +163,24 @@ pub enum GemmKernel {
     Avx2Fma,
     /// NEON (AArch64): two f32 FMAs per K pair over FP8 → f32 panels.
     Neon,
+    /// AMX (x86-64 with AMX-TILE and AMX-BF16, e.g. Xeon Sapphire Rapids and later; Linux):
+    /// `tdpbf16ps` on bf16 tiles. **Opt-in and not bit-identical** to the other kernels: the
+    /// hardware's summation inside each instruction differs from the defined order (see
+    /// "Kernels and how they are chosen" in the [module documentation](self)); never chosen by
+    /// [`GemmKernel::best`] or [`GemmKernel::for_backend`]. Select it with
+    /// [`Exec::with_gemm_kernel`] or `UNITFP8_GEMM_KERNEL=amx-bf16`.
+    AmxBf16,
 }
 
 impl GemmKernel {
-    /// All kernels, fastest first.
-    pub const ALL: [GemmKernel; 5] = [
+    /// All kernels: the exact ones fastest first, then the opt-in [`GemmKernel::AmxBf16`].
+    pub const ALL: [GemmKernel; 6] = [
         GemmKernel::Avx512Bf16,
         GemmKernel::Avx512Fma,
         GemmKernel::Avx2Fma,
         GemmKernel::Neon,
         GemmKernel::Scalar,
+        GemmKernel::AmxBf16,
     ];
 
     /// Lower-case name.
@@ -183,7 +191,19 @@ impl GemmKernel {
             GemmKernel::Avx512Bf16 => "avx512-bf16",
             GemmKernel::Avx2Fma => "avx2-fma",
             GemmKernel::Neon => "neon",
+            GemmKernel::AmxBf16 => "amx-bf16",
         }
+    }
+
+    /// The kernel named `name` (as [`GemmKernel::name`] spells it), if any.
+    pub fn from_name(name: &str) -> Option<GemmKernel> {
+        GemmKernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the kernel follows the defined summation order bit for bit (every kernel but
+    /// [`GemmKernel::AmxBf16`]).
+    pub const fn is_exact(self) -> bool {
+        !matches!(self, GemmKernel::AmxBf16)
     }
 
     /// Whether this build and this CPU can run the kernel.

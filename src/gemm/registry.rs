@@ -63,12 +63,16 @@ pub(crate) struct KernelEntry {
     pub short: &'static [ShortKernel],
 }
 
-/// Every kernel of this build, fastest first; the scalar reference is last and always present.
+/// Every kernel of this build, fastest first among the exact ones (the opt-in, not
+/// bit-identical AMX kernel is listed but never chosen by [`best`] or [`for_backend`]); the
+/// scalar reference is last and always present.
 pub(crate) static KERNELS: &[KernelEntry] = &[
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     super::avx512::BF16,
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     super::avx512::FMA,
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    super::avx512::AMX,
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     super::avx2::ENTRY,
     #[cfg(target_arch = "aarch64")]
@@ -90,7 +94,7 @@ pub(crate) fn available(kernel: GemmKernel) -> Option<&'static KernelEntry> {
 pub(crate) fn for_backend(backend: Backend) -> GemmKernel {
     KERNELS
         .iter()
-        .find(|e| e.backend == Some(backend) && (e.available)())
+        .find(|e| e.backend == Some(backend) && e.kernel.is_exact() && (e.available)())
         .map_or(GemmKernel::Scalar, |e| e.kernel)
 }
 
@@ -98,7 +102,7 @@ pub(crate) fn for_backend(backend: Backend) -> GemmKernel {
 pub(crate) fn best() -> GemmKernel {
     KERNELS
         .iter()
-        .find(|e| (e.available)())
+        .find(|e| e.kernel.is_exact() && (e.available)())
         .map_or(GemmKernel::Scalar, |e| e.kernel)
 }
 
@@ -236,6 +240,6 @@ mod tests {
             assert!(available(k).is_some());
             assert!(k == GemmKernel::Scalar || entry(k).unwrap().backend == Some(b));
         }
-        assert!(available(best()).is_some());
+        assert!(available(best()).is_some() && best().is_exact());
     }
 }

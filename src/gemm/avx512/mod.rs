@@ -3,10 +3,12 @@
 //!
 //! Imports run one way: [`primitives`] (lookups, output conversions, write-back) ← [`pack`]
 //! (panels) ← [`micro`] and [`blocked`] (the blocked kernel's micro-kernels and loops);
+//! [`amx`] (the opt-in AMX kernel) uses [`primitives`] and [`pack`];
 //! [`skinny`] (the short-problem kernel, up to 32 rows) uses [`primitives`] and [`pack`] only,
 //! and [`decode`] (few rows, up to 8) those and [`skinny`]'s byte tables. The kernel registry
 //! ([`super::registry`]) decides which runs a problem.
 
+pub(super) mod amx;
 pub(super) mod blocked;
 pub(super) mod decode;
 pub(super) mod micro;
@@ -80,6 +82,18 @@ pub(super) const BF16: KernelEntry = KernelEntry {
     tile: (MR, NR),
     workspace_size: blocked::workspace_size,
     run: run_bf16,
+    short: &[DECODE, SHORT],
+};
+
+/// Registry entry: AMX (`tdpbf16ps` on bf16 tiles), opt-in and not bit-identical to the
+/// others ([`amx`]); problems of up to 32 rows take the exact short-problem kernels.
+pub(super) const AMX: KernelEntry = KernelEntry {
+    kernel: GemmKernel::AmxBf16,
+    backend: None,
+    available: crate::cpu::amx_bf16,
+    tile: (32, NR),
+    workspace_size: amx::workspace_size,
+    run: amx::run,
     short: &[DECODE, SHORT],
 };
 

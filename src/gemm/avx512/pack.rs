@@ -25,7 +25,7 @@ const PACK_PREFETCH_LINES: usize = 4;
 /// Transposes a 16×16 matrix of 32-bit words held in 16 zmm (row r in `v[r]`).
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn transpose16(v: [__m512i; 16]) -> [__m512i; 16] {
+pub(super) fn transpose16(v: [__m512i; 16]) -> [__m512i; 16] {
     let mut t = [_mm512_setzero_si512(); 16];
     for i in 0..8 {
         t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);

@@ -1,0 +1,340 @@
+//! The AMX kernel (`amx-bf16`, opt-in): FP8 codes converted to bf16 tiles and multiplied with
+//! `tdpbf16ps`, f32 accumulation in tile registers.
+//!
+//! **Not bit-identical to the other kernels.** `tdpbf16ps` adds 32 exact products into each
+//! f32 accumulator per instruction with an internal order and rounding the library cannot
+//! choose (measured on Sapphire Rapids: one pair is `acc + round(p0 + p1)`; longer runs match
+//! neither sequential rounding in either pair order nor one rounding of the exact sum), so the
+//! results differ from the library's defined summation order by rounding errors of f32
+//! accumulation: `|c − c_exact| ≤ (k / 32 + 4)·2⁻²³·Σ|a·b|` in the tests. Like the CUDA GEMM, it
+//! is a different summation, never a different product or a lower accumulation precision.
+//! Problems of up to 32 rows take the exact few-row and short-problem kernels instead.
+//!
+//! Layout: a micro-block is 32 × 32 of C in four 16 × 16 f32 tiles (`tmm0`–`tmm3`), fed by two
+//! A tiles (`tmm4`, `tmm5`: 16 rows × 16 bf16 pairs) and two B tiles (`tmm6`, `tmm7`: 16 pairs
+//! × 16 columns, the VNNI panels of [`super::pack::pack_panel`]). A is packed into 1 KiB tiles
+//! (`[16-row group][16-pair chunk][row][pair]`); B into the blocked kernel's 32-column panels.
+//! K runs in chunks of [`KC`] pairs (16 KiB of a B panel, resident in L1) over every row group
+//! of the A block, whose accumulators wait in an f32 buffer between chunks.
+
+use super::super::registry::MC_MAX_PANELS;
+use super::super::{Problem, scalar};
+use super::NR;
+use super::pack::{KC, pack_panel, transpose16};
+use super::primitives::{cvt32, low_mask32, lut, write_unit};
+use core::arch::asm;
+use core::arch::x86_64::*;
+
+/// Rows of C per micro-block (two tiles of 16).
+const TM: usize = 32;
+/// K pairs per tile step (64 bytes of bf16 per tile row).
+const STEP: usize = 16;
+/// Words (pairs) of one packed A tile: 16 rows × 16 pairs.
+const A_TILE_WORDS: usize = 256;
+/// Bytes of packed A per row block (about half of a 2 MiB L2).
+const A_BLOCK_BYTES: usize = 1 << 20;
+/// Bytes of packed B per column block.
+const B_BLOCK_BYTES: usize = 8 << 20;
+
+/// The tile configuration (palette 1): all eight tiles 16 rows × 64 bytes.
+#[repr(C, align(64))]
+struct TileConfig {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+const CONFIG: TileConfig = TileConfig {
+    palette: 1,
+    start_row: 0,
+    reserved: [0; 14],
+    colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+    rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
+};
+
+/// K pairs rounded up to whole tile steps.
+fn padded_pairs(k: usize) -> usize {
+    k.div_ceil(2).div_ceil(STEP) * STEP
+}
+
+/// Row and column block sizes `(mc, nc)`: multiples of [`TM`] and [`NR`], at most the
+/// (rounded-up) problem.
+fn blocking(m: usize, n: usize, k: usize) -> (usize, usize) {
+    let row_bytes = 4 * padded_pairs(k);
+    let mc_groups = (A_BLOCK_BYTES / (TM * row_bytes)).clamp(1, MC_MAX_PANELS);
+    let nc_panels = (B_BLOCK_BYTES / (NR * row_bytes)).clamp(1, 128);
+    (
+        (mc_groups * TM).min(m.div_ceil(TM) * TM),
+        (nc_panels * NR).min(n.div_ceil(NR) * NR),
+    )
+}
+
+/// Workspace bytes [`run`] needs for an `m × n × k` problem in either orientation: 64
+/// alignment bytes, the accumulator buffer, the packed A block, the packed B block and a
+/// 16-row staging panel for A sources that are not K-contiguous.
+pub(crate) fn workspace_size(m: usize, n: usize, k: usize) -> usize {
+    let (mc, nc) = blocking(m.max(n), m.max(n), k);
+    let kpp = padded_pairs(k);
+    let words = (mc / TM) * TM * NR + (mc + nc + 16) * kpp;
+    words.saturating_mul(4).saturating_add(64)
+}
+
+/// The AMX GEMM of a validated problem with `k > 0` on the calling thread.
+///
+/// # Safety
+/// `p` validated; AVX-512 F/BW/VL and AMX-TILE/AMX-BF16 usable by this process
+/// ([`crate::cpu::amx_bf16`]); `ws` holds at least [`workspace_size`] bytes.
+pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
+    // SAFETY: forwarded contract.
+    unsafe { run_avx512(p, ws) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
+    let (m, n, k) = (p.m, p.n, p.k);
+    let kpp = padded_pairs(k);
+    let chunks = kpp / STEP;
+    let (mc, nc) = blocking(m, n, k);
+    let base = ws.as_mut_ptr();
+    // SAFETY: the workspace holds the alignment bytes and the four areas (see
+    // workspace_size; m and n are at most max(m, n)).
+    let (acc, apack, bpack, stage) = unsafe {
+        let acc = base.add(base.align_offset(64)).cast::<f32>();
+        let apack = acc.add((mc / TM) * TM * NR).cast::<u32>();
+        let bpack = apack.add(mc * kpp);
+        (acc, apack, bpack, bpack.add(nc * kpp))
+    };
+    let (la, lb) = (lut(p.a_fmt), lut(p.b_fmt));
+    let (ta, tb) = (scalar::bf16_lut(p.a_fmt), scalar::bf16_lut(p.b_fmt));
+    // SAFETY: CONFIG is a valid palette-1 configuration; AMX is usable (caller's contract).
+    unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
+    for jc in (0..n).step_by(nc) {
+        let ncur = nc.min(n - jc);
+        for ic in (0..m).step_by(mc) {
+            let mcur = mc.min(m - ic);
+            let groups = mcur.div_ceil(TM);
+            // SAFETY: rows ic .. ic + mcur of A are inside the validated A; the packed block
+            // and the staging panel fit the workspace.
+            unsafe {
+                pack_a_tiles(p, ic, mcur, groups * 2, kpp, &la, ta, apack, stage);
+            }
+            for jr in (0..ncur).step_by(NR) {
+                let cols = NR.min(ncur - jr);
+                let panel = bpack.wrapping_add(jr * kpp);
+                if ic == 0 {
+                    // SAFETY: columns jc + jr .. + cols of B are inside the validated B; the
+                    // panel (kpp pairs of NR words) fits the packed B block.
+                    unsafe {
+                        pack_panel(
+                            p.b.wrapping_offset((jc + jr) as isize * p.csb),
+                            p.csb,
+                            p.rsb,
+                            cols,
+                            NR,
+                            k,
+                            &lb,
+                            tb,
+                            panel,
+                            KC * NR,
+                        );
+                        let kp = k.div_ceil(2);
+                        core::ptr::write_bytes(panel.add(kp * NR), 0, (kpp - kp) * NR);
+                    }
+                }
+                for kc in (0..chunks).step_by(KC / STEP) {
+                    let kend = (kc + KC / STEP).min(chunks);
+                    for g in 0..groups {
+                        let tile = acc.wrapping_add(g * TM * NR);
+                        let a0 = apack.wrapping_add(2 * g * chunks * A_TILE_WORDS);
+                        let a1 = a0.wrapping_add(chunks * A_TILE_WORDS);
+                        // SAFETY: the tiles read lie in the packed A block, the packed B panel
+                        // and the accumulator buffer, all of them written before.
+                        unsafe {
+                            if kc == 0 {
+                                asm!(
+                                    "tilezero tmm0",
+                                    "tilezero tmm1",
+                                    "tilezero tmm2",
+                                    "tilezero tmm3",
+                                    options(nostack, nomem)
+                                );
+                            } else {
+                                load_acc(tile);
+                            }
+                            for c in kc..kend {
+                                step(
+                                    a0.add(c * A_TILE_WORDS),
+                                    a1.add(c * A_TILE_WORDS),
+                                    panel.add(c * STEP * NR),
+                                );
+                            }
+                            store_acc(tile);
+                        }
+                        if kend == chunks {
+                            let rows = TM.min(mcur - g * TM);
+                            let (i0, j0) = (ic + g * TM, jc + jr);
+                            // SAFETY: the block of C is inside the validated C.
+                            unsafe {
+                                if p.csc == 1 {
+                                    write_unit(p, tile, i0, j0, rows, cols);
+                                } else {
+                                    let t = core::slice::from_raw_parts(tile, TM * NR);
+                                    scalar::write_tile(p, t, NR, i0, j0, rows, cols);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // SAFETY: releases the tile state this function configured.
+    unsafe { asm!("tilerelease", options(nostack, nomem)) };
+}
+
+/// One tile step: `C[2×2 tiles] += A[2 tiles] · B[2 tiles]` over 16 K pairs.
+///
+/// # Safety
+/// Tiles configured; `a0`, `a1` point to packed 1 KiB A tiles (rows 64 bytes apart), `b` to 16
+/// rows of a B panel (`NR` words, 128 bytes apart).
+#[inline(always)]
+unsafe fn step(a0: *const u32, a1: *const u32, b: *const u32) {
+    // SAFETY: the caller's contract; tile loads read 16 rows of 64 bytes at the given strides.
+    unsafe {
+        asm!(
+            "tileloadd tmm4, [{a0} + {s64}*1]",
+            "tileloadd tmm6, [{b} + {s128}*1]",
+            "tileloadd tmm7, [{b} + {s128}*1 + 64]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tileloadd tmm5, [{a1} + {s64}*1]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            a0 = in(reg) a0,
+            a1 = in(reg) a1,
+            b = in(reg) b,
+            s64 = in(reg) 64usize,
+            s128 = in(reg) 128usize,
+            options(nostack, readonly, preserves_flags)
+        );
+    }
+}
+
+/// Loads the four accumulator tiles from a 32 × [`NR`] f32 buffer.
+///
+/// # Safety
+/// Tiles configured; `t` points to `TM · NR` readable floats.
+#[inline(always)]
+unsafe fn load_acc(t: *const f32) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        asm!(
+            "tileloadd tmm0, [{t} + {s}*1]",
+            "tileloadd tmm1, [{t} + {s}*1 + 64]",
+            "tileloadd tmm2, [{t} + {s}*1 + 2048]",
+            "tileloadd tmm3, [{t} + {s}*1 + 2112]",
+            t = in(reg) t,
+            s = in(reg) 4 * NR,
+            options(nostack, readonly, preserves_flags)
+        );
+    }
+}
+
+/// Stores the four accumulator tiles into a 32 × [`NR`] f32 buffer.
+///
+/// # Safety
+/// Tiles configured; `t` points to `TM · NR` writable floats.
+#[inline(always)]
+unsafe fn store_acc(t: *mut f32) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        asm!(
+            "tilestored [{t} + {s}*1], tmm0",
+            "tilestored [{t} + {s}*1 + 64], tmm1",
+            "tilestored [{t} + {s}*1 + 2048], tmm2",
+            "tilestored [{t} + {s}*1 + 2112], tmm3",
+            t = in(reg) t,
+            s = in(reg) 4 * NR,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
+/// Packs rows `i0 .. i0 + rows` of A (over the whole K) into `tiles16` 16-row groups of 1 KiB
+/// tiles, `[group][chunk][row][pair]` with `kpp / 16` chunks; rows past `rows` and pairs past
+/// `k / 2` are bf16 `+0`. K-contiguous rows are converted directly; other layouts go through a
+/// VNNI panel ([`pack_panel`], 16 wide) in `stage` and a 16 × 16 word transpose per tile.
+///
+/// # Safety
+/// AVX-512 F/BW/VL; rows `i0 ..` `i0 + rows` of A readable; `dst` holds `tiles16 · kpp · 16`
+/// words, `stage` `kpp · 16` words.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn pack_a_tiles(
+    p: &Problem,
+    i0: usize,
+    rows: usize,
+    tiles16: usize,
+    kpp: usize,
+    l: &super::primitives::Lut,
+    table: &[u16; 256],
+    dst: *mut u32,
+    stage: *mut u32,
+) {
+    let (k, chunks) = (p.k, kpp / STEP);
+    // SAFETY: (whole body) reads stay at rows < rows and codes < k through masked loads or
+    // pack_panel's contract; writes stay in the group's tiles and the staging panel.
+    unsafe {
+        for t in 0..tiles16 {
+            let r0 = 16 * t;
+            let group = dst.add(t * chunks * A_TILE_WORDS);
+            let live = rows.saturating_sub(r0).min(16);
+            if live == 0 {
+                core::ptr::write_bytes(group, 0, chunks * A_TILE_WORDS);
+            } else if p.csa == 1 {
+                for r in 0..16 {
+                    let src = p.a.wrapping_offset((i0 + r0 + r) as isize * p.rsa);
+                    for c in 0..chunks {
+                        let d = group.add(c * A_TILE_WORDS + r * STEP);
+                        let first = 2 * STEP * c;
+                        let v = if r < live && first < k {
+                            let mask = low_mask32(k - first);
+                            cvt32(_mm256_maskz_loadu_epi8(mask, src.add(first).cast()), l)
+                        } else {
+                            _mm512_setzero_si512()
+                        };
+                        _mm512_storeu_si512(d.cast(), v);
+                    }
+                }
+            } else {
+                pack_panel(
+                    p.a.wrapping_offset((i0 + r0) as isize * p.rsa),
+                    p.rsa,
+                    p.csa,
+                    live,
+                    16,
+                    k,
+                    l,
+                    table,
+                    stage,
+                    KC * 16,
+                );
+                let kp = k.div_ceil(2);
+                core::ptr::write_bytes(stage.add(kp * 16), 0, (kpp - kp) * 16);
+                for c in 0..chunks {
+                    let mut v = [_mm512_setzero_si512(); 16];
+                    for (q, vq) in v.iter_mut().enumerate() {
+                        *vq = _mm512_loadu_si512(stage.add((c * STEP + q) * 16).cast());
+                    }
+                    let tr = transpose16(v);
+                    for (r, row) in tr.iter().enumerate() {
+                        let d = group.add(c * A_TILE_WORDS + r * STEP);
+                        _mm512_storeu_si512(d.cast(), *row);
+                    }
+                }
+            }
+        }
+    }
+}
