@@ -372,6 +372,28 @@ const char *unitfp8_last_error(void);
 const char *unitfp8_backend(void);
 
 /**
+ * Chooses the GEMM kernel of later calls process-wide, by name: `"amx-bf16"` opts in to the
+ * AMX kernel (x86-64 CPUs with AMX, Linux), several times faster on large products but **not
+ * bit-identical** to the other kernels (its hardware sums in an order of its own); NULL or
+ * `"default"` restores the back end's own, exact kernel (the default unless the environment
+ * variable `UNITFP8_GEMM_KERNEL` names one). Other names: `"avx512-bf16"`, `"avx512-fma"`,
+ * `"avx2-fma"`, `"neon"`, `"scalar"`. Returns `UNITFP8_OK`, `UNITFP8_ERROR_INVALID_ARGUMENT`
+ * for an unknown name (or one that is not UTF-8), `UNITFP8_ERROR_UNSUPPORTED` for a kernel this
+ * CPU or system cannot run; on error the setting is unchanged. Thread-safe.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string.
+ */
+int32_t unitfp8_set_gemm_kernel(const char *name);
+
+/**
+ * The name of the GEMM kernel later calls use (for large products; problems of a few rows
+ * may take a short-problem kernel of the same family): `"avx512-bf16"`, `"amx-bf16"`, … (see
+ * `unitfp8_set_gemm_kernel`), a static NUL-terminated string. Never null; do not free it.
+ */
+const char *unitfp8_gemm_kernel(void);
+
+/**
  * Sets the number of worker threads used by later calls, process-wide; 0 restores the default
  * (the environment variable `UNITFP8_NUM_THREADS`, else the number of CPUs). Results never
  * depend on the thread count. Thread-safe; calls already running are not affected.

@@ -67,14 +67,15 @@ impl Exec {
     /// The process-wide settings: the back end named by `UNITFP8_BACKEND` (`scalar`, `avx512`,
     /// `neon`) when it is available, with that back end's GEMM kernel
     /// ([`GemmKernel::for_backend`]: `scalar` runs the scalar GEMM too); else the best available
-    /// back end with the fastest GEMM kernel ([`GemmKernel::best`]). The thread count set by
-    /// [`set_num_threads`], else `UNITFP8_NUM_THREADS`, else the number of CPUs.
+    /// back end with the fastest GEMM kernel ([`GemmKernel::best`]). The GEMM kernel set by
+    /// [`set_gemm_kernel`] (or `UNITFP8_GEMM_KERNEL`) replaces that kernel. The thread count set
+    /// by [`set_num_threads`], else `UNITFP8_NUM_THREADS`, else the number of CPUs.
     #[cfg(feature = "std")]
     pub fn global() -> Exec {
-        let (backend, gemm_kernel) = global_backend();
+        let (backend, default_kernel) = global_backend();
         Exec {
             backend,
-            gemm_kernel,
+            gemm_kernel: gemm_kernel_override().unwrap_or(default_kernel),
             threads: num_threads(),
         }
     }
@@ -105,6 +106,65 @@ fn global_backend() -> (Backend, GemmKernel) {
                 |b| (b, GemmKernel::for_backend(b)),
             )
     })
+}
+
+/// The process-wide GEMM kernel choice: [`GEMM_UNSET`] until first read, [`GEMM_DEFAULT`] for
+/// the back end's own kernel, else `GEMM_FIRST + i` for `GemmKernel::ALL[i]`.
+#[cfg(feature = "std")]
+static GEMM_CHOICE: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(GEMM_UNSET);
+#[cfg(feature = "std")]
+const GEMM_UNSET: usize = 0;
+#[cfg(feature = "std")]
+const GEMM_DEFAULT: usize = 1;
+#[cfg(feature = "std")]
+const GEMM_FIRST: usize = 2;
+
+#[cfg(feature = "std")]
+fn encode_choice(kernel: Option<GemmKernel>) -> usize {
+    kernel
+        .and_then(|k| GemmKernel::ALL.iter().position(|&x| x == k))
+        .map_or(GEMM_DEFAULT, |i| GEMM_FIRST + i)
+}
+
+/// The GEMM kernel chosen process-wide in place of the back end's own, if any: the one set by
+/// [`set_gemm_kernel`], else (read once) the one `UNITFP8_GEMM_KERNEL` names when this CPU runs
+/// it (an unknown or unavailable name is ignored).
+#[cfg(feature = "std")]
+pub fn gemm_kernel_override() -> Option<GemmKernel> {
+    use core::sync::atomic::Ordering;
+    let mut choice = GEMM_CHOICE.load(Ordering::Relaxed);
+    if choice == GEMM_UNSET {
+        let from_env = std::env::var("UNITFP8_GEMM_KERNEL")
+            .ok()
+            .and_then(|name| GemmKernel::from_name(name.trim().to_ascii_lowercase().as_str()))
+            .filter(|k| k.is_available());
+        // A racing set_gemm_kernel wins over the environment.
+        choice = match GEMM_CHOICE.compare_exchange(
+            GEMM_UNSET,
+            encode_choice(from_env),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => encode_choice(from_env),
+            Err(now) => now,
+        };
+    }
+    choice.checked_sub(GEMM_FIRST).map(|i| GemmKernel::ALL[i])
+}
+
+/// Sets the GEMM kernel of later calls process-wide (`None`: the back end's own kernel, which
+/// is exact; the default unless `UNITFP8_GEMM_KERNEL` names one). Use it to opt in to
+/// [`GemmKernel::AmxBf16`], which is faster on CPUs with AMX but not bit-identical to the
+/// other kernels. [`Status::Unsupported`](crate::error::Status::Unsupported) (and no change)
+/// when this CPU lacks the kernel. Thread-safe; calls already running are not affected.
+#[cfg(feature = "std")]
+pub fn set_gemm_kernel(kernel: Option<GemmKernel>) -> Result<(), Error> {
+    if let Some(k) = kernel {
+        k.check_available()?;
+    }
+    GEMM_CHOICE.store(encode_choice(kernel), core::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
 
 #[cfg(feature = "std")]

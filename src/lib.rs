@@ -47,7 +47,7 @@ pub use dtype::{DType, Element};
 pub use error::{Error, Status};
 pub use exec::Exec;
 #[cfg(feature = "std")]
-pub use exec::{num_threads, set_num_threads};
+pub use exec::{gemm_kernel_override, num_threads, set_gemm_kernel, set_num_threads};
 pub use fp8::{E4M3, E5M2, Fp8Format};
 pub use half::{bf16, f16};
 #[cfg(feature = "std")]

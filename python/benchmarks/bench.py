@@ -3,9 +3,10 @@
 1. Python call overhead per op on small tensors (µs): numpy API, torch ops, raw ctypes.
 2. UnitScaledLinear forward+backward (batch 4096, fan_in 2048, fan_out 8192, f32 activations):
    the torch module vs the same six library calls made straight through ctypes (buffers
-   allocated once), vs PyTorch's bf16 nn.Linear forward+backward, on the same threads.
-3. One training step of the examples/torch_mus model: μS-FP8 (unitfp8) vs μS-bf16 and SP-bf16
-   (PyTorch autocast).
+   allocated once), vs PyTorch's bf16 nn.Linear forward+backward, on the same threads; with the
+   default (exact) GEMM kernel and, where the CPU has AMX, the opt-in ``amx-bf16`` kernel.
+3. One training step of the examples/torch_mus model: μS-FP8 (unitfp8, each GEMM kernel) vs
+   μS-bf16 and SP-bf16 (PyTorch autocast).
 
 Repetitions of the compared variants are interleaved and medians are taken, so a shared machine
 slows all of them alike; quote the ratios. Usage:
@@ -27,6 +28,31 @@ import unitfp8.torch as ut
 from unitfp8 import _lib
 from unitfp8.torch import _ops
 from unitfp8.torch.nn import UnitScaledLinear
+
+
+def kernels() -> list:
+    """The GEMM kernels to compare: the default one, and ``amx-bf16`` where this CPU runs it."""
+    default = unitfp8.gemm_kernel()
+    try:
+        unitfp8.set_gemm_kernel("amx-bf16")
+        return [default, "amx-bf16"]
+    except unitfp8.UnsupportedError:
+        return [default]
+    finally:
+        unitfp8.set_gemm_kernel(None)
+
+
+def with_kernel(name: str, fn):
+    """``fn`` run with GEMM kernel ``name`` (the process-wide setting, restored afterwards)."""
+
+    def run():
+        unitfp8.set_gemm_kernel(name)
+        try:
+            fn()
+        finally:
+            unitfp8.set_gemm_kernel(None)
+
+    return run
 
 
 def interleaved(fns: dict, reps: int, inner: int = 1) -> dict:
@@ -111,13 +137,19 @@ def linear(reps, batch=4096, fan_in=2048, fan_out=8192):
         lin.weight.grad = None
         lin(xb).backward(dyb)
 
-    res = interleaved({"unitfp8 UnitScaledLinear (torch)": torch_module, "same calls via ctypes": raw_ctypes,
-                       "PyTorch bf16 nn.Linear": torch_bf16}, reps)
+    fns = {"PyTorch bf16 nn.Linear": torch_bf16}
+    for kern in kernels():
+        fns[f"unitfp8 UnitScaledLinear (torch, {kern})"] = with_kernel(kern, torch_module)
+        fns[f"same calls via ctypes ({kern})"] = with_kernel(kern, raw_ctypes)
+    res = interleaved(fns, reps)
     print(f"\n## linear forward+backward {batch}x{fan_in}->{fan_out} (median s, interleaved)")
     for k, v in res.items():
         print(f"| {k} | {v:.3f} s | {6 * batch * fan_in * fan_out / v / 1e9:.0f} GFLOP/s |")
-    m, r, b = res["unitfp8 UnitScaledLinear (torch)"], res["same calls via ctypes"], res["PyTorch bf16 nn.Linear"]
-    print(f"module / ctypes = {m / r:.3f}x (goal <= 1.1x); bf16 nn.Linear / module = {b / m:.2f}x (goal >= 1.1x)")
+    b = res["PyTorch bf16 nn.Linear"]
+    for kern in kernels():
+        m, r = res[f"unitfp8 UnitScaledLinear (torch, {kern})"], res[f"same calls via ctypes ({kern})"]
+        print(f"{kern}: module / ctypes = {m / r:.3f}x (goal <= 1.1x); "
+              f"bf16 nn.Linear / module = {b / m:.2f}x (goal >= 1.1x)")
 
 
 def train_step(reps):
@@ -141,11 +173,16 @@ def train_step(reps):
             loss.backward()
             opt.step()
 
-        fns[variant] = step
+        if variant == "mus_fp8":
+            for kern in kernels():
+                fns[f"mus_fp8 ({kern})"] = with_kernel(kern, step)
+        else:
+            fns[variant] = step
     res = interleaved(fns, reps, inner=3)
     print("\n## one training step of the example model (width 256, 4 layers, ctx 64, batch 16; median ms)")
+    first = next(k for k in res if k.startswith("mus_fp8"))
     for k, v in res.items():
-        print(f"| {k} | {v * 1e3:.1f} ms | {v / res['mus_fp8']:.2f}x the FP8 step |")
+        print(f"| {k} | {v * 1e3:.1f} ms | {v / res[first]:.2f}x the first FP8 step |")
 
 
 def main():

@@ -395,3 +395,51 @@ def test_threads(rng):
     for (e8, ec), (r8, rc) in zip(expect, results):
         np.testing.assert_array_equal(bits(e8), bits(r8))
         np.testing.assert_array_equal(bits(ec), bits(rc))
+
+
+def test_gemm_kernel_setting_and_amx(rng):
+    default = unitfp8.gemm_kernel()
+    assert default != "amx-bf16", "the default kernel must be an exact one"
+    with pytest.raises(TypeError):
+        unitfp8.set_gemm_kernel(3)
+    with pytest.raises(unitfp8.InvalidArgumentError, match="name must be one of"):
+        unitfp8.set_gemm_kernel("amx")
+    assert unitfp8.gemm_kernel() == default
+    # General values (not exactly summable), so that kernels summing in another order differ.
+    a = (rng.standard_normal((70, 300)) * 4).astype(E4M3)
+    b = (rng.standard_normal((300, 90)) * 4).astype(E5M2)
+    want = unitfp8.gemm(a, b, alpha=0.25)
+    try:
+        unitfp8.set_gemm_kernel("scalar")
+        assert unitfp8.gemm_kernel() == "scalar"
+        assert bits(unitfp8.gemm(a, b, alpha=0.25)).tolist() == bits(want).tolist()
+        try:
+            unitfp8.set_gemm_kernel("amx-bf16")
+        except unitfp8.UnsupportedError as e:
+            assert "amx-bf16" in str(e)
+            assert unitfp8.gemm_kernel() == "scalar"  # unchanged
+            print("AMX part skipped: this CPU or system has no usable AMX-BF16")
+            return
+        assert unitfp8.gemm_kernel() == "amx-bf16"
+        got = unitfp8.gemm(a, b, alpha=0.25).astype(np.float64)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        exact = 0.25 * (a64 @ b64)
+        mag = 0.25 * (np.abs(a64) @ np.abs(b64))
+        bound = (300 / 32 + 4) * 2.0**-23 * mag + 2.0**-24 * np.abs(exact)
+        assert np.all(np.abs(got - exact) <= bound)
+        assert not np.array_equal(got, np.zeros_like(got))
+    finally:
+        unitfp8.set_gemm_kernel(None)
+    assert unitfp8.gemm_kernel() == default
+
+
+def test_gemm_kernel_from_environment():
+    import subprocess
+    import sys
+
+    code = "import unitfp8; print(unitfp8.gemm_kernel())"
+    for name in ("scalar", "no-such-kernel"):
+        env = dict(__import__("os").environ, UNITFP8_GEMM_KERNEL=name)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        expect = "scalar" if name == "scalar" else unitfp8.gemm_kernel()
+        assert out.stdout.strip() == expect

@@ -50,6 +50,8 @@ __all__ = [
     "default_alpha",
     "set_num_threads",
     "num_threads",
+    "set_gemm_kernel",
+    "gemm_kernel",
     "backend",
     "version",
     "cuda_available",
@@ -249,6 +251,42 @@ def set_num_threads(threads: int) -> None:
 def num_threads() -> int:
     """The number of worker threads later calls use (at least 1)."""
     return int(_lib.get_num_threads())
+
+
+GEMM_KERNELS = ("amx-bf16", "avx512-bf16", "avx512-fma", "avx2-fma", "neon", "scalar")
+
+
+def set_gemm_kernel(name: Optional[str]) -> None:
+    """Chooses the CPU GEMM kernel of later calls, process-wide (all GEMM and linear functions,
+    and the ``unitfp8.torch`` ops and modules on CPU tensors).
+
+    ``"amx-bf16"`` opts in to the AMX kernel (x86-64 CPUs with AMX such as Xeon Sapphire Rapids
+    and later, on Linux): several times faster on large products, but **not bit-identical** to
+    the other kernels, because AMX sums the products inside each instruction in an order of its
+    own (the error stays within ``(k/32 + 4)·2⁻²³·Σ|a·b|``, f32 accumulation as always).
+    ``None`` or ``"default"`` restores the back end's own, exact kernel, the default unless the
+    environment variable ``UNITFP8_GEMM_KERNEL`` names one. The other names (``GEMM_KERNELS``)
+    select an exact kernel. Thread-safe; calls already running are not affected.
+
+    Raises:
+        TypeError: ``name`` is not a string or None.
+        InvalidArgumentError: an unknown name.
+        UnsupportedError: a kernel this CPU or system cannot run (the setting is unchanged).
+    """
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+    if name is not None and name != "default" and name not in GEMM_KERNELS:
+        raise InvalidArgumentError(
+            f"name must be one of {', '.join(GEMM_KERNELS)} or 'default', got {name!r}"
+        )
+    _lib.check(_lib.set_gemm_kernel(None if name is None else name.encode()), "set_gemm_kernel")
+
+
+def gemm_kernel() -> str:
+    """The CPU GEMM kernel later calls use, e.g. ``"avx512-bf16"`` or ``"amx-bf16"`` (see
+    :func:`set_gemm_kernel`); problems of a few rows may take an exact short-problem kernel of
+    the same family."""
+    return _lib.gemm_kernel().decode()
 
 
 def cuda_available() -> bool:
@@ -543,7 +581,8 @@ def gemm(
     """``C ← alpha·A·B + beta·C`` with FP8 ``A`` (m×k) and ``B`` (k×n), accumulated in f32.
 
     Any strides (in whole elements, any sign) are passed through: ``a.T``, column-major and
-    sliced views need no copies. The result is bit-identical for any thread count and back end.
+    sliced views need no copies. The result is bit-identical for any thread count and back end
+    (unless the opt-in AMX kernel was chosen with :func:`set_gemm_kernel`).
 
     Args:
         a: 2-D float8_e4m3fn or float8_e5m2 array, ``m x k``.

@@ -90,6 +90,8 @@ status_string = _declare("unitfp8_status_string", _cp, [_i32])
 backend = _declare("unitfp8_backend", _cp, [])
 set_num_threads = _declare("unitfp8_set_num_threads", None, [_sz])
 get_num_threads = _declare("unitfp8_get_num_threads", _sz, [])
+set_gemm_kernel = _declare("unitfp8_set_gemm_kernel", _i32, [_cp])
+gemm_kernel = _declare("unitfp8_gemm_kernel", _cp, [])
 # The per-thread detail message of the last failed call (argument, rule, values).
 last_error = _declare("unitfp8_last_error", _cp, [])
 cuda_available = _declare("unitfp8_cuda_available", _i32, [])

@@ -5,6 +5,7 @@ use core::ffi::{CStr, c_char};
 use crate::backend::Backend;
 use crate::error::Status;
 use crate::exec::Exec;
+use crate::gemm::GemmKernel;
 
 const VERSION_C: &CStr =
     match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
@@ -89,6 +90,58 @@ pub extern "C" fn unitfp8_backend() -> *const c_char {
         Backend::Scalar => c"scalar",
         Backend::Avx512 => c"avx512",
         Backend::Neon => c"neon",
+    };
+    s.as_ptr()
+}
+
+/// Chooses the GEMM kernel of later calls process-wide, by name: `"amx-bf16"` opts in to the
+/// AMX kernel (x86-64 CPUs with AMX, Linux), several times faster on large products but **not
+/// bit-identical** to the other kernels (its hardware sums in an order of its own); NULL or
+/// `"default"` restores the back end's own, exact kernel (the default unless the environment
+/// variable `UNITFP8_GEMM_KERNEL` names one). Other names: `"avx512-bf16"`, `"avx512-fma"`,
+/// `"avx2-fma"`, `"neon"`, `"scalar"`. Returns `UNITFP8_OK`, `UNITFP8_ERROR_INVALID_ARGUMENT`
+/// for an unknown name (or one that is not UTF-8), `UNITFP8_ERROR_UNSUPPORTED` for a kernel this
+/// CPU or system cannot run; on error the setting is unchanged. Thread-safe.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unitfp8_set_gemm_kernel(name: *const c_char) -> i32 {
+    super::guard(|| {
+        let kernel = if name.is_null() {
+            None
+        } else {
+            // SAFETY: a NUL-terminated string (caller's contract).
+            let text = unsafe { CStr::from_ptr(name) }
+                .to_str()
+                .map_err(|_| crate::error::Error::invalid("gemm kernel name is not UTF-8", &[]))?;
+            if text == "default" {
+                None
+            } else {
+                Some(GemmKernel::from_name(text).ok_or_else(|| {
+                    crate::error::Error::invalid(
+                        "unknown gemm kernel name (amx-bf16, avx512-bf16, avx512-fma, avx2-fma, neon, scalar or default)",
+                        &[],
+                    )
+                })?)
+            }
+        };
+        crate::exec::set_gemm_kernel(kernel)
+    })
+}
+
+/// The name of the GEMM kernel later calls use (for large products; problems of a few rows
+/// may take a short-problem kernel of the same family): `"avx512-bf16"`, `"amx-bf16"`, … (see
+/// `unitfp8_set_gemm_kernel`), a static NUL-terminated string. Never null; do not free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn unitfp8_gemm_kernel() -> *const c_char {
+    let s: &'static CStr = match Exec::global().gemm_kernel() {
+        GemmKernel::Scalar => c"scalar",
+        GemmKernel::Avx512Fma => c"avx512-fma",
+        GemmKernel::Avx512Bf16 => c"avx512-bf16",
+        GemmKernel::Avx2Fma => c"avx2-fma",
+        GemmKernel::Neon => c"neon",
+        GemmKernel::AmxBf16 => c"amx-bf16",
     };
     s.as_ptr()
 }
