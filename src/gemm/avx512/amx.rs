@@ -33,6 +33,9 @@ const STEP: usize = 16;
 const A_TILE_WORDS: usize = 256;
 /// Bytes of packed A per row block (about half of a 2 MiB L2).
 const A_BLOCK_BYTES: usize = 1 << 20;
+/// Tile steps per K chunk: the chunk of a B panel (`CHUNK_STEPS · 2` KiB) stays in L1 while
+/// every row group of the A block passes over it.
+const CHUNK_STEPS: usize = 4;
 /// Bytes of packed B per column block.
 const B_BLOCK_BYTES: usize = 8 << 20;
 
@@ -143,9 +146,22 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
                         core::ptr::write_bytes(panel.add(kp * NR), 0, (kpp - kp) * NR);
                     }
                 }
-                for kc in (0..chunks).step_by(KC / STEP) {
-                    let kend = (kc + KC / STEP).min(chunks);
+                for kc in (0..chunks).step_by(CHUNK_STEPS) {
+                    let kend = (kc + CHUNK_STEPS).min(chunks);
+                    // The B chunk of the next sweep (the next chunk of this panel, or the
+                    // first of the next panel: panels are contiguous) comes from L3 when the
+                    // block was packed for an earlier row block; its lines are prefetched, a
+                    // share per row group, so that no tile load waits on L3.
+                    let next = panel.wrapping_add(kend * STEP * NR).cast::<u8>();
+                    let lines = CHUNK_STEPS * STEP * NR * 4 / 64;
+                    let per_group = lines.div_ceil(groups);
                     for g in 0..groups {
+                        for line in g * per_group..((g + 1) * per_group).min(lines) {
+                            // SAFETY: a prefetch never faults.
+                            unsafe {
+                                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64 * line).cast())
+                            };
+                        }
                         let tile = acc.wrapping_add(g * TM * NR);
                         let a0 = apack.wrapping_add(2 * g * chunks * A_TILE_WORDS);
                         let a1 = a0.wrapping_add(chunks * A_TILE_WORDS);
