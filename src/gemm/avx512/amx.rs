@@ -157,10 +157,8 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
                     let per_group = lines.div_ceil(groups);
                     for g in 0..groups {
                         for line in g * per_group..((g + 1) * per_group).min(lines) {
-                            // SAFETY: a prefetch never faults.
-                            unsafe {
-                                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64 * line).cast())
-                            };
+                            // A prefetch never faults.
+                            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64 * line).cast());
                         }
                         let tile = acc.wrapping_add(g * TM * NR);
                         let a0 = apack.wrapping_add(2 * g * chunks * A_TILE_WORDS);
