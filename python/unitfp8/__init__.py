@@ -52,6 +52,7 @@ __all__ = [
     "num_threads",
     "set_gemm_kernel",
     "gemm_kernel",
+    "GEMM_KERNELS",
     "backend",
     "version",
     "cuda_available",
@@ -260,6 +261,7 @@ def num_threads() -> int:
     return int(_lib.get_num_threads())
 
 
+#: The CPU GEMM kernel names :func:`set_gemm_kernel` takes (besides ``"default"``).
 GEMM_KERNELS = ("amx-bf16", "avx512-bf16", "avx512-fma", "avx2-fma", "neon", "scalar")
 
 
