@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs unitfp8's microbenchmarks: the casts / residual-mix benchmark (bench/src/main.rs), the
 # GEMM benchmark (bench/src/bin/gemm.rs) and the thread hand-off benchmark
-# (bench/src/bin/threads.rs), then prints a one-screen summary: each kernel's ratio to its limit
+# (bench/src/bin/threads.rs; the GEMM benchmark also for the opt-in AMX kernel where the CPU has
+# it), then prints a one-screen summary: each kernel's ratio to its limit
 # (copy bandwidth, vdpbf16ps peak) and to each peer, next to the project's goal for it.
 #
 #   bench/run.sh [--quick] [--publish] [other options of the casts benchmark, see its --help]
@@ -72,6 +73,15 @@ echo
 echo "== GEMM =="
 cargo run --release -q -p unitfp8-bench --bin gemm -- --out "$out" ${quick[@]+"${quick[@]}"} |
     tee "$out/gemm.txt"
+
+# The opt-in AMX kernel (faster on CPUs with AMX, not bit-identical), where this CPU has it.
+if target/release/gemm --kernel amx-bf16 --shape 64,64,64 2>/dev/null | head -1 | grep -q 'kernel: amx-bf16'; then
+    echo
+    echo "== GEMM, opt-in AMX kernel amx-bf16 (rows: % of the tdpbf16ps peak) =="
+    mkdir -p "$out/amx"
+    cargo run --release -q -p unitfp8-bench --bin gemm -- --kernel amx-bf16 --out "$out/amx" \
+        ${quick[@]+"${quick[@]}"} | tee "$out/amx/gemm.txt"
+fi
 
 echo
 echo "== thread hand-off (mid-size calls, 1 thread vs all) =="
