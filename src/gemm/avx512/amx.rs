@@ -210,6 +210,19 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
                             let tile = acc_panel.wrapping_add(g * TM * NR);
                             let a0 = apack.wrapping_add(2 * g * nsteps * A_TILE_WORDS);
                             let a1 = a0.wrapping_add(nsteps * A_TILE_WORDS);
+                            if kend == steps && p.csc == 1 {
+                                // The micro-block of C written back after the next one: its
+                                // lines are fetched for writing while this one computes.
+                                let (ng, njr) = if g + 1 < groups {
+                                    (g + 1, jr)
+                                } else {
+                                    (0, jr + NR)
+                                };
+                                if njr < ncur {
+                                    let rows = TM.min(mcur - ng * TM);
+                                    prefetch_c(p, ic + ng * TM, jc + njr, rows, NR.min(ncur - njr));
+                                }
+                            }
                             // SAFETY: the tiles read lie in the packed A block, the packed B
                             // panel and the accumulator buffer, all of them written before.
                             unsafe {
@@ -254,6 +267,27 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
     }
     // SAFETY: releases the tile state this function configured.
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
+}
+
+/// Prefetches for writing the lines of rows `i0 .. i0 + rows`, columns `j0 .. j0 + cols` of a
+/// C with unit column stride (prefetches never fault).
+#[inline(always)]
+fn prefetch_c(p: &Problem, i0: usize, j0: usize, rows: usize, cols: usize) {
+    let size = p.c_type.size();
+    for i in 0..rows {
+        let row = p
+            .c
+            .wrapping_offset(((i0 + i) as isize * p.rsc + j0 as isize) * size as isize);
+        let first = row.wrapping_sub(row as usize % 64);
+        let end = row.wrapping_add(cols * size);
+        let mut line = first;
+        while line < end {
+            // SAFETY: a prefetch reads no architectural state and never faults; `prefetchw`
+            // exists on every CPU with AMX.
+            unsafe { asm!("prefetchw [{}]", in(reg) line, options(nostack, readonly, preserves_flags)) };
+            line = line.wrapping_add(64);
+        }
+    }
 }
 
 /// One tile step: `C[2×2 tiles] += A[2 tiles] · B[2 tiles]` over 16 K pairs.
