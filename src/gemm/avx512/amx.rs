@@ -203,26 +203,25 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
                         let lines = CHUNK_STEPS * STEP * NR * 4 / 64;
                         let per_group = lines.div_ceil(groups);
                         for g in 0..groups {
-                            for line in g * per_group..((g + 1) * per_group).min(lines) {
-                                // A prefetch never faults.
-                                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64 * line).cast());
-                            }
+                            let (b0, b1) =
+                                ((g * per_group).min(lines), ((g + 1) * per_group).min(lines));
                             let tile = acc_panel.wrapping_add(g * TM * NR);
                             let a0 = apack.wrapping_add(2 * g * nsteps * A_TILE_WORDS);
                             let a1 = a0.wrapping_add(nsteps * A_TILE_WORDS);
-                            if kend == steps && p.csc == 1 {
-                                // The micro-block of C written back after the next one: its
-                                // lines are fetched for writing while this one computes.
-                                let (ng, njr) = if g + 1 < groups {
-                                    (g + 1, jr)
-                                } else {
-                                    (0, jr + NR)
-                                };
-                                if njr < ncur {
-                                    let rows = TM.min(mcur - ng * TM);
-                                    prefetch_c(p, ic + ng * TM, jc + njr, rows, NR.min(ncur - njr));
-                                }
-                            }
+                            // The micro-block of C written back after this one: its lines are
+                            // fetched for writing while this one computes.
+                            let (ng, njr) = if g + 1 < groups {
+                                (g + 1, jr)
+                            } else {
+                                (0, jr + NR)
+                            };
+                            let c_rows = if kend == steps && p.csc == 1 && njr < ncur {
+                                TM.min(mcur - ng * TM)
+                            } else {
+                                0
+                            };
+                            let c_cols = NR.min(ncur.saturating_sub(njr));
+                            let span = kend - kc;
                             // SAFETY: the tiles read lie in the packed A block, the packed B
                             // panel and the accumulator buffer, all of them written before.
                             unsafe {
@@ -237,7 +236,21 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
                                 } else {
                                     load_acc(tile);
                                 }
-                                for c in kc..kend {
+                                // The prefetches are spread over the steps: a burst of them
+                                // fills the line fill buffers and stalls the tile loads.
+                                for (i, c) in (kc..kend).enumerate() {
+                                    let share =
+                                        |lo: usize, hi: usize, j: usize| lo + (hi - lo) * j / span;
+                                    for line in share(b0, b1, i)..share(b0, b1, i + 1) {
+                                        // A prefetch never faults.
+                                        _mm_prefetch::<_MM_HINT_T0>(
+                                            next.wrapping_add(64 * line).cast(),
+                                        );
+                                    }
+                                    let (r0, r1) = (share(0, c_rows, i), share(0, c_rows, i + 1));
+                                    if r1 > r0 {
+                                        prefetch_c(p, ic + ng * TM + r0, jc + njr, r1 - r0, c_cols);
+                                    }
                                     step(
                                         a0.add((c - s0) * A_TILE_WORDS),
                                         a1.add((c - s0) * A_TILE_WORDS),
@@ -275,16 +288,17 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
 fn prefetch_c(p: &Problem, i0: usize, j0: usize, rows: usize, cols: usize) {
     let size = p.c_type.size();
     for i in 0..rows {
-        let row = p
-            .c
-            .wrapping_offset(((i0 + i) as isize * p.rsc + j0 as isize) * size as isize);
+        let row =
+            p.c.wrapping_offset(((i0 + i) as isize * p.rsc + j0 as isize) * size as isize);
         let first = row.wrapping_sub(row as usize % 64);
         let end = row.wrapping_add(cols * size);
         let mut line = first;
         while line < end {
             // SAFETY: a prefetch reads no architectural state and never faults; `prefetchw`
             // exists on every CPU with AMX.
-            unsafe { asm!("prefetchw [{}]", in(reg) line, options(nostack, readonly, preserves_flags)) };
+            unsafe {
+                asm!("prefetchw [{}]", in(reg) line, options(nostack, readonly, preserves_flags))
+            };
             line = line.wrapping_add(64);
         }
     }
@@ -416,8 +430,7 @@ unsafe fn pack_a_tiles(
                 }
             } else {
                 pack_panel(
-                    p.a
-                        .wrapping_offset((i0 + r0) as isize * p.rsa + k0 as isize * p.csa),
+                    p.a.wrapping_offset((i0 + r0) as isize * p.rsa + k0 as isize * p.csa),
                     p.rsa,
                     p.csa,
                     live,
@@ -483,15 +496,16 @@ unsafe fn pack_a_tiles_unit_rows(
                 // The K rows of a later pair: strided (often a page apart), so prefetched.
                 for c in (0..rows).step_by(64) {
                     _mm_prefetch::<_MM_HINT_T0>(row(t + 2 * PACK_AHEAD).wrapping_add(c).cast());
-                    _mm_prefetch::<_MM_HINT_T0>(
-                        row(t + 2 * PACK_AHEAD + 1).wrapping_add(c).cast(),
-                    );
+                    _mm_prefetch::<_MM_HINT_T0>(row(t + 2 * PACK_AHEAD + 1).wrapping_add(c).cast());
                 }
                 for c in (0..width).step_by(32) {
                     let mask = low_mask32(rows.saturating_sub(c));
                     let load = |tt: usize| {
                         if tt < k {
-                            cvt32(_mm256_maskz_loadu_epi8(mask, row(tt).wrapping_add(c).cast()), l)
+                            cvt32(
+                                _mm256_maskz_loadu_epi8(mask, row(tt).wrapping_add(c).cast()),
+                                l,
+                            )
                         } else {
                             _mm512_setzero_si512()
                         }
@@ -500,7 +514,10 @@ unsafe fn pack_a_tiles_unit_rows(
                     let d = stage.add(q * width + c);
                     _mm512_storeu_si512(d.cast(), _mm512_permutex2var_epi16(e, idx0, o));
                     if c + 16 < width {
-                        _mm512_storeu_si512(d.add(16).cast(), _mm512_permutex2var_epi16(e, idx1, o));
+                        _mm512_storeu_si512(
+                            d.add(16).cast(),
+                            _mm512_permutex2var_epi16(e, idx1, o),
+                        );
                     }
                 }
             }
