@@ -13,7 +13,7 @@
 //! Layout: a micro-block is 32 × 32 of C in four 16 × 16 f32 tiles (`tmm0`–`tmm3`), fed by two
 //! A tiles (`tmm4`, `tmm5`: 16 rows × 16 bf16 pairs) and two B tiles (`tmm6`, `tmm7`: 16 pairs
 //! × 16 columns, the VNNI panels of [`super::pack::pack_panel`]). A is packed per row block
-//! and K block (at most 2048 codes) into 1 KiB tiles (`[32-row group][tile step][16-row half][row][pair]`),
+//! and K block (at most 2048 codes) into 1 KiB tiles (`[16-row group][tile step][row][pair]`),
 //! about 1 MiB that stays in L2; B into the blocked kernel's 32-column panels over the whole K.
 //! K runs in chunks of [`CHUNK_STEPS`] tile steps (16 KiB of a B panel, resident in L1) over
 //! every row group of the A block, whose accumulators wait in an f32 buffer between chunks.
@@ -217,6 +217,7 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
                                 ((g * per_group).min(lines), ((g + 1) * per_group).min(lines));
                             let tile = acc_panel.wrapping_add(g * TM * NR);
                             let a0 = apack.wrapping_add(2 * g * nsteps * A_TILE_WORDS);
+                            let a1 = a0.wrapping_add(nsteps * A_TILE_WORDS);
                             // The micro-block of C written back after this one: its lines are
                             // fetched for writing while this one computes.
                             let (ng, njr) = if g + 1 < groups {
@@ -272,8 +273,8 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
                                         prefetch_c(p, ic + ng * TM + r0, jc + njr, r1 - r0, c_cols);
                                     }
                                     step(
-                                        a0.add(2 * (c - s0) * A_TILE_WORDS),
-                                        a0.add((2 * (c - s0) + 1) * A_TILE_WORDS),
+                                        a0.add((c - s0) * A_TILE_WORDS),
+                                        a1.add((c - s0) * A_TILE_WORDS),
                                         panel.add(c * STEP * NR),
                                     );
                                 }
@@ -322,14 +323,6 @@ fn prefetch_c(p: &Problem, i0: usize, j0: usize, rows: usize, cols: usize) {
             line = line.wrapping_add(64);
         }
     }
-}
-
-/// Index of 16-row tile `t`, step `c` in a packed A block of `nsteps` steps: the two tiles of a
-/// 32-row group and step are adjacent (`[32-row group][step][half][row][pair]`), so that the
-/// tile loads of a group read one sequential stream.
-#[inline(always)]
-fn a_tile_index(t: usize, c: usize, nsteps: usize) -> usize {
-    ((t / 2) * nsteps + c) * 2 + t % 2
 }
 
 /// One tile step: `C[2×2 tiles] += A[2 tiles] · B[2 tiles]` over 16 K pairs.
@@ -401,7 +394,7 @@ unsafe fn store_acc(t: *mut f32) {
 }
 
 /// Packs rows `i0 .. i0 + rows` of A over the K block of tile steps `s0 .. s0 + nsteps`
-/// (codes `32·s0 ..`) into `tiles16` 16-row groups of 1 KiB tiles (see [`a_tile_index`]);
+/// (codes `32·s0 ..`) into `tiles16` 16-row groups of 1 KiB tiles, `[group][step][row][pair]`;
 /// rows past `rows` and pairs past `k / 2` are bf16 `+0`. K-contiguous rows are converted
 /// directly; other layouts go through a VNNI panel ([`pack_panel`], 16 wide) in `stage` and a
 /// 16 × 16 word transpose per tile.
@@ -437,18 +430,15 @@ unsafe fn pack_a_tiles(
     unsafe {
         for t in 0..tiles16 {
             let r0 = 16 * t;
-            // Tile (t, c) of the block: the two tiles of a 32-row group and step adjacent.
-            let tile = |c: usize| dst.add(a_tile_index(t, c, chunks) * A_TILE_WORDS);
+            let group = dst.add(t * chunks * A_TILE_WORDS);
             let live = rows.saturating_sub(r0).min(16);
             if live == 0 {
-                for c in 0..chunks {
-                    core::ptr::write_bytes(tile(c), 0, A_TILE_WORDS);
-                }
+                core::ptr::write_bytes(group, 0, chunks * A_TILE_WORDS);
             } else if p.csa == 1 {
                 for r in 0..16 {
                     let src = p.a.wrapping_offset((i0 + r0 + r) as isize * p.rsa);
                     for c in 0..chunks {
-                        let d = tile(c).add(r * STEP);
+                        let d = group.add(c * A_TILE_WORDS + r * STEP);
                         let first = k0 + 2 * STEP * c;
                         let v = if r < live && first < k {
                             let mask = low_mask32(k - first);
@@ -481,7 +471,7 @@ unsafe fn pack_a_tiles(
                     }
                     let tr = transpose16(v);
                     for (r, row) in tr.iter().enumerate() {
-                        let d = tile(c).add(r * STEP);
+                        let d = group.add(c * A_TILE_WORDS + r * STEP);
                         _mm512_storeu_si512(d.cast(), *row);
                     }
                 }
@@ -557,7 +547,7 @@ unsafe fn pack_a_tiles_unit_rows(
                 for (q, vq) in v.iter_mut().enumerate() {
                     *vq = _mm512_loadu_si512(stage.add(q * width + 16 * tile).cast());
                 }
-                let d = dst.add(a_tile_index(tile, st, nsteps) * A_TILE_WORDS);
+                let d = dst.add((tile * nsteps + st) * A_TILE_WORDS);
                 for (r, w) in transpose16(v).iter().enumerate() {
                     _mm512_storeu_si512(d.add(r * STEP).cast(), *w);
                 }
