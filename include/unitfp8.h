@@ -161,7 +161,8 @@ extern "C" {
  *
  * - `src`: `n` elements of type `src_type` (a `UNITFP8_F32` ... `UNITFP8_E5M2` code).
  * - `dst`: `n` elements of type `dst_type`.
- * - `scale`: multiplier applied in f32 before rounding (1 for muS); must be finite. The source
+ * - `scale`: multiplier applied in f32 before rounding (1 for muS); must be finite and nonzero
+ *   (`0 * Inf` would give a NaN whose sign depends on the CPU architecture). The source
  *   value widens to f32 exactly, then one f32 multiply, then one rounding to `dst_type`.
  * - `rounding`: a `UNITFP8_ROUND_*` code, applied to FP8, bf16 and f16 destinations; f32
  *   destinations are never rounded or clipped (`src * scale` in f32, so decoding keeps +-Inf).

@@ -27,7 +27,8 @@ const AVX512_BF16: u32 = 1 << 2;
     allow(dead_code)
 )]
 const AVX2_FMA: u32 = 1 << 3;
-/// AMX-TILE and AMX-BF16, enabled by the operating system for this process (`tdpbf16ps`).
+/// AMX-TILE and AMX-BF16, with the tile state enabled by the operating system (XCR0); the
+/// process's permission to use it is requested separately, on first need ([`amx_bf16`]).
 #[cfg_attr(
     not(all(target_arch = "x86_64", target_feature = "sse2")),
     allow(dead_code)
@@ -60,10 +61,8 @@ fn probe() -> u32 {
     f
 }
 
-/// Whether the CPU has AMX-TILE and AMX-BF16 and the operating system lets this process use
-/// the tile data: CPUID leaf 7 (EDX bits 22 and 24), XCR0 bits 17 and 18 (tile state enabled),
-/// and on Linux a successful `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, which
-/// grants the permission to every thread of the process. Other systems: not used.
+/// Whether the CPU has AMX-TILE and AMX-BF16 and the operating system supports their state:
+/// CPUID leaf 7 (EDX bits 22 and 24) and XCR0 bits 17 and 18 (tile state enabled).
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 fn amx_bf16_usable() -> bool {
     use core::arch::x86_64::__cpuid_count;
@@ -85,7 +84,7 @@ fn amx_bf16_usable() -> bool {
     }
     // SAFETY: OSXSAVE is set, so XSAVE and XGETBV are available.
     let xcr0 = unsafe { xcr0() };
-    xcr0 & (3 << 17) == 3 << 17 && request_tile_data()
+    xcr0 & (3 << 17) == 3 << 17
 }
 
 /// Asks Linux for the permission to use AMX tile data (`arch_prctl(ARCH_REQ_XCOMP_PERM, 18)`);
@@ -206,13 +205,25 @@ pub(crate) fn avx512_bf16_vbmi() -> bool {
 }
 
 /// [`avx512_bf16`] plus AMX-TILE and AMX-BF16 usable by this process: the AMX GEMM kernel.
-/// Never without `std` (the tile-data permission is requested at run time).
+/// The first call on a CPU that has them asks the operating system for the permission to use
+/// the tile data (Linux: `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, process-wide),
+/// so a process that never asks for the AMX kernel is never changed (a granted permission
+/// enlarges its signal frames). Never without `std`, and never on other systems.
 #[cfg_attr(
     not(all(target_arch = "x86_64", target_feature = "sse2")),
     allow(dead_code)
 )]
 pub(crate) fn amx_bf16() -> bool {
-    cfg!(feature = "std") && has(AVX512 | AVX512_BF16 | AMX_BF16)
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        if !has(AVX512 | AVX512_BF16 | AMX_BF16) {
+            return false;
+        }
+        static GRANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *GRANTED.get_or_init(request_tile_data)
+    }
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    false
 }
 
 /// AVX2 and FMA: the AVX2 GEMM kernel.

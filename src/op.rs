@@ -18,7 +18,9 @@ use crate::{DType, Rounding};
 /// Parameters of a cast.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CastParams {
-    /// Multiplier applied before rounding (1.0 for μS). Must be finite.
+    /// Multiplier applied before rounding (1.0 for μS). Must be finite and nonzero: `0 · ±Inf`
+    /// would give a NaN whose sign depends on the CPU architecture (negative on x86-64,
+    /// positive on AArch64), and a zero scale has no use in a cast.
     pub scale: f32,
     /// Rounding mode; stochastic rounding needs an FP8 destination.
     pub rounding: Rounding,
@@ -38,13 +40,13 @@ impl Default for CastParams {
 }
 
 impl CastParams {
-    /// Checks the parameters against the destination type: a finite scale
+    /// Checks the parameters against the destination type: a finite, nonzero scale
     /// ([`Status::InvalidArgument`]) and stochastic rounding only to FP8
     /// ([`Status::Unsupported`]).
     pub fn check(&self, dst_type: DType) -> Result<(), Error> {
         require(
-            self.scale.is_finite(),
-            "scale must be finite, got {}",
+            self.scale.is_finite() && self.scale != 0.0,
+            "scale must be finite and nonzero, got {}",
             &[self.scale.into()],
         )?;
         if self.rounding == Rounding::StochasticSaturate && dst_type.fp8().is_none() {

@@ -126,6 +126,12 @@ fn cast_errors() {
                 &["scale", "finite", "inf"],
             );
             expect(
+                &e("scale 0"),
+                c(cuda, s, UNITFP8_F32, d, UNITFP8_E4M3, 64, -0.0, SAT, am),
+                INV,
+                &["scale", "nonzero", "-0"],
+            );
+            expect(
                 &e("sr"),
                 c(cuda, s, UNITFP8_F32, d, UNITFP8_BF16, 32, 1.0, SR, am),
                 UNS,

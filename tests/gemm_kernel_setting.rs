@@ -17,8 +17,54 @@ fn set(name: Option<&str>) -> i32 {
     unsafe { unitfp8_set_gemm_kernel(c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())) }
 }
 
+/// Whether this process holds the permission to use AMX tile data (Linux x86-64:
+/// `arch_prctl(ARCH_GET_XCOMP_PERM)`, bit 18); `None` where that cannot be asked.
+fn amx_permission() -> Option<bool> {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        let mut mask = 0u64;
+        let ret: i64;
+        // SAFETY: arch_prctl(ARCH_GET_XCOMP_PERM, &mask) writes one u64 to `mask`; the kernel
+        // clobbers rcx and r11.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") 158i64 => ret,
+                in("rdi") 0x1022i64,
+                in("rsi") &mut mask as *mut u64,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        if ret == 0 {
+            Some(mask & (1 << 18) != 0)
+        } else {
+            None
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    None
+}
+
 #[test]
 fn gemm_kernel_setting() {
+    // A process that never asks for the AMX kernel is not given the tile permission (which
+    // enlarges its signal frames), even after a GEMM with the default kernel.
+    let a = [unitfp8::E4M3::from_f32(1.5); 64 * 64];
+    let mut c = [0f32; 64 * 64];
+    unitfp8::gemm::gemm(
+        1.0,
+        unitfp8::gemm::MatRef::row_major(&a[..], 64, 64).unwrap(),
+        unitfp8::gemm::MatRef::row_major(&a[..], 64, 64).unwrap(),
+        0.0,
+        unitfp8::gemm::MatMut::row_major(&mut c[..], 64, 64).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(c[0], 64.0 * 2.25);
+    if let Some(p) = amx_permission() {
+        assert!(!p, "the default GEMM requested the AMX tile permission");
+    }
     let default = Exec::global().gemm_kernel();
     assert!(
         default.is_exact(),
@@ -67,4 +113,7 @@ fn gemm_kernel_setting() {
     }
     unitfp8::set_gemm_kernel(None).unwrap();
     assert_eq!(Exec::global().gemm_kernel(), default);
+    if let Some(p) = amx_permission() {
+        assert_eq!(p, GemmKernel::AmxBf16.is_available());
+    }
 }

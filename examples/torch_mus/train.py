@@ -278,6 +278,8 @@ def main():
                     help="rounding of the E5M2 output gradients in mus_fp8")
     ap.add_argument("--seed", type=int, default=1, help="corpus, batches and (unless --init-seed) initialisation")
     ap.add_argument("--init-seed", type=int, default=None, help="initialisation only (same data and batches)")
+    ap.add_argument("--gemm-kernel", default=None,
+                    help="unitfp8 GEMM kernel, e.g. amx-bf16 (opt-in, faster on AMX CPUs, not bit-identical)")
     ap.add_argument("--threads", type=int, default=1, help="threads per process for PyTorch and unitfp8 (0: their defaults)")
     ap.add_argument("--corpus-chars", type=int, default=300_000)
     ap.add_argument("--eval-every", type=int, default=50)
@@ -287,6 +289,8 @@ def main():
 
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
         dist.init_process_group("gloo")
+    if args.gemm_kernel:
+        unitfp8.set_gemm_kernel(args.gemm_kernel)
     if args.threads:
         torch.set_num_threads(args.threads)
         unitfp8.set_num_threads(args.threads)

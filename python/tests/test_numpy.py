@@ -282,6 +282,7 @@ def _errors():
         (lambda: unitfp8.cast(x, np.int8), TypeError, "dtype"),
         (lambda: unitfp8.cast(x.T, E4M3), ValueError, "x must be C-contiguous"),
         (lambda: unitfp8.cast(x, E4M3, scale=float("inf")), ValueError, "scale"),
+        (lambda: unitfp8.cast(x, E4M3, scale=0.0), ValueError, "nonzero"),
         (lambda: unitfp8.cast(x, E4M3, rounding="up"), ValueError, "rounding"),
         (lambda: unitfp8.cast(x, E4M3, rounding=7), ValueError, "rounding"),
         (lambda: unitfp8.cast(x, F16, rounding="stochastic"), NotImplementedError, "rounding"),

@@ -212,6 +212,35 @@ def test_unit_scaled_linear_general_values(gen):
     close(w.grad, dw_ref, a * (dy8.abs().T @ x8.abs()))
 
 
+def test_unit_scaled_linear_on_the_amx_kernel(gen):
+    """With the opt-in AMX GEMM kernel (where the CPU has it): forward and both gradients within
+    its documented bound of the float64 math; large enough (> 32 rows) to run the AMX kernel
+    itself in every GEMM."""
+    try:
+        unitfp8.set_gemm_kernel("amx-bf16")
+    except unitfp8.UnsupportedError:
+        pytest.skip("this CPU or system has no usable AMX-BF16 (the kernel is opt-in)")
+    try:
+        batch, fan_in, fan_out = 96, 200, 72
+        x = (torch.randn(batch, fan_in, generator=gen) * 3).requires_grad_(True)
+        w = torch.randn(fan_out, fan_in, generator=gen).requires_grad_(True)
+        dy = torch.randn(batch, fan_out, generator=gen)
+        y = ut.unit_scaled_linear(x, w)
+        y.backward(dy)
+        a = float(np.float32(unitfp8.default_alpha(fan_in)))
+        x8, w8, dy8 = q(x, E4), q(w, E4), q(dy, E5)
+
+        def close(got, ref, absprod, k):
+            bound = ((k / 32 + 4) * 2.0**-23 + 2.0**-22) * absprod + 1e-30
+            assert torch.all((got.double() - ref).abs() <= bound), (got.double() - ref).abs().max()
+
+        close(y.detach(), a * (x8 @ w8.T), a * (x8.abs() @ w8.abs().T), fan_in)
+        close(x.grad, a * (dy8 @ w8), a * (dy8.abs() @ w8.abs()), fan_out)
+        close(w.grad, a * (dy8.T @ x8), a * (dy8.abs().T @ x8.abs()), batch)
+    finally:
+        unitfp8.set_gemm_kernel(None)
+
+
 def test_bf16_activations(gen):
     x = torch.randn(8, 32, generator=gen).bfloat16().requires_grad_(True)
     lin = UnitScaledLinear(32, 16)

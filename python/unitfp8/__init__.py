@@ -196,6 +196,13 @@ def _finite(value: float, name: str) -> float:
     return v
 
 
+def _scale(scale: float) -> float:
+    s = _finite(scale, "scale")
+    if s == 0.0:
+        raise InvalidArgumentError(f"scale must be finite and nonzero, got {scale}")
+    return s
+
+
 def _seed(seed: int) -> int:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
@@ -314,7 +321,8 @@ def cast(
     Args:
         x: C-contiguous array of float32, float16, bfloat16, float8_e4m3fn or float8_e5m2.
         dtype: destination element type (one of the same five).
-        scale: multiplier applied in f32 before rounding (1 for μS); must be finite. The source
+        scale: multiplier applied in f32 before rounding (1 for μS); must be finite and nonzero
+            (``0·Inf`` would give a NaN whose sign depends on the CPU architecture). The source
             widens to f32 exactly, then one f32 multiply, then one rounding.
         rounding: a :class:`Rounding` or its name (``"nearest_saturate"``, ``"nearest"``,
             ``"stochastic"``); FP8/bf16/f16 destinations are rounded, f32 ones never.
@@ -338,7 +346,7 @@ def cast(
     src = _array(x, "x")
     dst = _dtype_code(dtype, "dtype")
     r = _rounding(rounding)
-    s = _finite(scale, "scale")
+    s = _scale(scale)
     _contiguous(x, "x")
     y = _out(out, "out", x.shape, dst)
     _contiguous(y, "out")
@@ -395,7 +403,7 @@ def cast_transpose(
     src = _array(x, "x")
     dst = _dtype_code(dtype, "dtype")
     r = _rounding(rounding)
-    s = _finite(scale, "scale")
+    s = _scale(scale)
     ld_src = _ld(x, "x")
     rows, cols = x.shape
     if r == Rounding.STOCHASTIC_SATURATE and dst not in _FP8_CODES:

@@ -89,6 +89,14 @@
 //! | `avx2-fma` | `avx2.rs` + `fpanel.rs` | 6×16 | fastest kernel on CPUs without AVX-512 |
 //! | `neon` | `neon.rs` + `fpanel.rs` | 8×12 | `neon` back end |
 //! | `scalar` | `scalar.rs` | — | `scalar` back end (`UNITFP8_BACKEND=scalar`), fallback |
+//! | `amx-bf16` | `avx512/amx.rs` (short problems: `decode`, `skinny`) | 32×32 | opt-in only: [`crate::set_gemm_kernel`], [`Exec::with_gemm_kernel`], `UNITFP8_GEMM_KERNEL` |
+//!
+//! **The AMX kernel is the one exception to the bit-for-bit rule.** `tdpbf16ps` adds the 32
+//! exact products of each instruction with an internal order and rounding of its own (one pair:
+//! `acc + round(p0 + p1)`; longer runs match no sequential order), so it cannot follow the
+//! semantics above; its results differ by f32 rounding errors (tested against float64 within
+//! `(k/32 + 4)·2⁻²³·|α|·Σ|a·b|`). [`GemmKernel::is_exact`] is false for it, and
+//! [`GemmKernel::best`] / [`GemmKernel::for_backend`] never choose it.
 //!
 //! # How to add a GEMM kernel
 //! A kernel for a new instruction set touches its own file and the registry:

@@ -51,6 +51,12 @@ def _check_finite(v: float, name: str) -> None:
         raise _lib.InvalidArgumentError(f"{name} must be finite, got {v}")
 
 
+def _check_scale(v: float) -> None:
+    _check_finite(v, "scale")
+    if v == 0.0:
+        raise _lib.InvalidArgumentError(f"scale must be finite and nonzero, got {v}")
+
+
 def _same(a: Tensor, b: Tensor, an: str, bn: str) -> None:
     if a.shape != b.shape:
         raise _lib.InvalidArgumentError(f"{bn} must have {an}'s shape {tuple(a.shape)}, got {tuple(b.shape)}")
@@ -115,7 +121,7 @@ def cast(
     src = _check_dtype(x.dtype, "x.dtype", tuple(CODE_OF))
     dst = _check_dtype(dtype, "dtype", tuple(CODE_OF))
     _check_rounding(rounding, dtype)
-    _check_finite(scale, "scale")
+    _check_scale(scale)
     x = x.contiguous()
     y = torch.empty(x.shape, dtype=dtype, device=x.device)
     if _device_kind(x, "x") == "cuda":
@@ -141,7 +147,7 @@ def cast_transpose(x: Tensor, dtype: torch.dtype, scale: float, rounding: int, s
     src = _check_dtype(x.dtype, "x.dtype", tuple(CODE_OF))
     dst = _check_dtype(dtype, "dtype", tuple(CODE_OF))
     _check_rounding(rounding, dtype)
-    _check_finite(scale, "scale")
+    _check_scale(scale)
     if x.stride(1) != 1 and x.shape[1] > 1:
         x = x.contiguous()
     rows, cols = x.shape
