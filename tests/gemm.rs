@@ -1123,6 +1123,7 @@ fn amx_kernel_within_error_bound() {
         (64, 64, 8192),
         (700, 96, 1500),
         (520, 600, 2100),
+        (40, 2300, 2100),
     ] {
         for la in [0, 1] {
             let cs = Case {
