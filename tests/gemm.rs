@@ -1117,8 +1117,14 @@ fn amx_kernel_within_error_bound() {
         let special = round % 5 == 4;
         worst = worst.max(check_amx_case(&mut rng, &cs, special, 1 + round % 2));
     }
-    // Deep products: several K chunks and row blocks.
-    for &(m, n, k) in &[(200, 70, 4099), (64, 64, 8192), (700, 96, 1500)] {
+    // Deep products: several K chunks, K blocks, row blocks and column blocks.
+    for &(m, n, k) in &[
+        (200, 70, 4099),
+        (64, 64, 8192),
+        (700, 96, 1500),
+        (520, 600, 2100),
+        (40, 2300, 2100),
+    ] {
         for la in [0, 1] {
             let cs = Case {
                 m,

@@ -64,7 +64,7 @@ const fn interleave_index(h: usize) -> [i16; 32] {
     }
     idx
 }
-static INTERLEAVE: [[i16; 32]; 2] = [interleave_index(0), interleave_index(1)];
+pub(super) static INTERLEAVE: [[i16; 32]; 2] = [interleave_index(0), interleave_index(1)];
 
 /// Packs `wn ≤ width` rows (A: rows of A; B: columns of B) of `k` FP8 codes into a `[p][width]`
 /// panel at `dst`, whose K blocks of [`KB`] pairs lie `bstride` words apart (`KB · width` for a
