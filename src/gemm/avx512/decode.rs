@@ -115,6 +115,93 @@ static ROUNDS: [[[u8; 64]; 2]; 4] = [
     [round(3, 0), round(3, 1)],
 ];
 
+/// What one decoding step needs besides the data: the byte indices of the four transpose rounds
+/// and the FP8 → bf16 byte tables of B's format.
+pub(super) struct StepTables {
+    idx: [[__m512i; 2]; 4],
+    lb: ByteTables,
+    sign: __m512i,
+}
+
+impl StepTables {
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn new(fmt: crate::fp8::Fp8Format) -> StepTables {
+        StepTables {
+            // SAFETY: 64-byte loads of the static index tables.
+            idx: unsafe {
+                core::array::from_fn(|t| {
+                    core::array::from_fn(|x| _mm512_loadu_si512(ROUNDS[t][x].as_ptr().cast()))
+                })
+            },
+            lb: ByteTables::of(fmt),
+            sign: _mm512_set1_epi8(-128),
+        }
+    }
+}
+
+/// One step over B: loads the 64-byte line of codes `off .. off + 64` (masked to `k`) of each of
+/// the `cols ≤ 16` columns `col(j0 + r)` (K-contiguous), prefetches [`PREFETCH_BYTES`] ahead (at
+/// the end of the columns, the start of the next group's `next_cols` columns), transposes the
+/// code pairs and converts them, and calls `f(q, v)` for the 32 pairs `q` of the step in
+/// increasing order, lane `j` of `v` holding the bf16 pair `(b[off/2 + q][j])` (even element in
+/// the low half; zeros past `k` and past `cols`).
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI; codes `< k` of columns `j0 .. j0 + cols` readable.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) unsafe fn step(
+    t: &StepTables,
+    col: &impl Fn(usize) -> *const u8,
+    j0: usize,
+    cols: usize,
+    next_cols: usize,
+    k: usize,
+    off: usize,
+    mut f: impl FnMut(usize, __m512i),
+) {
+    // SAFETY: (whole body) the CPU features and the readable codes are the caller's contract;
+    // this function is inlined into callers compiled with those features.
+    unsafe {
+        let left = k - off;
+        let mask = if left >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << left) - 1
+        };
+        let ahead = off + PREFETCH_BYTES;
+        let mut v = [_mm512_setzero_si512(); COLS];
+        for (r, vr) in v.iter_mut().enumerate().take(cols) {
+            let src = col(j0 + r);
+            // A masked load of codes < k of column j0 + r (caller's contract); prefetches never
+            // fault.
+            *vr = _mm512_maskz_loadu_epi8(mask, src.wrapping_add(off).cast());
+            if ahead < k {
+                _mm_prefetch::<_MM_HINT_T0>(src.wrapping_add(ahead).cast());
+            } else if r < next_cols {
+                _mm_prefetch::<_MM_HINT_T0>(col(j0 + COLS + r).wrapping_add(ahead - k).cast());
+            }
+        }
+        for (round, ix) in t.idx.iter().enumerate() {
+            let bit = 8 >> round;
+            for i in 0..COLS {
+                if i & bit == 0 {
+                    let (a, b) = (v[i], v[i | bit]);
+                    v[i] = _mm512_permutex2var_epi8(a, ix[0], b);
+                    v[i | bit] = _mm512_permutex2var_epi8(a, ix[1], b);
+                }
+            }
+        }
+        for (s, codes) in v.iter().enumerate() {
+            let lo = _mm512_permutex2var_epi8(t.lb.0[0], *codes, t.lb.0[1]);
+            let hi = _mm512_permutex2var_epi8(t.lb.0[2], *codes, t.lb.0[3]);
+            let hi = _mm512_ternarylogic_epi32::<0xF8>(hi, *codes, t.sign);
+            f(2 * s, _mm512_unpacklo_epi8(lo, hi));
+            f(2 * s + 1, _mm512_unpackhi_epi8(lo, hi));
+        }
+    }
+}
+
 /// `C ← α·A·B + β·C` for a validated problem with `k > 0` that [`fits`] this kernel, on the
 /// calling thread.
 ///
@@ -156,7 +243,6 @@ unsafe fn run_rows<const M: usize>(p: &Problem, ws: &mut [u8]) {
         (apack, apack.add(ap * ROWS).cast::<f32>())
     };
     let la = lut(p.a_fmt);
-    let lb = ByteTables::of(p.b_fmt);
     // SAFETY: rows < M of A are inside the validated A; the panel ([pair][ROWS] words, K blocks
     // contiguous) and its zeroed padding up to `ap` pairs fit in the workspace.
     unsafe {
@@ -176,13 +262,7 @@ unsafe fn run_rows<const M: usize>(p: &Problem, ws: &mut [u8]) {
             KB * ROWS,
         );
     }
-    // SAFETY: 64-byte loads of the static index tables.
-    let idx: [[__m512i; 2]; 4] = unsafe {
-        core::array::from_fn(|t| {
-            core::array::from_fn(|x| _mm512_loadu_si512(ROUNDS[t][x].as_ptr().cast()))
-        })
-    };
-    let sign = _mm512_set1_epi8(-128);
+    let tables = StepTables::new(p.b_fmt);
     let col = |j: usize| p.b.wrapping_offset(j as isize * p.csb);
     for j0 in (0..n).step_by(COLS) {
         let cols = COLS.min(n - j0);
@@ -193,58 +273,19 @@ unsafe fn run_rows<const M: usize>(p: &Problem, ws: &mut [u8]) {
             let kb = KB.min(kp - kc);
             let mut acc = [_mm512_setzero_ps(); M];
             for q0 in (kc..kc + kb).step_by(32) {
-                let off = 2 * q0;
-                let left = k - off;
-                let mask = if left >= 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << left) - 1
-                };
-                let ahead = off + PREFETCH_BYTES;
-                let mut v = [_mm512_setzero_si512(); COLS];
-                for (r, vr) in v.iter_mut().enumerate().take(cols) {
-                    let src = col(j0 + r);
-                    // SAFETY: a masked load of codes < k of column j0 + r (< n), inside the
-                    // validated B; prefetches never fault.
-                    unsafe {
-                        *vr = _mm512_maskz_loadu_epi8(mask, src.wrapping_add(off).cast());
-                        if ahead < k {
-                            _mm_prefetch::<_MM_HINT_T0>(src.wrapping_add(ahead).cast());
-                        } else if r < next_cols {
-                            _mm_prefetch::<_MM_HINT_T0>(
-                                col(j0 + COLS + r).wrapping_add(ahead - k).cast(),
-                            );
-                        }
-                    }
-                }
-                for (t, ix) in idx.iter().enumerate() {
-                    let bit = 8 >> t;
-                    for i in 0..COLS {
-                        if i & bit == 0 {
-                            let (a, b) = (v[i], v[i | bit]);
-                            v[i] = _mm512_permutex2var_epi8(a, ix[0], b);
-                            v[i | bit] = _mm512_permutex2var_epi8(a, ix[1], b);
-                        }
-                    }
-                }
-                for (s, codes) in v.iter().enumerate() {
-                    let lo = _mm512_permutex2var_epi8(lb.0[0], *codes, lb.0[1]);
-                    let hi = _mm512_permutex2var_epi8(lb.0[2], *codes, lb.0[3]);
-                    let hi = _mm512_ternarylogic_epi32::<0xF8>(hi, *codes, sign);
-                    let pairs = [_mm512_unpacklo_epi8(lo, hi), _mm512_unpackhi_epi8(lo, hi)];
-                    for (h, bv) in pairs.iter().enumerate() {
+                // SAFETY: columns j0 .. j0 + cols (< n) of the validated B, codes < k.
+                unsafe {
+                    step(&tables, &col, j0, cols, next_cols, k, 2 * q0, |q, bv| {
                         // SAFETY: a bit cast of 16 bf16 pairs.
-                        let bv: __m512bh = unsafe { core::mem::transmute(*bv) };
-                        let q = q0 + 2 * s + h;
+                        let bv: __m512bh = core::mem::transmute(bv);
                         for (i, x) in acc.iter_mut().enumerate() {
-                            // SAFETY: pair q < ap of row i < ROWS of the packed A.
-                            let aw = unsafe { *apack.add(q * ROWS + i) };
+                            // SAFETY: pair q0 + q < ap of row i < ROWS of the packed A.
+                            let aw = *apack.add((q0 + q) * ROWS + i);
                             // SAFETY: a bit cast of 16 bf16 pairs.
-                            let av: __m512bh =
-                                unsafe { core::mem::transmute(_mm512_set1_epi32(aw as i32)) };
+                            let av: __m512bh = core::mem::transmute(_mm512_set1_epi32(aw as i32));
                             *x = _mm512_dpbf16_ps(*x, av, bv);
                         }
-                    }
+                    });
                 }
             }
             for (t, x) in totals.iter_mut().zip(acc) {
