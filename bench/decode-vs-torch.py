@@ -3,7 +3,7 @@
 PyTorch's bf16 `x @ w.t()` on the same CPU threads.
 
 Usage: bench/decode-vs-torch.py [ROUNDS]   (needs the unitfp8 package and torch: `pip install
-./python torch`)
+./python torch`; `UNITFP8_GEMM_KERNEL=amx-bf16` measures the opt-in AMX kernel)
 
 Both sides cycle through copies of W that total about 1 GiB, so every call reads its weight from
 DRAM, as a decode step does. Each round times every (threads, shape, m) on unitfp8 and then on
@@ -70,7 +70,7 @@ for rnd in range(ROUNDS):
                 res.setdefault((threads, n, k, m), []).append((ours, theirs))
     print(f"round {rnd + 1} of {ROUNDS} done", file=sys.stderr)
 
-print(f"y = x·Wᵀ, W from DRAM: unitfp8 E4M3 (bf16 y) vs PyTorch {torch.__version__} bf16 x @ w.t(); "
+print(f"y = x·Wᵀ, W from DRAM: unitfp8 E4M3 (bf16 y, GEMM kernel {unitfp8.gemm_kernel()}) vs PyTorch {torch.__version__} bf16 x @ w.t(); "
       f"medians of {ROUNDS} interleaved rounds")
 print(f"{'thr':>3} {'W (n x k)':>12} {'m':>3} {'unitfp8 ms':>11} {'GB/s':>6} {'torch ms':>9} {'GB/s':>6} "
       f"{'speed ratio':>11}  per-round")

@@ -1117,6 +1117,24 @@ fn amx_kernel_within_error_bound() {
         let special = round % 5 == 4;
         worst = worst.max(check_amx_case(&mut rng, &cs, special, 1 + round % 2));
     }
+    // Few-row products with a K-contiguous B (the AMX kernel's few-row path): every row count
+    // up to 32 (one and two row tiles), column tails, K tails, any A layout.
+    for round in 0..48 {
+        let cs = Case {
+            m: 1 + round % 32,
+            n: 1 + rng.below(70),
+            k: 64 + rng.below(2100),
+            ta: rng.pick(&FP8),
+            tb: rng.pick(&FP8),
+            tc: rng.pick(&OUT),
+            alpha: 0.75,
+            beta: 0.0,
+            la: rng.below(LAYOUTS),
+            lb: rng.pick(&[1, 3, 6]),
+            lc: rng.pick(&[0, 2, 5]),
+        };
+        worst = worst.max(check_amx_case(&mut rng, &cs, round % 6 == 5, 1 + round % 2));
+    }
     // Deep products: several K chunks, K blocks, row blocks and column blocks.
     for &(m, n, k) in &[
         (200, 70, 4099),

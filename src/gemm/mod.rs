@@ -89,7 +89,7 @@
 //! | `avx2-fma` | `avx2.rs` + `fpanel.rs` | 6×16 | fastest kernel on CPUs without AVX-512 |
 //! | `neon` | `neon.rs` + `fpanel.rs` | 8×12 | `neon` back end |
 //! | `scalar` | `scalar.rs` | — | `scalar` back end (`UNITFP8_BACKEND=scalar`), fallback |
-//! | `amx-bf16` | `avx512/amx.rs` (short problems: `decode`, `skinny`) | 32×32 | opt-in only: [`crate::set_gemm_kernel`], [`Exec::with_gemm_kernel`], `UNITFP8_GEMM_KERNEL` |
+//! | `amx-bf16` | `avx512/amx.rs` (few rows: `amx_few.rs`, sharing `decode`'s step) | 32×32 | opt-in only: [`crate::set_gemm_kernel`], [`Exec::with_gemm_kernel`], `UNITFP8_GEMM_KERNEL` |
 //!
 //! **The AMX kernel is the one exception to the bit-for-bit rule.** `tdpbf16ps` adds the 32
 //! exact products of each instruction with an internal order and rounding of its own (one pair:

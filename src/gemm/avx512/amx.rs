@@ -8,7 +8,7 @@
 //! results differ from the library's defined summation order by rounding errors of f32
 //! accumulation: `|c − c_exact| ≤ (k / 32 + 4)·2⁻²³·Σ|a·b|` in the tests. Like the CUDA GEMM, it
 //! is a different summation, never a different product or a lower accumulation precision.
-//! Problems of up to 32 rows take the exact few-row and short-problem kernels instead.
+//! Problems of up to 32 rows with a K-contiguous B take its few-row path ([`super::amx_few`]).
 //!
 //! Layout: a micro-block is 32 × 32 of C in four 16 × 16 f32 tiles (`tmm0`–`tmm3`), fed by two
 //! A tiles (`tmm4`, `tmm5`: 16 rows × 16 bf16 pairs) and two B tiles (`tmm6`, `tmm7`: 16 pairs

@@ -3,12 +3,14 @@
 //!
 //! Imports run one way: [`primitives`] (lookups, output conversions, write-back) ← [`pack`]
 //! (panels) ← [`micro`] and [`blocked`] (the blocked kernel's micro-kernels and loops);
-//! [`amx`] (the opt-in AMX kernel) uses [`primitives`] and [`pack`];
+//! [`amx`] (the opt-in AMX kernel) uses [`primitives`] and [`pack`], its few-row path
+//! [`amx_few`] those and [`decode`]'s step;
 //! [`skinny`] (the short-problem kernel, up to 32 rows) uses [`primitives`] and [`pack`] only,
 //! and [`decode`] (few rows, up to 8) those and [`skinny`]'s byte tables. The kernel registry
 //! ([`super::registry`]) decides which runs a problem.
 
 pub(super) mod amx;
+pub(super) mod amx_few;
 pub(super) mod blocked;
 pub(super) mod decode;
 pub(super) mod micro;
@@ -85,8 +87,24 @@ pub(super) const BF16: KernelEntry = KernelEntry {
     short: &[DECODE, SHORT],
 };
 
+/// The AMX kernel's few-row path ([`amx_few`]): up to [`amx_few::ROWS`] rows of C with a
+/// K-contiguous B, from k = 64 (as the exact few-row kernel, whose decoding it shares).
+const AMX_FEW: ShortKernel = ShortKernel {
+    name: "amx-bf16-few",
+    available: amx_few_available,
+    min_k_by_rows: &[(amx_few::ROWS, 64)],
+    fits: amx_few::fits,
+    workspace_size: amx_few::workspace_bytes,
+    run: amx_few::run,
+};
+
+/// AMX plus the byte permutes (VBMI) of the shared decoding step.
+fn amx_few_available() -> bool {
+    crate::cpu::amx_bf16() && crate::cpu::avx512_bf16_vbmi()
+}
+
 /// Registry entry: AMX (`tdpbf16ps` on bf16 tiles), opt-in and not bit-identical to the
-/// others ([`amx`]); problems of up to 32 rows take the exact short-problem kernels.
+/// others ([`amx`]); few-row problems take its own few-row path ([`amx_few`]).
 pub(super) const AMX: KernelEntry = KernelEntry {
     kernel: GemmKernel::AmxBf16,
     backend: None,
@@ -94,7 +112,7 @@ pub(super) const AMX: KernelEntry = KernelEntry {
     tile: (32, NR),
     workspace_size: amx::workspace_size,
     run: amx::run,
-    short: &[DECODE, SHORT],
+    short: &[AMX_FEW],
 };
 
 /// Registry entry: AVX-512F f32 FMAs over the same bf16 panels (CPUs without AVX512-BF16).
