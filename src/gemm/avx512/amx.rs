@@ -35,7 +35,7 @@ const TM: usize = 32;
 /// K pairs per tile step (64 bytes of bf16 per tile row).
 const STEP: usize = 16;
 /// Words (pairs) of one packed A tile: 16 rows × 16 pairs.
-const A_TILE_WORDS: usize = 256;
+pub(super) const A_TILE_WORDS: usize = 256;
 /// Bytes of packed A per row block (about half of a 2 MiB L2: measured here, tile loads
 /// streaming over 1 MiB ran at the full `tdpbf16ps` rate, over 1.5 MiB at 0.6×).
 const A_BLOCK_BYTES: usize = 1 << 20;
@@ -75,6 +75,27 @@ const CONFIG: TileConfig = TileConfig {
     colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
     rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
 };
+
+/// Loads [`CONFIG`] into the tile configuration of the calling thread (every AMX entry point
+/// does, before its first tile instruction; [`release_tiles`] ends the use).
+///
+/// # Safety
+/// AMX-TILE usable by this process ([`crate::cpu::amx_bf16`]).
+#[inline(always)]
+pub(super) unsafe fn configure_tiles() {
+    // SAFETY: CONFIG is a valid palette-1 configuration; AMX is usable (caller's contract).
+    unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
+}
+
+/// Releases the tile state [`configure_tiles`] set up.
+///
+/// # Safety
+/// AMX-TILE usable by this process.
+#[inline(always)]
+pub(super) unsafe fn release_tiles() {
+    // SAFETY: the caller's contract; TILERELEASE touches no memory.
+    unsafe { asm!("tilerelease", options(nostack, nomem)) };
+}
 
 /// K pairs rounded up to whole tile steps.
 fn padded_pairs(k: usize) -> usize {
@@ -156,8 +177,8 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
     };
     let (la, lb) = (lut(p.a_fmt), lut(p.b_fmt));
     let (ta, tb) = (scalar::bf16_lut(p.a_fmt), scalar::bf16_lut(p.b_fmt));
-    // SAFETY: CONFIG is a valid palette-1 configuration; AMX is usable (caller's contract).
-    unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
+    // SAFETY: AMX is usable (caller's contract).
+    unsafe { configure_tiles() };
     for jc in (0..n).step_by(nc) {
         let ncur = nc.min(n - jc);
         for ic in (0..m).step_by(mc) {
@@ -306,8 +327,8 @@ unsafe fn run_avx512(p: &Problem, ws: &mut [u8]) {
             }
         }
     }
-    // SAFETY: releases the tile state this function configured.
-    unsafe { asm!("tilerelease", options(nostack, nomem)) };
+    // SAFETY: AMX is usable (caller's contract); ends this function's use of the tiles.
+    unsafe { release_tiles() };
 }
 
 /// Prefetches for writing the lines of rows `i0 .. i0 + rows`, columns `j0 .. j0 + cols` of a

@@ -12,6 +12,7 @@
 
 use super::super::{Problem, scalar};
 use super::NR;
+use super::amx::{A_TILE_WORDS, configure_tiles, release_tiles};
 use super::decode::{StepTables, step};
 use super::primitives::{cvt32, low_mask32, lut, write_unit};
 use core::arch::asm;
@@ -21,27 +22,6 @@ use core::arch::x86_64::*;
 pub(crate) const ROWS: usize = 32;
 /// Columns of C per step (one tile width).
 const COLS: usize = 16;
-/// Words of one packed A tile (16 rows × 16 pairs).
-const A_TILE_WORDS: usize = 256;
-
-/// The tile configuration (palette 1): eight tiles of 16 rows × 64 bytes.
-#[repr(C, align(64))]
-struct TileConfig {
-    palette: u8,
-    start_row: u8,
-    reserved: [u8; 14],
-    colsb: [u16; 16],
-    rows: [u8; 16],
-}
-
-const CONFIG: TileConfig = TileConfig {
-    palette: 1,
-    start_row: 0,
-    reserved: [0; 14],
-    colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
-    rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
-};
-
 /// 16-pair chunks of A over depth `k`, rounded up to whole 32-pair steps.
 fn chunks(k: usize) -> usize {
     k.div_ceil(2).div_ceil(32) * 2
@@ -80,8 +60,8 @@ pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
     unsafe { pack_a(p, groups, nch, apack) };
     let tables = StepTables::new(p.b_fmt);
     let col = |j: usize| p.b.wrapping_offset(j as isize * p.csb);
-    // SAFETY: CONFIG is a valid palette-1 configuration; AMX is usable (caller's contract).
-    unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
+    // SAFETY: AMX is usable (caller's contract).
+    unsafe { configure_tiles() };
     for j0 in (0..n).step_by(COLS) {
         let cols = COLS.min(n - j0);
         let next_cols = COLS.min(n.saturating_sub(j0 + COLS));
@@ -135,8 +115,8 @@ pub(crate) unsafe fn run(p: &Problem, ws: &mut [u8]) {
             }
         }
     }
-    // SAFETY: releases the tile state this function configured.
-    unsafe { asm!("tilerelease", options(nostack, nomem)) };
+    // SAFETY: AMX is usable (caller's contract); ends this function's use of the tiles.
+    unsafe { release_tiles() };
 }
 
 /// Packs the `m ≤ 32` rows of A into `groups` 16-row groups of 1 KiB tiles,
