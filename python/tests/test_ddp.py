@@ -2,6 +2,8 @@
 layers for a few steps match one process on the same global batch."""
 
 import datetime
+import os
+import sys
 
 import pytest
 
@@ -94,6 +96,12 @@ def _worker(rank, world, init_file, out_file):
             torch.save({"losses": losses, "state": model.module.state_dict(), "same": same}, out_file)
     finally:
         dist.destroy_process_group()
+    # After a clean run, PyTorch's gloo back end sometimes aborts in its static destructors
+    # ("terminate called without an active exception", about 1 run in 10, with plain
+    # torch.nn.Linear layers too). Rank 0's results are saved: leave without running them.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def test_ddp_two_processes_match_one(tmp_path):
