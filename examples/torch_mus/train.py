@@ -43,6 +43,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # model
 
 
+# the FFN activation; GELU's small negative outputs fall below E4M3's normal range more often
+# than SiLU's (the FFN-down input is cast to E4M3)
+ACTIVATIONS = {"gelu": F.gelu, "silu": F.silu}
+
+
 class MuSLinear(nn.Module):
     """Plain-PyTorch μS linear (the high-precision reference): N(0, 1) init, y = x·Wᵀ/sqrt(fan_in)."""
 
@@ -67,9 +72,11 @@ class PlainMix(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d: int, heads: int, mus: bool, fp8: bool, tau: float, grad_rounding: str = "nearest_saturate"):
+    def __init__(self, d: int, heads: int, mus: bool, fp8: bool, tau: float, grad_rounding: str = "nearest_saturate",
+                 activation: str = "gelu"):
         super().__init__()
         self.heads, self.mus, self.fp8 = heads, mus, fp8
+        self.act = ACTIVATIONS[activation]
         if mus:
             lin = (lambda i, o: UnitScaledLinear(i, o, grad_rounding=grad_rounding)) if fp8 else MuSLinear  # noqa: E731
         else:
@@ -89,7 +96,7 @@ class Block(nn.Module):
 
     def mlp(self, x, x8=None):
         h = self.up(x, x8) if x8 is not None else self.up(x)
-        return self.down(F.gelu(h))
+        return self.down(self.act(h))
 
     def forward(self, h, h8=None):
         if not self.mus:  # SP: pre-LN
@@ -110,14 +117,14 @@ class Block(nn.Module):
 
 class CharTransformer(nn.Module):
     def __init__(self, vocab: int, d: int, layers: int, heads: int, ctx: int, variant: str, tau: float,
-                 grad_rounding: str = "nearest_saturate"):
+                 grad_rounding: str = "nearest_saturate", activation: str = "gelu"):
         super().__init__()
         self.mus = variant.startswith("mus")
         fp8 = variant == "mus_fp8"
         self.d = d
         self.tok = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(ctx, d)
-        self.blocks = nn.ModuleList(Block(d, heads, self.mus, fp8, tau, grad_rounding) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(d, heads, self.mus, fp8, tau, grad_rounding, activation) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab, bias=False)
         std = 1.0 if self.mus else 0.02
@@ -180,7 +187,8 @@ def train(args, variant: str, width: int, lr: float, log_path: str | None = None
     rank = dist.get_rank() if dist.is_initialized() else 0
     data = Data(args.corpus_chars, args.seed)
     torch.manual_seed(args.seed if args.init_seed is None else args.init_seed)
-    model = CharTransformer(data.vocab, width, args.layers, args.heads, args.ctx, variant, args.tau, args.grad_rounding)
+    model = CharTransformer(data.vocab, width, args.layers, args.heads, args.ctx, variant, args.tau, args.grad_rounding,
+                            args.activation)
     if variant.startswith("mus"):
         groups = mus_param_groups(model, lr, width=width, base_width=args.base_width, weight_decay=args.wd,
                                   hidden_types=(MuSLinear,))
@@ -276,6 +284,7 @@ def main():
                          "invariant to it up to eps")
     ap.add_argument("--grad-rounding", default="nearest_saturate", choices=["nearest_saturate", "stochastic"],
                     help="rounding of the E5M2 output gradients in mus_fp8")
+    ap.add_argument("--activation", default="gelu", choices=sorted(ACTIVATIONS), help="FFN activation (all variants)")
     ap.add_argument("--seed", type=int, default=1, help="corpus, batches and (unless --init-seed) initialisation")
     ap.add_argument("--init-seed", type=int, default=None, help="initialisation only (same data and batches)")
     ap.add_argument("--gemm-kernel", default=None,

@@ -442,6 +442,23 @@ def _same_shape(a: np.ndarray, name: str, shape) -> None:
         raise InvalidArgumentError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
 
 
+def _fp8_copy(
+    fp8_dtype: Optional[DTypeLike], out: Optional[np.ndarray], name: str, shape, default_code: int
+) -> Tuple[int, Optional[np.ndarray]]:
+    """The FP8 type code and C-contiguous destination of an optional FP8 copy (``None`` when
+    neither ``fp8_dtype`` nor ``out`` asks for one); ``fp8_dtype`` wins over ``out``'s dtype,
+    ``default_code`` names the format when no copy is made."""
+    if fp8_dtype is None and out is None:
+        return default_code, None
+    if fp8_dtype is not None:
+        code = _dtype_code(fp8_dtype, "fp8_dtype", _FP8_CODES)
+    else:
+        code = _array(out, name, _FP8_CODES)
+    y8 = _out(out, name, shape, code)
+    _contiguous(y8, name)
+    return code, y8
+
+
 def residual_mix(
     x: np.ndarray,
     f: np.ndarray,
@@ -487,16 +504,7 @@ def residual_mix(
     r = _rounding(rounding)
     y = _out(out, "out", x.shape, io)
     _contiguous(y, "out")
-    want_fp8 = fp8_dtype is not None or out_fp8 is not None
-    fcode = _lib.E4M3
-    y8 = None
-    if want_fp8:
-        if fp8_dtype is not None:
-            fcode = _dtype_code(fp8_dtype, "fp8_dtype", _FP8_CODES)
-        elif out_fp8 is not None:
-            fcode = _array(out_fp8, "out_fp8", _FP8_CODES)
-        y8 = _out(out_fp8, "out_fp8", x.shape, fcode)
-        _contiguous(y8, "out_fp8")
+    fcode, y8 = _fp8_copy(fp8_dtype, out_fp8, "out_fp8", x.shape, _lib.E4M3)
     _lib.check(
         _lib.residual_mix(
             x.ctypes.data, f.ctypes.data, y.ctypes.data, io, x.size, t,
@@ -551,16 +559,7 @@ def residual_mix_backward(
     gf = _out(grad_f, "grad_f", grad_out.shape, io)
     _contiguous(gx, "grad_x")
     _contiguous(gf, "grad_f")
-    want_fp8 = fp8_dtype is not None or grad_f_fp8 is not None
-    fcode = _lib.E5M2
-    g8 = None
-    if want_fp8:
-        if fp8_dtype is not None:
-            fcode = _dtype_code(fp8_dtype, "fp8_dtype", _FP8_CODES)
-        elif grad_f_fp8 is not None:
-            fcode = _array(grad_f_fp8, "grad_f_fp8", _FP8_CODES)
-        g8 = _out(grad_f_fp8, "grad_f_fp8", grad_out.shape, fcode)
-        _contiguous(g8, "grad_f_fp8")
+    fcode, g8 = _fp8_copy(fp8_dtype, grad_f_fp8, "grad_f_fp8", grad_out.shape, _lib.E5M2)
     _lib.check(
         _lib.residual_mix_backward(
             grad_out.ctypes.data, gx.ctypes.data, gf.ctypes.data, io, grad_out.size, t,
