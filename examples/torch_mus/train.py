@@ -10,6 +10,7 @@ Commands:
   python train.py compare [--steps 400 --width 128 ...]      all variants -> loss.csv, summary.csv
   python train.py sweep   [--widths 64,128 --lrs ...]        μS-FP8 LR sweep -> sweep.csv
   python train.py run --variant mus_fp8                      one run (torchrun: DistributedDataParallel)
+  python train.py seeds   [--seeds 10 --width 256]           μS-FP8 vs μS-f32 over initialisation seeds
   torchrun --nproc-per-node 2 train.py run --variant mus_fp8 the same run on 2 processes (gloo)
 
 The loss given to backward is the cross-entropy summed over the tokens of the global batch
@@ -260,9 +261,30 @@ def _write(path, rows):
         w.writerows(rows)
 
 
+def seeds(args):
+    """μS-FP8 and μS-f32 for initialisation seeds 1..args.seeds (same data and batches), final
+    validation losses and the gap -> seeds_w<width>[_<activation>].csv; prints mean and standard
+    error of the gap."""
+    tag = f"w{args.width}" + ("" if args.activation == "gelu" else f"_{args.activation}")
+    rows, gaps = [], []
+    for s in range(1, args.seeds + 1):
+        args.init_seed = s
+        f8 = train(args, "mus_fp8", args.width, args.lr)["final_val_loss"]
+        f32 = train(args, "mus_f32", args.width, args.lr)["final_val_loss"]
+        gaps.append(100 * (f8 / f32 - 1))
+        rows.append({"init_seed": s, "mus_fp8_val_loss": f"{f8:.5f}", "mus_f32_val_loss": f"{f32:.5f}",
+                     "fp8_vs_f32_percent": f"{gaps[-1]:.2f}"})
+        print(rows[-1], flush=True)
+        _write(os.path.join(args.out, f"seeds_{tag}.csv"), rows)
+    if len(gaps) > 1:
+        mean, sd = float(np.mean(gaps)), float(np.std(gaps, ddof=1))
+        print(f"width {args.width}: μS-FP8 vs μS-f32 final validation loss {mean:+.2f}% on average "
+              f"(standard error {sd / math.sqrt(len(gaps)):.2f}, {len(gaps)} seeds)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["compare", "sweep", "run"])
+    ap.add_argument("command", choices=["compare", "sweep", "run", "seeds"])
     ap.add_argument("--variant", default="mus_fp8", choices=["mus_fp8", "mus_f32", "mus_bf16", "sp_bf16", "sp_f32"])
     ap.add_argument("--variants", default="mus_fp8,mus_f32,mus_bf16,sp_bf16")
     ap.add_argument("--steps", type=int, default=400)
@@ -287,6 +309,7 @@ def main():
     ap.add_argument("--activation", default="gelu", choices=sorted(ACTIVATIONS), help="FFN activation (all variants)")
     ap.add_argument("--seed", type=int, default=1, help="corpus, batches and (unless --init-seed) initialisation")
     ap.add_argument("--init-seed", type=int, default=None, help="initialisation only (same data and batches)")
+    ap.add_argument("--seeds", type=int, default=10, help="seeds: initialisation seeds 1..N")
     ap.add_argument("--gemm-kernel", default=None,
                     help="unitfp8 GEMM kernel, e.g. amx-bf16 (opt-in, faster on AMX CPUs, not bit-identical)")
     ap.add_argument("--threads", type=int, default=1, help="threads per process for PyTorch and unitfp8 (0: their defaults)")
@@ -322,6 +345,8 @@ def main():
                 print(s, flush=True)
                 rows.append(s)
                 _write(os.path.join(args.out, f"sweep_{args.variant}.csv"), rows)
+    elif args.command == "seeds":
+        seeds(args)
     else:
         world = dist.get_world_size() if dist.is_initialized() else 1
         lr = args.sp_lr if args.variant.startswith("sp") else args.lr
