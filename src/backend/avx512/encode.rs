@@ -231,7 +231,7 @@ pub(super) struct Fp8Encoder {
 
 impl Fp8Encoder {
     /// The encoder for `args` (any format and rounding mode; the caller picks the matching
-    /// const parameters of [`encode16_codes`] with [`encoder_kind`]).
+    /// const parameters of [`encode16_codes`] with [`with_encoder`]).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
     pub(super) fn new(args: &EncodeArgs) -> Fp8Encoder {
@@ -251,25 +251,42 @@ impl Fp8Encoder {
     }
 }
 
-/// Which monomorphization of [`encode16_codes`] encodes `args`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum EncoderKind {
-    E4m3,
-    E4m3Stochastic,
-    E5m2,
-    E5m2Stochastic,
+/// Evaluates `$body` with `$sh`, `$bias` and `$sr` bound (as `const` items) to the encoder
+/// parameters of [`encode16_codes`] that encode `$args`: 20 and 7 for E4M3, 21 and 15 for
+/// E5M2, and whether the rounding is stochastic. The one place that maps a format and rounding
+/// to a kernel monomorphization.
+macro_rules! with_encoder {
+    ($args:expr, |$sh:ident, $bias:ident, $sr:ident| $body:expr) => {{
+        let stochastic = $args.rounding == $crate::dtype::Rounding::StochasticSaturate;
+        match ($args.format, stochastic) {
+            ($crate::fp8::Fp8Format::E4M3, false) => {
+                const $sh: u32 = 20;
+                const $bias: u32 = 7;
+                const $sr: bool = false;
+                $body
+            }
+            ($crate::fp8::Fp8Format::E4M3, true) => {
+                const $sh: u32 = 20;
+                const $bias: u32 = 7;
+                const $sr: bool = true;
+                $body
+            }
+            ($crate::fp8::Fp8Format::E5M2, false) => {
+                const $sh: u32 = 21;
+                const $bias: u32 = 15;
+                const $sr: bool = false;
+                $body
+            }
+            ($crate::fp8::Fp8Format::E5M2, true) => {
+                const $sh: u32 = 21;
+                const $bias: u32 = 15;
+                const $sr: bool = true;
+                $body
+            }
+        }
+    }};
 }
-
-/// The [`EncoderKind`] of `args`.
-pub(super) fn encoder_kind(args: &EncodeArgs) -> EncoderKind {
-    let sr = args.rounding == Rounding::StochasticSaturate;
-    match (args.format, sr) {
-        (Fp8Format::E4M3, false) => EncoderKind::E4m3,
-        (Fp8Format::E4M3, true) => EncoderKind::E4m3Stochastic,
-        (Fp8Format::E5M2, false) => EncoderKind::E5m2,
-        (Fp8Format::E5M2, true) => EncoderKind::E5m2Stochastic,
-    }
-}
+pub(super) use with_encoder;
 
 /// The FP8 codes (16 bytes) of 16 f32 values `x` whose element indices (low halves) are the
 /// lanes of `idx`: exactly what [`f32_to_fp8`] stores for them. `SH`/`BIAS`/`SR` are 20/7 for
@@ -489,16 +506,9 @@ unsafe fn encode_fp8_any<const BF16: bool>(
     let (key, lo, st) = (args.key, args.index_lo, args.stream);
     // SAFETY: forwarded contract.
     unsafe {
-        match encoder_kind(args) {
-            EncoderKind::E4m3 => encode_fp8::<20, 7, false, BF16>(c, key, lo, src, dst, n, st),
-            EncoderKind::E4m3Stochastic => {
-                encode_fp8::<20, 7, true, BF16>(c, key, lo, src, dst, n, st)
-            }
-            EncoderKind::E5m2 => encode_fp8::<21, 15, false, BF16>(c, key, lo, src, dst, n, st),
-            EncoderKind::E5m2Stochastic => {
-                encode_fp8::<21, 15, true, BF16>(c, key, lo, src, dst, n, st)
-            }
-        }
+        with_encoder!(args, |SH, BIAS, SR| encode_fp8::<SH, BIAS, SR, BF16>(
+            c, key, lo, src, dst, n, st
+        ))
     }
 }
 

@@ -5,8 +5,8 @@
 //! rounded to the output type, as in the scalar code.
 
 use super::encode::{
-    EncoderKind, Fp8Encoder, encode16_codes, encode32_bf16_codes, encode32_pairs_codes,
-    encoder_kind, prefetch_ahead,
+    Fp8Encoder, encode16_codes, encode32_bf16_codes, encode32_pairs_codes, prefetch_ahead,
+    with_encoder,
 };
 use super::tail_mask;
 use crate::backend::EncodeArgs;
@@ -489,26 +489,12 @@ unsafe fn mix_bf16(
                 a, b, x, f, out, codes, args, stream, n,
             );
         }
-        match encoder_kind(args) {
-            EncoderKind::E4m3 if fast => {
-                mix_bf16_impl::<20, 7, false, CODES_BF16>(a, b, x, f, out, codes, args, stream, n)
-            }
-            EncoderKind::E4m3 => {
-                mix_bf16_impl::<20, 7, false, CODES_F32>(a, b, x, f, out, codes, args, stream, n)
-            }
-            EncoderKind::E4m3Stochastic => {
-                mix_bf16_impl::<20, 7, true, CODES_F32>(a, b, x, f, out, codes, args, stream, n)
-            }
-            EncoderKind::E5m2 if fast => {
-                mix_bf16_impl::<21, 15, false, CODES_BF16>(a, b, x, f, out, codes, args, stream, n)
-            }
-            EncoderKind::E5m2 => {
-                mix_bf16_impl::<21, 15, false, CODES_F32>(a, b, x, f, out, codes, args, stream, n)
-            }
-            EncoderKind::E5m2Stochastic => {
-                mix_bf16_impl::<21, 15, true, CODES_F32>(a, b, x, f, out, codes, args, stream, n)
-            }
-        }
+        // bf16 codes apply to nearest rounding only (`fast` is false for stochastic rounding)
+        with_encoder!(args, |SH, BIAS, SR| if !SR && fast {
+            mix_bf16_impl::<SH, BIAS, SR, CODES_BF16>(a, b, x, f, out, codes, args, stream, n)
+        } else {
+            mix_bf16_impl::<SH, BIAS, SR, CODES_F32>(a, b, x, f, out, codes, args, stream, n)
+        })
     }
 }
 
@@ -600,26 +586,16 @@ unsafe fn mix_backward_bf16<const ACC: bool>(
                 a, b, g, gx, gf, codes, args, stream, n,
             );
         }
-        match encoder_kind(args) {
-            EncoderKind::E4m3 if fast => mix_backward_bf16_impl::<20, 7, false, CODES_BF16, ACC>(
+        // as in mix_bf16
+        with_encoder!(args, |SH, BIAS, SR| if !SR && fast {
+            mix_backward_bf16_impl::<SH, BIAS, SR, CODES_BF16, ACC>(
                 a, b, g, gx, gf, codes, args, stream, n,
-            ),
-            EncoderKind::E4m3 => mix_backward_bf16_impl::<20, 7, false, CODES_F32, ACC>(
+            )
+        } else {
+            mix_backward_bf16_impl::<SH, BIAS, SR, CODES_F32, ACC>(
                 a, b, g, gx, gf, codes, args, stream, n,
-            ),
-            EncoderKind::E4m3Stochastic => mix_backward_bf16_impl::<20, 7, true, CODES_F32, ACC>(
-                a, b, g, gx, gf, codes, args, stream, n,
-            ),
-            EncoderKind::E5m2 if fast => mix_backward_bf16_impl::<21, 15, false, CODES_BF16, ACC>(
-                a, b, g, gx, gf, codes, args, stream, n,
-            ),
-            EncoderKind::E5m2 => mix_backward_bf16_impl::<21, 15, false, CODES_F32, ACC>(
-                a, b, g, gx, gf, codes, args, stream, n,
-            ),
-            EncoderKind::E5m2Stochastic => mix_backward_bf16_impl::<21, 15, true, CODES_F32, ACC>(
-                a, b, g, gx, gf, codes, args, stream, n,
-            ),
-        }
+            )
+        })
     }
 }
 
@@ -647,20 +623,9 @@ unsafe fn mix_fp8_io<const IO: u8>(
                 a, b, x, f, out, codes, args, stream, n,
             );
         }
-        match encoder_kind(args) {
-            EncoderKind::E4m3 => {
-                mix_fp8_impl::<IO, 20, 7, false, true>(a, b, x, f, out, codes, args, stream, n)
-            }
-            EncoderKind::E4m3Stochastic => {
-                mix_fp8_impl::<IO, 20, 7, true, true>(a, b, x, f, out, codes, args, stream, n)
-            }
-            EncoderKind::E5m2 => {
-                mix_fp8_impl::<IO, 21, 15, false, true>(a, b, x, f, out, codes, args, stream, n)
-            }
-            EncoderKind::E5m2Stochastic => {
-                mix_fp8_impl::<IO, 21, 15, true, true>(a, b, x, f, out, codes, args, stream, n)
-            }
-        }
+        with_encoder!(args, |SH, BIAS, SR| mix_fp8_impl::<IO, SH, BIAS, SR, true>(
+            a, b, x, f, out, codes, args, stream, n
+        ))
     }
 }
 
@@ -779,20 +744,16 @@ unsafe fn mix_backward_fp8_enc<const IO: u8, const ACC: bool>(
                 a, b, g, gx, gf, codes, args, stream, n,
             );
         }
-        match encoder_kind(args) {
-            EncoderKind::E4m3 => mix_backward_fp8_impl::<IO, 20, 7, false, true, ACC>(
-                a, b, g, gx, gf, codes, args, stream, n,
-            ),
-            EncoderKind::E4m3Stochastic => mix_backward_fp8_impl::<IO, 20, 7, true, true, ACC>(
-                a, b, g, gx, gf, codes, args, stream, n,
-            ),
-            EncoderKind::E5m2 => mix_backward_fp8_impl::<IO, 21, 15, false, true, ACC>(
-                a, b, g, gx, gf, codes, args, stream, n,
-            ),
-            EncoderKind::E5m2Stochastic => mix_backward_fp8_impl::<IO, 21, 15, true, true, ACC>(
-                a, b, g, gx, gf, codes, args, stream, n,
-            ),
-        }
+        with_encoder!(args, |SH, BIAS, SR| mix_backward_fp8_impl::<
+            IO,
+            SH,
+            BIAS,
+            SR,
+            true,
+            ACC,
+        >(
+            a, b, g, gx, gf, codes, args, stream, n
+        ))
     }
 }
 
