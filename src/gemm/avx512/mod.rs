@@ -13,6 +13,8 @@ pub(super) mod amx;
 pub(super) mod amx_few;
 pub(super) mod blocked;
 pub(super) mod decode;
+#[cfg(test)]
+mod kernel_tests;
 pub(super) mod micro;
 pub(super) mod pack;
 pub(super) mod primitives;

@@ -438,39 +438,12 @@ unsafe fn write_back(
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::{RawGemm, RawMatrix, validate};
+    use super::super::kernel_tests::{Kernel, Rng, check_case};
     use super::*;
     use crate::dtype::DType;
 
-    /// Random bits from the library's counter-based generator: word `i` of stream `seed`.
-    struct Rng(u64, u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.1 += 1;
-            crate::rng::stochastic_bits(self.0, self.1) as u64
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    /// A finite code of `t` (no NaN, no Inf).
-    fn finite(rng: &mut Rng, t: DType) -> u8 {
-        loop {
-            let c = rng.next() as u8;
-            let mag = c & 0x7F;
-            let ok = match t {
-                DType::E4M3 => mag != 0x7F,
-                _ => mag < 0x7C,
-            };
-            if ok {
-                return c;
-            }
-        }
-    }
-
-    /// The kernel against the scalar reference on the same validated problem, bit for bit over
-    /// the whole C buffer (so stray writes show), with its workspace followed by guard bytes.
+    /// The kernel against the scalar reference (see [`check_case`]); finite codes; short K
+    /// too (the registry leaves k < 128 to the blocked kernel for speed only).
     #[test]
     fn short_kernel_matches_reference() {
         if !crate::cpu::avx512_bf16_vbmi() {
@@ -479,12 +452,13 @@ mod tests {
             );
             return;
         }
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        eprintln!("short_kernel_matches_reference: seed {seed}");
-        let mut rng = Rng(seed, 0);
+        let kernel = Kernel {
+            name: "short-problem kernel",
+            fits,
+            workspace_bytes,
+            run,
+        };
+        let mut rng = Rng::from_clock("short_kernel_matches_reference");
         let fp8 = [DType::E4M3, DType::E5M2];
         let outs = [DType::F32, DType::BF16, DType::E4M3, DType::E5M2];
         for case in 0..72 {
@@ -493,86 +467,8 @@ mod tests {
             // Last K blocks of 1, 2, 16, 40, 70, 100 and 128 pairs (0, 1, 2, 3 and 4 full chunks
             // of 32 pairs: the in-loop conversion schedule covers what the block's chunks allow).
             let k = [1, 3, 31, 80, 140, 255, 256, 257, 456, 652, 1025, 4099][case % 12];
-            let (ta, tb, tc) = (fp8[rng.below(2)], fp8[rng.below(2)], outs[rng.below(4)]);
-            // A: row-major, column-major or padded rows; B: columns K-contiguous, padded, or
-            // in reverse order; C: row-major, padded, or with a column stride of 2.
-            let pad = 1 + rng.below(5);
-            let (rsa, csa, alen) = match rng.below(3) {
-                0 => (k as isize, 1, m * k),
-                1 => (1, m as isize, m * k),
-                _ => ((k + pad) as isize, 1, m * (k + pad)),
-            };
-            let ldb = (k + rng.below(2) * pad) as isize;
-            let (b0, csb) = if rng.below(2) == 0 {
-                (0, ldb)
-            } else {
-                ((n - 1) * ldb as usize, -ldb)
-            };
-            let blen = n * ldb as usize;
-            let (rsc, csc) = match rng.below(3) {
-                0 => (n as isize, 1),
-                1 => ((n + pad) as isize, 1),
-                _ => ((2 * n + pad) as isize, 2),
-            };
-            let clen = (m - 1) * rsc as usize + (n - 1) * csc as usize + 1 + 16;
-            let a: Vec<u8> = (0..alen).map(|_| finite(&mut rng, ta)).collect();
-            let b: Vec<u8> = (0..blen).map(|_| finite(&mut rng, tb)).collect();
-            let c0: Vec<u8> = (0..clen * tc.size()).map(|_| rng.next() as u8).collect();
-            let beta = if tc.fp8().is_some() || rng.below(2) == 0 {
-                0.0
-            } else {
-                0.75
-            };
-            let (mut want, mut got) = (c0.clone(), c0.clone());
-            let g = |c: &mut Vec<u8>| RawGemm {
-                m,
-                n,
-                k,
-                alpha: [1.0, 0.0625, -3.0][case % 3],
-                a: RawMatrix {
-                    ptr: a.as_ptr(),
-                    dtype: ta,
-                    row_stride: rsa,
-                    col_stride: csa,
-                },
-                b: RawMatrix {
-                    ptr: b.as_ptr().wrapping_add(b0),
-                    dtype: tb,
-                    row_stride: 1,
-                    col_stride: csb,
-                },
-                beta,
-                c: RawMatrix {
-                    ptr: c.as_mut_ptr().wrapping_add(8 * tc.size()),
-                    dtype: tc,
-                    row_stride: rsc,
-                    col_stride: csc,
-                },
-            };
-            let pw = validate(&g(&mut want)).unwrap().unwrap();
-            let pg = validate(&g(&mut got)).unwrap().unwrap();
-            // Short K too: the registry leaves k < 128 to the blocked kernel for speed only.
-            assert!(
-                fits(&pg),
-                "m={m} n={n} k={k} must fit the short-problem kernel"
-            );
-            let need = workspace_bytes(k);
-            let mut ws: Vec<u8> = (0..need + 256).map(|_| rng.next() as u8).collect();
-            let guard = ws[need..].to_vec();
-            // SAFETY: validated problems on live buffers; the CPU features were checked; the
-            // workspace holds workspace_bytes(k) bytes.
-            unsafe {
-                scalar::run(&pw);
-                run(&pg, &mut ws[..need]);
-            }
-            assert_eq!(&ws[need..], &guard[..], "workspace overrun");
-            if want != got {
-                let at = want.iter().zip(&got).position(|(x, y)| x != y).unwrap();
-                panic!(
-                    "m={m} n={n} k={k} {ta:?}·{tb:?}→{tc:?} beta={beta} A({rsa},{csa}) \
-                     B(1,{csb}) C({rsc},{csc}): first differing byte {at}"
-                );
-            }
+            let types = (fp8[rng.below(2)], fp8[rng.below(2)], outs[rng.below(4)]);
+            check_case(&mut rng, &kernel, case, (m, n, k), types, 0.75, false);
         }
     }
 }
