@@ -264,17 +264,24 @@ def _write(path, rows):
 def seeds(args):
     """μS-FP8 and μS-f32 for initialisation seeds 1..args.seeds (same data and batches), final
     validation losses and the gap -> seeds_w<width>[_<activation>].csv; prints mean and standard
-    error of the gap."""
+    error of the gap over the seeds where neither run diverged (a diverged seed's gap is nan)."""
+    if dist.is_initialized():
+        raise SystemExit("train.py seeds runs in one process (use run under torchrun)")
     tag = f"w{args.width}" + ("" if args.activation == "gelu" else f"_{args.activation}")
     rows, gaps = [], []
     for s in range(1, args.seeds + 1):
         args.init_seed = s
-        f8 = train(args, "mus_fp8", args.width, args.lr)["final_val_loss"]
-        f32 = train(args, "mus_f32", args.width, args.lr)["final_val_loss"]
-        gaps.append(100 * (f8 / f32 - 1))
+        runs = [train(args, v, args.width, args.lr) for v in ("mus_fp8", "mus_f32")]
+        diverged = [r["variant"] for r in runs if r["steps"] < args.steps or not math.isfinite(r["final_val_loss"])]
+        f8, f32 = (r["final_val_loss"] for r in runs)
+        gap = float("nan") if diverged else 100 * (f8 / f32 - 1)
         rows.append({"init_seed": s, "mus_fp8_val_loss": f"{f8:.5f}", "mus_f32_val_loss": f"{f32:.5f}",
-                     "fp8_vs_f32_percent": f"{gaps[-1]:.2f}"})
+                     "fp8_vs_f32_percent": f"{gap:.2f}"})
         print(rows[-1], flush=True)
+        if diverged:
+            print(f"seed {s}: {', '.join(diverged)} diverged; left out of the mean", flush=True)
+        else:
+            gaps.append(gap)
         _write(os.path.join(args.out, f"seeds_{tag}.csv"), rows)
     if len(gaps) > 1:
         mean, sd = float(np.mean(gaps)), float(np.std(gaps, ddof=1))

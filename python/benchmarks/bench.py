@@ -139,13 +139,6 @@ def linear(reps, batch=4096, fan_in=2048, fan_out=8192):
         run.outputs = once
         return run
 
-    # the baseline does the module's work: same y and dW, bit for bit (default kernel)
-    check = c_calls(x.detach(), dy, False)
-    check()
-    torch_module()
-    y_mod = mod(x.detach())
-    assert torch.equal(check.outputs[2], y_mod) and torch.equal(check.outputs[5], mod.weight.grad)
-
     lin = torch.nn.Linear(fan_in, fan_out, bias=False).bfloat16()
     xb = x.detach().bfloat16().requires_grad_(True)
     dyb = dy.bfloat16()
@@ -165,6 +158,15 @@ def linear(reps, batch=4096, fan_in=2048, fan_out=8192):
         mod(xb16).backward(dyb)
 
     xd = x.detach()
+    # the baselines do the module's work: the same y, dx and dW, bit for bit (default kernel)
+    for module_step, xs, dys, xg in ((torch_module, xd, dy, x), (torch_module_bf16, xd.bfloat16(), dyb, xb16)):
+        check = c_calls(xs, dys, False)
+        check()
+        module_step()
+        with torch.no_grad():
+            y_mod = mod(xs)
+        _, _, y_c, _, dx_c, dw_c = check.outputs
+        assert torch.equal(y_c, y_mod) and torch.equal(dx_c, xg.grad) and torch.equal(dw_c, mod.weight.grad)
     fns = {"PyTorch bf16 nn.Linear": torch_bf16}
     for kern in kernels():
         fns[f"module, f32 x and dy ({kern})"] = with_kernel(kern, torch_module)

@@ -59,8 +59,8 @@ pub(super) struct Kernel {
 /// One random case of `m × n × k` with `A: ta`, `B: tb` and `C: tc`: A row-major,
 /// column-major or with padded rows; B's columns K-contiguous, padded, or in reverse order; C
 /// row-major, padded, or with a column stride of 2; α one of 1, 1/16, −3 (by `case`); β 0 or
-/// `beta` (always 0 for FP8 C), old C values finite where β reads them. `special` puts NaN
-/// and Inf codes into A and B. The kernel and the scalar reference run on the same validated
+/// `beta` (always 0 for FP8 C), old C values near ±1 where β reads them, with some Inf and NaN
+/// in one case of 7. `special` puts NaN and Inf codes into A and B. The kernel and the scalar reference run on the same validated
 /// problem; C must match bit for bit over the whole buffer, with guard elements before and
 /// after it, and the kernel's workspace is followed by guard bytes.
 #[allow(clippy::too_many_arguments)]
@@ -101,11 +101,19 @@ pub(super) fn check_case(
         beta
     };
     if beta != 0.0 {
-        // Finite old values where β reads them: bf16 or f32 bits of numbers near 1, so that
-        // β·C neither hides the product nor turns it into NaN.
-        for (e, x) in c0.iter_mut().enumerate() {
-            if e % tc.size() == tc.size() - 1 {
-                *x = 0x3F;
+        // Old values where β reads them: bf16 or f32 bits of numbers of either sign near 1, so
+        // that β·C does not swamp the product; in one case of 7 also an Inf or NaN in about one
+        // element of 16, which β·C must carry into the result as the reference does.
+        let top = tc.size() - 1;
+        let special_c = case.is_multiple_of(7);
+        for e in 0..clen {
+            let x = &mut c0[e * tc.size()..(e + 1) * tc.size()];
+            let sign = rng.next() as u8 & 0x80;
+            if special_c && rng.below(16) == 0 {
+                x[top] = 0x7F | sign;
+                x[top - 1] |= 0x80;
+            } else {
+                x[top] = 0x3F | sign;
             }
         }
     }
