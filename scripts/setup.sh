@@ -49,7 +49,18 @@ if ! .venv/bin/python -c 'import numpy, ml_dtypes' 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check numpy ml_dtypes
 fi
 if ! .venv/bin/python -c 'import torch, pytest' 2>/dev/null; then
+  # torch from PyPI with its CUDA libraries is about 5.5 GB installed, plus about 3 GB of
+  # downloads unpacked under the temporary directory while pip works. --no-cache-dir keeps pip
+  # from storing another copy of the wheels in its cache.
+  need_gb=9
+  for dir in .venv "${TMPDIR:-/tmp}"; do
+    free_gb=$(( $(df -Pk "$dir" | awk 'NR==2 {print $4}') / 1024 / 1024 ))
+    if [ "$free_gb" -lt "$need_gb" ]; then
+      echo "setup: error: installing torch needs about $need_gb GB free; the file system of $dir has $free_gb GB" >&2
+      exit 1
+    fi
+  done
   echo "setup: pip install torch pytest (once per venv)"
-  .venv/bin/pip install --quiet --disable-pip-version-check torch pytest
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-cache-dir torch pytest
 fi
 echo "setup: ok"
