@@ -444,3 +444,46 @@ def test_gemm_kernel_from_environment():
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         expect = "scalar" if name == "scalar" else unitfp8.gemm_kernel()
         assert out.stdout.strip() == expect
+
+
+def test_numpy_api_works_without_torch():
+    """torch is optional: with every ``import torch`` failing, the numpy API still casts and
+    multiplies exactly, torch is never imported, ``unitfp8.torch`` raises an ImportError that
+    says what to install, and the installed metadata requires torch only through an extra."""
+    import subprocess
+    import sys
+
+    code = r"""
+import importlib.abc, sys
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+import ml_dtypes, numpy as np, unitfp8
+rng = np.random.default_rng()
+x = rng.standard_normal((5, 7)).astype(np.float32) * 3
+q = unitfp8.cast(x, ml_dtypes.float8_e4m3fn)
+assert np.array_equal(q.view(np.uint8), x.astype(ml_dtypes.float8_e4m3fn).view(np.uint8))
+# small integers: every product and partial sum is exact in f32, so the f64 product is the answer
+a = rng.integers(-8, 9, (5, 7)).astype(ml_dtypes.float8_e4m3fn)
+b = rng.integers(-8, 9, (7, 3)).astype(ml_dtypes.float8_e4m3fn)
+c = unitfp8.gemm(a, b)
+assert np.array_equal(c, (a.astype(np.float64) @ b.astype(np.float64)).astype(np.float32))
+assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch was imported"
+try:
+    import unitfp8.torch
+except ImportError as e:
+    assert "pip install torch" in str(e), e
+else:
+    raise AssertionError("unitfp8.torch imported without torch")
+from importlib.metadata import requires
+reqs = requires("unitfp8")
+assert all("extra ==" in r for r in reqs if r.startswith("torch")), reqs
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
