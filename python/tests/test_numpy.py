@@ -146,6 +146,27 @@ def test_cast_transpose(rng, src, dst):
     assert (bits(obig[:, rows:]) == 0x7F).all()
 
 
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0)])
+def test_cast_transpose_empty(shape):
+    """An empty matrix is a no-op with empty results (numpy may give it any strides)."""
+    x = np.ones(shape, np.float32)
+    y, yt = unitfp8.cast_transpose(x, E4M3)
+    assert y.shape == shape and yt.shape == shape[::-1] and y.dtype == yt.dtype == E4M3
+    yt2 = np.empty(shape[::-1], E4M3)
+    none, yt3 = unitfp8.cast_transpose(x, E4M3, out_t=yt2, transposed_only=True)
+    assert none is None and yt3 is yt2
+
+
+def test_multipliers_at_the_float32_limits(rng):
+    """The largest finite float32 alpha and the smallest positive one are taken as given."""
+    a = np.full((2, 4), 1.0, np.float32).astype(E4M3)
+    w = np.full((3, 4), 1.0, np.float32).astype(E4M3)
+    tiny = 2.0**-149
+    np.testing.assert_array_equal(unitfp8.linear_forward(a, w, alpha=tiny), np.float32(4 * tiny))
+    big = float(np.finfo(np.float32).max) / 4
+    np.testing.assert_array_equal(unitfp8.gemm(a, w.T, alpha=big), np.float32(4 * big))
+
+
 # ---------------------------------------------------------------------------------------------
 # residual mix
 
@@ -316,6 +337,27 @@ def _errors():
         (lambda: unitfp8.linear_backward_weight(dy8, x8, out=np.zeros((6, 8), BF16)), TypeError, "out.dtype"),
         (lambda: unitfp8.set_num_threads(-1), ValueError, "threads"),
         (lambda: unitfp8.set_num_threads("2"), TypeError, "threads"),
+        (lambda: unitfp8.set_num_threads(2**64 + 1), ValueError, "threads"),
+        # the library reads alpha <= 0 or NaN as "the default": the package must not pass one on
+        (lambda: unitfp8.linear_forward(x8, w8, alpha=-1.0), ValueError, "alpha must be positive"),
+        (lambda: unitfp8.linear_forward(x8, w8, alpha=0.0), ValueError, "alpha must be positive"),
+        (lambda: unitfp8.linear_forward(x8, w8, alpha=-0.0), ValueError, "alpha must be positive"),
+        (lambda: unitfp8.linear_forward(x8, w8, alpha=1e-50), ValueError, "alpha must be positive"),
+        (lambda: unitfp8.linear_backward_data(dy8, w8, alpha=-0.5), ValueError, "alpha must be positive"),
+        (lambda: unitfp8.linear_backward_weight(dy8, x8, alpha=0.0), ValueError, "alpha must be positive"),
+        (lambda: unitfp8.linear_forward(x8, w8, alpha="0.5"), TypeError, "alpha must be a real number"),
+        # finite in float64, infinite in float32
+        (lambda: unitfp8.gemm(x8, w8.T, alpha=1e300), ValueError, "alpha must be finite in float32"),
+        (lambda: unitfp8.gemm(x8, w8.T, alpha=-3.5e38), ValueError, "alpha must be finite in float32"),
+        (lambda: unitfp8.gemm(x8, w8.T, beta=1e39, out=np.zeros((4, 6), np.float32)), ValueError, "beta must be finite in float32"),
+        (lambda: unitfp8.linear_forward(x8, w8, alpha=1e300), ValueError, "alpha must be finite in float32"),
+        (lambda: unitfp8.cast(x, E4M3, scale=1e39), ValueError, "scale must be finite in float32"),
+        (lambda: unitfp8.cast(x, E4M3, scale=1e-46), ValueError, "scale must be nonzero in float32"),
+        (lambda: unitfp8.cast(x, E4M3, scale=None), TypeError, "scale must be a real number"),
+        (lambda: unitfp8.residual_mix(x, x, "0.5"), TypeError, "tau must be a real number"),
+        (lambda: unitfp8.residual_mix(x, x, None), TypeError, "tau must be a real number"),
+        (lambda: unitfp8.residual_mix_backward(x, 0.5, grad_x=x.copy(), accumulate="no"), TypeError, "accumulate"),
+        (lambda: unitfp8.default_alpha(0), ValueError, "fan_in"),
     ]
 
 

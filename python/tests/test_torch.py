@@ -145,6 +145,91 @@ def test_op_errors_name_the_argument():
         ResidualMix(1.5)
 
 
+def _bad_torch_calls():
+    x = torch.zeros(4, 8)
+    x8, w8, dy8 = x.to(E4), torch.zeros(3, 8).to(E4), torch.zeros(4, 3).to(E5)
+    meta = torch.device("meta")
+    step = torch.tensor(3)
+    return [
+        # alpha <= 0 would be read by the library as "the default"
+        (lambda: _ops.linear_forward(x8, w8, -1.0, torch.float32), ValueError, "alpha must be positive"),
+        (lambda: _ops.linear_forward(x8, w8, 0.0, torch.float32), ValueError, "alpha must be positive"),
+        (lambda: _ops.linear_backward_data(dy8, w8, -0.0, torch.float32), ValueError, "alpha must be positive"),
+        (lambda: _ops.linear_backward_weight(dy8, x8, 1e-50), ValueError, "alpha must be positive"),
+        (lambda: ut.unit_scaled_linear(x, torch.zeros(3, 8), alpha=-0.5), ValueError, "alpha must be positive"),
+        (lambda: UnitScaledLinear(8, 3, alpha=0.0), ValueError, "alpha must be positive"),
+        (lambda: UnitScaledLinear.from_linear(torch.nn.Linear(8, 3), init="keep", alpha=0.0), ValueError, "alpha"),
+        # finite in float64 but not in float32
+        (lambda: ut.gemm(x8, w8.T, alpha=1e300), ValueError, "alpha must be finite in float32"),
+        (lambda: _ops.linear_forward(x8, w8, 1e300, torch.float32), ValueError, "alpha must be finite in float32"),
+        (lambda: ut.cast(x, E4, scale=1e39), ValueError, "scale must be finite in float32"),
+        # one device for all tensors (a meta tensor would send the call to the shape function)
+        (lambda: _ops.linear_forward(x8, w8.to(meta), 0.125, torch.float32), ValueError, "w must be on x's device"),
+        (lambda: _ops.linear_backward_data(dy8, w8.to(meta), 0.125, torch.float32), ValueError, "w must be on dy's device"),
+        (lambda: _ops.linear_backward_weight(dy8, x8.to(meta), 0.125), ValueError, "x must be on dy's device"),
+        (lambda: ut.unit_scaled_linear(x, torch.zeros(3, 8, device=meta)), ValueError, "weight must be on x's device"),
+        (lambda: ut.unit_scaled_linear(x, torch.zeros(3, 8), torch.zeros(3, device=meta)), ValueError, "bias must be on"),
+        (lambda: ut.cast(x, E4, rounding="stochastic", step=step.to(meta)), ValueError, "step must be on the CPU"),
+        (lambda: ut.cast(x, E4, rounding="stochastic", step=torch.tensor(True)), TypeError, "step must be"),
+        (lambda: ut.cast(x, E4, seed=1.7), TypeError, "seed must be an int"),
+        # arguments named as the caller knows them
+        (lambda: UnitScaledLinear(8, 4, dtype=torch.float64), TypeError, "dtype (of the master weight)"),
+        (lambda: ut.unit_scaled_linear(x, torch.zeros(3, 8, dtype=torch.float64)), TypeError, "weight must be"),
+        (lambda: ut.unit_scaled_linear(torch.tensor(1.0), torch.zeros(3, 8)), ValueError, "x must end in fan_in"),
+        (lambda: ut.unit_scaled_linear(x, torch.zeros(3, 8), out_dtype=torch.int32), TypeError, "out_dtype"),
+        (lambda: ut.unit_scaled_linear(x, torch.zeros(3, 8), torch.zeros(3, 1)), ValueError, "bias must have shape"),
+        (lambda: ut.unit_scaled_linear(x, torch.zeros(3, 8), step=1.5), TypeError, "step must be an int"),
+        (lambda: UnitScaledLinear(0, 4), ValueError, "in_features and out_features must be at least 1"),
+        (lambda: UnitScaledLinear(8, 4, out_dtype=torch.float64), TypeError, "out_dtype"),
+        (lambda: UnitScaledLinear(8, 4, rounding="up"), ValueError, "rounding"),
+        (lambda: ut.gemm(x8, w8.T, alpha=None), TypeError, "alpha must be a real number"),
+        (lambda: ut.residual_mix(x, x, None), TypeError, "tau must be a real number"),
+        (lambda: ResidualMix("0.5"), TypeError, "tau must be a real number"),
+        (lambda: mus_param_groups(torch.nn.Linear(2, 2), float("nan"), width=4, base_width=2), ValueError, "lr"),
+        (lambda: mus_param_groups(torch.nn.Linear(2, 2), 0.1, width=float("nan"), base_width=2), ValueError, "width"),
+        (lambda: mus_param_groups(torch.nn.Linear(2, 2), 0.1, width=4, base_width=2, weight_decay=-1), ValueError, "weight_decay"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_torch_calls())))
+def test_bad_arguments_raise_naming_them(case):
+    fn, exc, text = _bad_torch_calls()[case]
+    with pytest.raises(exc) as info:
+        fn()
+    assert text in str(info.value)
+
+
+def test_cast_transpose_of_views_with_shared_rows(gen):
+    """Expanded (row stride 0) and transposed inputs are copied first, as documented."""
+    row = torch.randn(1, 9, generator=gen) * 4
+    x = row.expand(5, 9)
+    y, yt = ut.cast_transpose(x, E4)
+    ref = ut.cast(x.contiguous(), E4)
+    assert torch.equal(y.view(torch.uint8), ref.view(torch.uint8))
+    assert torch.equal(yt.view(torch.uint8), ref.t().contiguous().view(torch.uint8))
+    z = torch.randn(9, 5, generator=gen).t()
+    y2, _ = ut.cast_transpose(z, E4)
+    assert torch.equal(y2.view(torch.uint8), ut.cast(z.contiguous(), E4).view(torch.uint8))
+
+
+def test_inplace_mix_refuses_autograd():
+    """The in-place mix has no derivative: with grad mode on it refuses inputs that require
+    grad (instead of leaving gradients that ignore it); under no_grad it runs."""
+    a0 = torch.ones(3, requires_grad=True)
+    f = torch.full((3,), 2.0, requires_grad=True)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        _ops.residual_mix_(a0 * 1.0, f, 0.36)
+    leaf = torch.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        _ops.residual_mix_(leaf, torch.ones(3), 0.36)
+    with torch.no_grad():
+        _ops.residual_mix_(leaf, torch.full((3,), 2.0), 0.36)
+    assert torch.equal(leaf.detach(), torch.full((3,), 0.8 + 0.6 * 2.0))
+    plain = torch.ones(3)
+    _ops.residual_mix_(plain, torch.full((3,), 2.0), 0.36)
+    assert torch.equal(plain, torch.full((3,), 0.8 + 0.6 * 2.0))
+
+
 def test_cuda_tensors_without_cuda_backend_raise_clearly():
     if unitfp8.cuda_available():
         pytest.skip("this library runs CUDA here; the error path does not apply")
@@ -395,6 +480,35 @@ def test_convert_and_param_groups():
     kept = UnitScaledLinear.from_linear(lin, init="keep")
     x = torch.randn(8, 64)
     torch.testing.assert_close(kept(x), lin(x), rtol=0.15, atol=0.05)
+
+
+def test_convert_keeps_sharing():
+    """A layer registered twice becomes one layer; tied weights stay tied; a weight shared with
+    a module that is not converted is an error, not a silent untying."""
+
+    class Shared(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(8, 8)
+            self.b = self.a  # the same layer under two names
+            self.c = torch.nn.Linear(8, 8)
+            self.d = torch.nn.Linear(8, 8)
+            self.d.weight = self.c.weight  # tied weights
+            self.head = torch.nn.Linear(8, 2)
+
+    m = convert_to_unit_scaled(Shared(), init="keep")
+    assert isinstance(m.a, UnitScaledLinear) and m.b is m.a
+    assert isinstance(m.c, UnitScaledLinear) and isinstance(m.d, UnitScaledLinear)
+    assert m.d.weight is m.c.weight and m.d.bias is not m.c.bias
+    assert type(m.head) is torch.nn.Linear
+    names = [n for n, _ in m.named_parameters()]
+    assert "d.weight" not in names and "c.weight" in names  # one parameter, one name
+    kept_tied = Shared()
+    kept_tied.head.weight = torch.nn.Parameter(torch.zeros(2, 8))
+    kept_tied.c.weight = torch.nn.Parameter(torch.zeros(8, 8))
+    kept_tied.d.weight = kept_tied.c.weight
+    with pytest.raises(ValueError, match="d.weight is shared with c"):
+        convert_to_unit_scaled(kept_tied, exclude=["d", "head"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,13 +17,13 @@ PyTorch layers and custom operators are in :mod:`unitfp8.torch` (needs ``torch``
 from __future__ import annotations
 
 import enum
-import math
 from typing import Optional, Tuple, Union
 
 import ml_dtypes
 import numpy as np
 
-from . import _lib
+from . import _args, _lib
+from ._args import default_alpha
 from ._lib import (
     CudaError,
     InternalError,
@@ -155,6 +155,8 @@ def _ld(a: np.ndarray, name: str) -> int:
     if a.ndim != 2:
         raise InvalidArgumentError(f"{name} must be 2-D, got shape {a.shape}")
     rows, cols = a.shape
+    if rows == 0 or cols == 0:
+        return max(cols, 1)  # an empty matrix: no element is read or written, any strides do
     item = a.itemsize
     if cols > 1 and a.strides[1] != item:
         raise InvalidArgumentError(
@@ -190,45 +192,6 @@ def _out(out, name: str, shape, code: int) -> np.ndarray:
     return out
 
 
-def _finite(value: float, name: str) -> float:
-    v = float(value)
-    if not math.isfinite(v):
-        raise InvalidArgumentError(f"{name} must be finite, got {value}")
-    return v
-
-
-def _scale(scale: float) -> float:
-    s = _finite(scale, "scale")
-    if s == 0.0:
-        raise InvalidArgumentError(f"scale must be finite and nonzero, got {scale}")
-    return s
-
-
-def _seed(seed: int) -> int:
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return int(seed) & 0xFFFFFFFFFFFFFFFF
-
-
-def _tau(tau: float) -> float:
-    t = float(tau)
-    if not (0.0 <= t <= 1.0):
-        raise InvalidArgumentError(f"tau must be in [0, 1], got {tau}")
-    return t
-
-
-def default_alpha(fan_in: int) -> float:
-    """The μS multiplier ``1/sqrt(fan_in)`` exactly as the library computes it (in f32)."""
-    return float(np.float32(1.0) / np.sqrt(np.float32(fan_in)))
-
-
-def _alpha(alpha: Optional[float], fan_in: int) -> float:
-    if alpha is None:
-        return default_alpha(fan_in)
-    a = _finite(alpha, "alpha")
-    return a
-
-
 # ---------------------------------------------------------------------------------------------
 # Information and threads
 
@@ -247,13 +210,13 @@ def set_num_threads(threads: int) -> None:
     """Sets the number of worker threads of later calls, process-wide; 0 restores the default
     (``UNITFP8_NUM_THREADS``, else the number of CPUs). Results never depend on it.
 
-    Raises ``TypeError`` for a non-integer and :class:`InvalidArgumentError` for a negative value.
+    Raises ``TypeError`` for a non-integer and :class:`InvalidArgumentError` for a value below 0
+    or above 2^64 - 1 (the C ``size_t`` the library takes).
     """
-    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool):
-        raise TypeError(f"threads must be an int, got {type(threads).__name__}")
-    if threads < 0:
-        raise InvalidArgumentError(f"threads must be >= 0, got {threads}")
-    _lib.set_num_threads(int(threads))
+    n = _args.integer(threads, "threads")
+    if not 0 <= n <= _args.SIZE_MAX:
+        raise InvalidArgumentError(f"threads must be in [0, 2^64 - 1], got {n}")
+    _lib.set_num_threads(n)
 
 
 def num_threads() -> int:
@@ -348,7 +311,7 @@ def cast(
     src = _array(x, "x")
     dst = _dtype_code(dtype, "dtype")
     r = _rounding(rounding)
-    s = _scale(scale)
+    s = _args.scale(scale)
     _contiguous(x, "x")
     y = _out(out, "out", x.shape, dst)
     _contiguous(y, "out")
@@ -357,7 +320,7 @@ def cast(
     amax = _lib.ctypes.c_float(0.0) if return_amax else None
     _lib.check(
         _lib.cast(
-            x.ctypes.data, src, y.ctypes.data, dst, x.size, s, r, _seed(seed),
+            x.ctypes.data, src, y.ctypes.data, dst, x.size, s, r, _args.seed(seed),
             _lib.ctypes.byref(amax) if amax is not None else None,
         ),
         "cast",
@@ -405,7 +368,7 @@ def cast_transpose(
     src = _array(x, "x")
     dst = _dtype_code(dtype, "dtype")
     r = _rounding(rounding)
-    s = _scale(scale)
+    s = _args.scale(scale)
     ld_src = _ld(x, "x")
     rows, cols = x.shape
     if r == Rounding.STOCHASTIC_SATURATE and dst not in _FP8_CODES:
@@ -421,7 +384,7 @@ def cast_transpose(
         _lib.cast_transpose(
             x.ctypes.data, src, rows, cols, ld_src,
             y.ctypes.data if y is not None else None, ld_y,
-            yt.ctypes.data, ld_yt, dst, s, r, _seed(seed),
+            yt.ctypes.data, ld_yt, dst, s, r, _args.seed(seed),
             _lib.ctypes.byref(amax) if amax is not None else None,
         ),
         "cast_transpose",
@@ -500,7 +463,7 @@ def residual_mix(
     _same_shape(f, "f", x.shape)
     _contiguous(x, "x")
     _contiguous(f, "f")
-    t = _tau(tau)
+    t = _args.tau(tau)
     r = _rounding(rounding)
     y = _out(out, "out", x.shape, io)
     _contiguous(y, "out")
@@ -508,7 +471,7 @@ def residual_mix(
     _lib.check(
         _lib.residual_mix(
             x.ctypes.data, f.ctypes.data, y.ctypes.data, io, x.size, t,
-            y8.ctypes.data if y8 is not None else None, fcode, r, _seed(seed),
+            y8.ctypes.data if y8 is not None else None, fcode, r, _args.seed(seed),
         ),
         "residual_mix",
         "out must be x, f, or disjoint from both; out_fp8 must not overlap any array",
@@ -551,8 +514,9 @@ def residual_mix_backward(
     """
     io = _array(grad_out, "grad_out", _FLOAT_CODES)
     _contiguous(grad_out, "grad_out")
-    t = _tau(tau)
+    t = _args.tau(tau)
     r = _rounding(rounding)
+    accumulate = _args.flag(accumulate, "accumulate")
     if accumulate and grad_x is None:
         raise InvalidArgumentError("grad_x is required when accumulate=True")
     gx = _out(grad_x, "grad_x", grad_out.shape, io)
@@ -564,7 +528,7 @@ def residual_mix_backward(
         _lib.residual_mix_backward(
             grad_out.ctypes.data, gx.ctypes.data, gf.ctypes.data, io, grad_out.size, t,
             1 if accumulate else 0, g8.ctypes.data if g8 is not None else None, fcode, r,
-            _seed(seed),
+            _args.seed(seed),
         ),
         "residual_mix_backward",
         "grad_x and grad_f may each be grad_out but must not overlap each other",
@@ -596,7 +560,8 @@ def gemm(
     Args:
         a: 2-D float8_e4m3fn or float8_e5m2 array, ``m x k``.
         b: 2-D float8_e4m3fn or float8_e5m2 array, ``k x n``.
-        alpha, beta: finite f32 multipliers; ``beta = 0`` never reads ``out``.
+        alpha, beta: multipliers, finite in f32 (a float64 beyond 3.4e38 is an error);
+            ``beta = 0`` never reads ``out``.
         out: optional ``m x n`` destination (any strides that do not map two elements to one)
             of float32, bfloat16, float8_e4m3fn or float8_e5m2; required when ``beta != 0``.
         out_dtype: type of a new ``out`` (ignored when ``out`` is given).
@@ -607,7 +572,7 @@ def gemm(
     Raises:
         TypeError: non-FP8 ``a``/``b``, float16 or other ``out`` dtypes.
         InvalidArgumentError: not 2-D, inner dimensions differ, ``beta != 0`` without ``out`` or
-            with an FP8 ``out``, non-finite ``alpha``/``beta``.
+            with an FP8 ``out``, ``alpha``/``beta`` not finite in f32.
         OverlapError: ``out`` overlaps ``a`` or ``b`` or maps two elements to one.
     """
     at = _array(a, "a", _FP8_CODES)
@@ -618,8 +583,8 @@ def gemm(
     if b.shape[0] != k:
         raise InvalidArgumentError(f"b must have {k} rows (a's columns), got shape {b.shape}")
     n = b.shape[1]
-    al = _finite(alpha, "alpha")
-    be = _finite(beta, "beta")
+    al = _args.f32(alpha, "alpha")
+    be = _args.f32(beta, "beta")
     if out is None:
         if be != 0.0:
             raise InvalidArgumentError("out is required when beta != 0")
@@ -667,7 +632,8 @@ def linear_forward(
     Args:
         x: C-contiguous float8_e4m3fn ``[batch, fan_in]``.
         w: C-contiguous float8_e4m3fn ``[fan_out, fan_in]`` (an ``nn.Linear`` weight).
-        alpha: multiplier; ``None`` means ``1/sqrt(fan_in)`` (:func:`default_alpha`).
+        alpha: positive multiplier, finite in f32; ``None`` means ``1/sqrt(fan_in)``
+            (:func:`default_alpha`).
         out: optional C-contiguous ``[batch, fan_out]`` float32/bfloat16/float8 destination.
         out_dtype: type of a new ``out``.
 
@@ -676,7 +642,8 @@ def linear_forward(
 
     Raises:
         TypeError: ``x``/``w`` not E4M3, unsupported ``out`` dtype.
-        InvalidArgumentError: shapes disagree, non-contiguous arrays, non-finite ``alpha``.
+        InvalidArgumentError: shapes disagree, non-contiguous arrays, ``alpha`` not positive or not
+            finite in f32.
         OverlapError: ``out`` overlaps ``x`` or ``w``.
     """
     _dense2(x, "x", (_lib.E4M3,))
@@ -685,7 +652,7 @@ def linear_forward(
     if w.shape[1] != fan_in:
         raise InvalidArgumentError(f"w must have {fan_in} columns (x's fan_in), got shape {w.shape}")
     fan_out = w.shape[0]
-    al = _alpha(alpha, fan_in)
+    al = _args.alpha(alpha, fan_in)
     yt = _array(out, "out", _GEMM_OUT, writable=True) if out is not None else _dtype_code(out_dtype, "out_dtype", _GEMM_OUT)
     y = _out(out, "out", (batch, fan_out), yt)
     _contiguous(y, "out")
@@ -712,7 +679,7 @@ def linear_backward_data(
     Args:
         dy: C-contiguous float8_e5m2 ``[batch, fan_out]``.
         w: C-contiguous float8_e4m3fn ``[fan_out, fan_in]``.
-        alpha: multiplier; ``None`` means ``1/sqrt(fan_in)``.
+        alpha: positive multiplier, finite in f32; ``None`` means ``1/sqrt(fan_in)``.
         beta: ``0`` overwrites ``out`` without reading it; ``1`` accumulates (e.g. a residual
             gradient); needs ``out`` when nonzero.
         out: optional C-contiguous ``[batch, fan_in]`` float32/bfloat16 destination (FP8 only
@@ -725,7 +692,7 @@ def linear_backward_data(
     Raises:
         TypeError: ``dy`` not E5M2, ``w`` not E4M3, unsupported ``out`` dtype.
         InvalidArgumentError: shapes disagree, non-contiguous arrays, ``beta != 0`` without
-            ``out``, non-finite ``alpha``/``beta``.
+            ``out``, ``alpha`` not positive, ``alpha``/``beta`` not finite in f32.
         OverlapError: ``out`` overlaps ``dy`` or ``w``.
     """
     _dense2(dy, "dy", (_lib.E5M2,))
@@ -734,8 +701,8 @@ def linear_backward_data(
     if w.shape[0] != fan_out:
         raise InvalidArgumentError(f"w must have {fan_out} rows (dy's fan_out), got shape {w.shape}")
     fan_in = w.shape[1]
-    al = _alpha(alpha, fan_in)
-    be = _finite(beta, "beta")
+    al = _args.alpha(alpha, fan_in)
+    be = _args.f32(beta, "beta")
     if out is None and be != 0.0:
         raise InvalidArgumentError("out is required when beta != 0")
     dt = _array(out, "out", _GEMM_OUT, writable=True) if out is not None else _dtype_code(out_dtype, "out_dtype", _GEMM_OUT)
@@ -763,7 +730,7 @@ def linear_backward_weight(
     Args:
         dy: C-contiguous float8_e5m2 ``[batch, fan_out]``.
         x: C-contiguous float8_e4m3fn ``[batch, fan_in]``.
-        alpha: multiplier; ``None`` means ``1/sqrt(fan_in)``.
+        alpha: positive multiplier, finite in f32; ``None`` means ``1/sqrt(fan_in)``.
         beta: ``0`` overwrites ``out`` without reading it; ``1`` accumulates into the f32 master
             gradient; needs ``out`` when nonzero.
         out: optional C-contiguous float32 ``[fan_out, fan_in]`` destination.
@@ -774,7 +741,7 @@ def linear_backward_weight(
     Raises:
         TypeError: ``dy`` not E5M2, ``x`` not E4M3, ``out`` not float32.
         InvalidArgumentError: batch sizes differ, non-contiguous arrays, ``beta != 0`` without
-            ``out``, non-finite ``alpha``/``beta``.
+            ``out``, ``alpha`` not positive, ``alpha``/``beta`` not finite in f32.
         OverlapError: ``out`` overlaps ``dy`` or ``x``.
     """
     _dense2(dy, "dy", (_lib.E5M2,))
@@ -783,8 +750,8 @@ def linear_backward_weight(
     if x.shape[0] != batch:
         raise InvalidArgumentError(f"x must have {batch} rows (dy's batch), got shape {x.shape}")
     fan_in = x.shape[1]
-    al = _alpha(alpha, fan_in)
-    be = _finite(beta, "beta")
+    al = _args.alpha(alpha, fan_in)
+    be = _args.f32(beta, "beta")
     if out is None and be != 0.0:
         raise InvalidArgumentError("out is required when beta != 0")
     dw = _out(out, "out", (fan_out, fan_in), _lib.F32)

@@ -23,7 +23,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("unitfp8.torch needs PyTorch (pip install torch); the numpy API (unitfp8) does not") from e
 
-from .. import Rounding, RoundingLike, _rounding, default_alpha
+from .. import Rounding, RoundingLike, _args, _rounding
 from . import _ops
 
 __all__ = [
@@ -44,7 +44,7 @@ ops = _ops
 
 def _seed63(seed: int) -> int:
     """A seed folded into the int64 range the operator schema takes."""
-    s = int(seed) & 0xFFFFFFFFFFFFFFFF
+    s = _args.seed(seed)
     return s - (1 << 64) if s >= (1 << 63) else s
 
 
@@ -69,7 +69,7 @@ def cast(
     """``round(x * scale)`` as a new contiguous tensor of ``dtype`` (float32, bfloat16,
     float16, float8_e4m3fn, float8_e5m2). Rounding modes and errors as :func:`unitfp8.cast`;
     not differentiable. ``step``: optional 0-dim integer tensor mixed into the seed at run time."""
-    return _ops.cast(x, dtype, float(scale), _rounding(rounding), _seed63(seed), step)
+    return _ops.cast(x, dtype, _args.scale(scale), _rounding(rounding), _seed63(seed), step)
 
 
 def cast_transpose(
@@ -81,13 +81,13 @@ def cast_transpose(
     seed: int = 0,
 ) -> Tuple[Tensor, Tensor]:
     """``(y, y.T)`` with ``y = round(x * scale)`` for a 2-D ``x``, both contiguous, in one pass."""
-    return _ops.cast_transpose(x, dtype, float(scale), _rounding(rounding), _seed63(seed))
+    return _ops.cast_transpose(x, dtype, _args.scale(scale), _rounding(rounding), _seed63(seed))
 
 
 def residual_mix(x: Tensor, f: Tensor, tau: float) -> Tensor:
     """The μS fixed(τ) residual ``sqrt(1-tau)*x + sqrt(tau)*f`` (differentiable; the backward
     runs the library's backward kernel). ``x`` and ``f``: same shape, float32/bfloat16/float16."""
-    return _ops.residual_mix(x, f, float(tau))
+    return _ops.residual_mix(x, f, _args.tau(tau))
 
 
 def residual_mix_fp8(
@@ -101,17 +101,17 @@ def residual_mix_fp8(
 ) -> Tuple[Tensor, Tensor]:
     """:func:`residual_mix` plus the FP8 copy of its output (not differentiable), to pass as
     ``x_fp8`` to the next :func:`unit_scaled_linear` instead of casting again."""
-    return _ops.residual_mix_fp8(x, f, float(tau), fp8_dtype, _rounding(rounding), _seed63(seed))
+    return _ops.residual_mix_fp8(x, f, _args.tau(tau), fp8_dtype, _rounding(rounding), _seed63(seed))
 
 
 def residual_mix_backward(grad_out: Tensor, tau: float) -> Tuple[Tensor, Tensor]:
     """The gradients ``(sqrt(1-tau)*grad_out, sqrt(tau)*grad_out)`` of ``x`` and ``f``."""
-    return _ops.residual_mix_backward(grad_out, float(tau))
+    return _ops.residual_mix_backward(grad_out, _args.tau(tau))
 
 
 def gemm(a: Tensor, b: Tensor, *, alpha: float = 1.0, out_dtype: torch.dtype = torch.float32) -> Tensor:
     """``alpha·a·b`` for FP8 ``a`` (m×k) and ``b`` (k×n) with any strides (not differentiable)."""
-    return _ops.gemm(a, b, float(alpha), out_dtype)
+    return _ops.gemm(a, b, _args.f32(alpha, "alpha"), out_dtype)
 
 
 class _UnitScaledLinearFn(torch.autograd.Function):
@@ -173,10 +173,10 @@ def unit_scaled_linear(
         weight: ``[fan_out, fan_in]`` master weight (float32 normally); its gradient is computed
             in f32 and converted to ``weight.dtype``.
         bias: optional ``[fan_out]``, added in PyTorch after the GEMM.
-        alpha: output multiplier; ``None`` means ``1/sqrt(fan_in)``.
+        alpha: output multiplier, positive; ``None`` means ``1/sqrt(fan_in)``.
         x_fp8: optional E4M3 copy of ``x`` already made (e.g. by :func:`residual_mix_fp8`).
-        out_dtype: float32 or bfloat16; ``None`` means ``x``'s type (float32 for float16 inputs,
-            converted back to float16).
+        out_dtype: float32, bfloat16 or float16; ``None`` means ``x``'s type (float16 outputs are
+            computed in float32 and converted).
         rounding: the E4M3 casts of x and W (saturating; ``"stochastic"`` for stochastic).
         grad_rounding: the E5M2 cast of dy.
         seed, step: stochastic rounding keys, one per (seed, step) and tensor (x, W, dy). ``step``
@@ -184,26 +184,40 @@ def unit_scaled_linear(
             keeps ``torch.compile`` from specialising on its value.
 
     Raises:
-        TypeError / InvalidArgumentError: wrong dtypes or shapes (the message names the argument).
+        TypeError / InvalidArgumentError: wrong dtypes, shapes, devices or values (the message
+        names the argument).
     """
+    bad = _ops._lib.InvalidArgumentError
     if weight.dim() != 2:
-        raise _ops._lib.InvalidArgumentError(f"weight must be 2-D [fan_out, fan_in], got shape {tuple(weight.shape)}")
+        raise bad(f"weight must be 2-D [fan_out, fan_in], got shape {tuple(weight.shape)}")
     fan_out, fan_in = weight.shape
-    if x.shape[-1] != fan_in:
-        raise _ops._lib.InvalidArgumentError(f"x must end in fan_in = {fan_in}, got shape {tuple(x.shape)}")
+    if weight.dtype not in _ops.FLOAT:
+        raise TypeError(f"weight must be float32, bfloat16 or float16, got {weight.dtype}")
     if x.dtype not in _ops.FLOAT:
         raise TypeError(f"x must be float32, bfloat16 or float16, got {x.dtype}")
+    if x.dim() == 0 or x.shape[-1] != fan_in:
+        raise bad(f"x must end in fan_in = {fan_in}, got shape {tuple(x.shape)}")
+    _ops._same_device(x, weight, "x", "weight")
+    if bias is not None:
+        if bias.shape != (fan_out,):
+            raise bad(f"bias must have shape ({fan_out},) (fan_out), got {tuple(bias.shape)}")
+        _ops._same_device(x, bias, "x", "bias")
     lead = x.shape[:-1]
     x2 = x.reshape(-1, fan_in)
     x8 = None
     if x_fp8 is not None:
         if x_fp8.dtype != torch.float8_e4m3fn or x_fp8.shape != x.shape:
             raise TypeError(f"x_fp8 must be a float8_e4m3fn tensor of x's shape {tuple(x.shape)}")
+        _ops._same_device(x, x_fp8, "x", "x_fp8")
         x8 = x_fp8.reshape(-1, fan_in)
-    a = default_alpha(fan_in) if alpha is None else float(alpha)
+    a = _args.alpha(alpha, fan_in)
+    if out_dtype is not None and out_dtype not in _ops.FLOAT:
+        raise TypeError(f"out_dtype must be float32, bfloat16, float16 or None, got {out_dtype}")
     want = out_dtype if out_dtype is not None else x.dtype
     od = want if want in (torch.float32, torch.bfloat16) else torch.float32
     r, gr = _rounding(rounding), _rounding(grad_rounding)
+    if not isinstance(step, torch.Tensor):
+        step = _args.integer(step, "step")
     if isinstance(step, torch.Tensor):
         keys = (step_seed(seed, 0, 1), step_seed(seed, 0, 2), step_seed(seed, 0, 3))
         step_t = step

@@ -13,7 +13,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .. import _lib
+from .. import _args, _lib
 
 CODE_OF = {
     torch.float32: _lib.F32,
@@ -41,20 +41,18 @@ def _check_rounding(rounding: int, dtype: torch.dtype) -> None:
         raise _lib.UnsupportedError(f"rounding: stochastic rounding needs an FP8 dtype, got {dtype}")
 
 
-def _check_tau(tau: float) -> None:
-    if not (0.0 <= tau <= 1.0):
-        raise _lib.InvalidArgumentError(f"tau must be in [0, 1], got {tau}")
+def _same_device(a: Tensor, b: Tensor, an: str, bn: str) -> None:
+    if a.device != b.device:
+        raise _lib.InvalidArgumentError(f"{bn} must be on {an}'s device {a.device}, got {b.device}")
 
 
-def _check_finite(v: float, name: str) -> None:
-    if v != v or v in (float("inf"), float("-inf")):
-        raise _lib.InvalidArgumentError(f"{name} must be finite, got {v}")
-
-
-def _check_scale(v: float) -> None:
-    _check_finite(v, "scale")
-    if v == 0.0:
-        raise _lib.InvalidArgumentError(f"scale must be finite and nonzero, got {v}")
+def _check_step(x: Tensor, step: Optional[Tensor]) -> None:
+    if step is None:
+        return
+    if step.numel() != 1 or step.dtype.is_floating_point or step.dtype.is_complex or step.dtype == torch.bool:
+        raise TypeError(f"step must be a one-element integer tensor, got {step.dtype} of shape {tuple(step.shape)}")
+    if step.device != x.device and step.device.type != "cpu":
+        raise _lib.InvalidArgumentError(f"step must be on the CPU or x's device {x.device}, got {step.device}")
 
 
 def _same(a: Tensor, b: Tensor, an: str, bn: str) -> None:
@@ -62,8 +60,7 @@ def _same(a: Tensor, b: Tensor, an: str, bn: str) -> None:
         raise _lib.InvalidArgumentError(f"{bn} must have {an}'s shape {tuple(a.shape)}, got {tuple(b.shape)}")
     if a.dtype != b.dtype:
         raise TypeError(f"{bn} must have {an}'s dtype {a.dtype}, got {b.dtype}")
-    if a.device != b.device:
-        raise _lib.InvalidArgumentError(f"{bn} must be on {an}'s device {a.device}, got {b.device}")
+    _same_device(a, b, an, bn)
 
 
 def _seed(seed: int) -> int:
@@ -114,14 +111,13 @@ def cast(
     """``round(x * scale)`` to ``dtype`` (see :func:`unitfp8.cast`). ``step`` (optional 0-dim
     integer tensor, read at run time) makes the stochastic-rounding key ``mix_step(seed, step)``,
     so a training step counter kept in a buffer needs no recompilation under ``torch.compile``."""
-    if step is not None:
-        if step.numel() != 1 or step.dtype.is_floating_point:
-            raise TypeError(f"step must be a one-element integer tensor, got {step.dtype} of shape {tuple(step.shape)}")
-        seed = mix_step(seed, int(step.item()))
+    _check_step(x, step)
     src = _check_dtype(x.dtype, "x.dtype", tuple(CODE_OF))
     dst = _check_dtype(dtype, "dtype", tuple(CODE_OF))
     _check_rounding(rounding, dtype)
-    _check_scale(scale)
+    _args.scale(scale)
+    if step is not None:
+        seed = mix_step(seed, int(step.item()))
     x = x.contiguous()
     y = torch.empty(x.shape, dtype=dtype, device=x.device)
     if _device_kind(x, "x") == "cuda":
@@ -135,6 +131,7 @@ def cast(
 
 @cast.register_fake
 def _(x, dtype, scale, rounding, seed, step=None):
+    _check_step(x, step)
     _check_dtype(dtype, "dtype", tuple(CODE_OF))
     return torch.empty(x.shape, dtype=dtype, device=x.device)
 
@@ -147,10 +144,12 @@ def cast_transpose(x: Tensor, dtype: torch.dtype, scale: float, rounding: int, s
     src = _check_dtype(x.dtype, "x.dtype", tuple(CODE_OF))
     dst = _check_dtype(dtype, "dtype", tuple(CODE_OF))
     _check_rounding(rounding, dtype)
-    _check_scale(scale)
-    if x.stride(1) != 1 and x.shape[1] > 1:
-        x = x.contiguous()
+    _args.scale(scale)
     rows, cols = x.shape
+    unit_cols = cols <= 1 or x.stride(1) == 1
+    disjoint_rows = rows <= 1 or x.stride(0) >= cols
+    if not (unit_cols and disjoint_rows):
+        x = x.contiguous()  # e.g. a transposed view, or expanded rows that share memory
     ld = x.stride(0) if rows > 1 else max(cols, 1)
     y = torch.empty((rows, cols), dtype=dtype, device=x.device)
     yt = torch.empty((cols, rows), dtype=dtype, device=x.device)
@@ -187,7 +186,7 @@ def _mix(x: Tensor, f: Tensor, out: Tensor, tau: float, y8, fp8: int, rounding: 
 def _mix_checks(x: Tensor, f: Tensor, tau: float) -> None:
     _check_dtype(x.dtype, "x.dtype", FLOAT)
     _same(x, f, "x", "f")
-    _check_tau(tau)
+    _args.tau(tau)
 
 
 @torch.library.custom_op("unitfp8::residual_mix", mutates_args=())
@@ -234,7 +233,8 @@ def _(x, f, tau, fp8_dtype, rounding, seed):
 
 @torch.library.custom_op("unitfp8::residual_mix_", mutates_args=("x",))
 def residual_mix_(x: Tensor, f: Tensor, tau: float) -> None:
-    """In place: ``x ← sqrt(1-tau)*x + sqrt(tau)*f`` (``x`` must be contiguous)."""
+    """In place: ``x ← sqrt(1-tau)*x + sqrt(tau)*f`` (``x`` must be contiguous). Not
+    differentiable: with grad mode on, ``x`` or ``f`` requiring grad is an error."""
     _mix_checks(x, f, tau)
     if not x.is_contiguous():
         raise _lib.InvalidArgumentError("x must be contiguous for the in-place mix")
@@ -248,6 +248,25 @@ def residual_mix_(x: Tensor, f: Tensor, tau: float) -> None:
 def _(x, f, tau):
     _mix_checks(x, f, tau)
     return None
+
+
+# PyTorch takes no derivative formula for a custom operator that mutates an input, and its
+# default would run the in-place mix as if it did not change x: gradients through x would be
+# silently wrong. This kernel, at the autograd keys of the devices the library serves, refuses
+# the call when autograd would have to record it.
+def _residual_mix_inplace_autograd(x: Tensor, f: Tensor, tau: float) -> None:
+    if torch.is_grad_enabled() and (x.requires_grad or f.requires_grad):
+        raise RuntimeError(
+            "unitfp8::residual_mix_ is not differentiable and x or f requires grad: use "
+            "unitfp8::residual_mix (out of place), or call it under torch.no_grad()"
+        )
+    with torch._C._AutoDispatchBelowAutograd():
+        torch.ops.unitfp8.residual_mix_(x, f, tau)
+
+
+_AUTOGRAD_GUARDS = torch.library.Library("unitfp8", "FRAGMENT")
+for _key in ("AutogradCPU", "AutogradCUDA"):
+    _AUTOGRAD_GUARDS.impl("residual_mix_", _residual_mix_inplace_autograd, _key)
 
 
 def _mix_bwd(g: Tensor, tau: float, gx: Tensor, gf: Tensor, g8, fp8: int, rounding: int, seed: int, name: str) -> None:
@@ -264,7 +283,7 @@ def _mix_bwd(g: Tensor, tau: float, gx: Tensor, gf: Tensor, g8, fp8: int, roundi
 def residual_mix_backward(grad_out: Tensor, tau: float) -> Tuple[Tensor, Tensor]:
     """``(sqrt(1-tau)*grad_out, sqrt(tau)*grad_out)``: the gradients of ``x`` and ``f``."""
     _check_dtype(grad_out.dtype, "grad_out.dtype", FLOAT)
-    _check_tau(tau)
+    _args.tau(tau)
     g = grad_out.contiguous()
     gx, gf = torch.empty_like(g), torch.empty_like(g)
     _mix_bwd(g, tau, gx, gf, None, _lib.E5M2, 0, 0, "unitfp8::residual_mix_backward")
@@ -274,7 +293,7 @@ def residual_mix_backward(grad_out: Tensor, tau: float) -> Tuple[Tensor, Tensor]
 @residual_mix_backward.register_fake
 def _(grad_out, tau):
     _check_dtype(grad_out.dtype, "grad_out.dtype", FLOAT)
-    _check_tau(tau)
+    _args.tau(tau)
     e = torch.empty_like(grad_out, memory_format=torch.contiguous_format)
     return e, torch.empty_like(e)
 
@@ -285,7 +304,7 @@ def residual_mix_backward_fp8(
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """``residual_mix_backward`` plus the FP8 copy of ``grad_f`` (normally E5M2)."""
     _check_dtype(grad_out.dtype, "grad_out.dtype", FLOAT)
-    _check_tau(tau)
+    _args.tau(tau)
     fp8 = _check_dtype(fp8_dtype, "fp8_dtype", FP8)
     _check_rounding(rounding, fp8_dtype)
     g = grad_out.contiguous()
@@ -344,13 +363,12 @@ def _gemm_checks(a: Tensor, b: Tensor, out_dtype: torch.dtype, alpha: float) -> 
     _check_dtype(a.dtype, "a.dtype", FP8)
     _check_dtype(b.dtype, "b.dtype", FP8)
     _check_dtype(out_dtype, "out_dtype", GEMM_OUT)
-    _check_finite(alpha, "alpha")
+    _args.f32(alpha, "alpha")
     if a.dim() != 2 or b.dim() != 2:
         raise _lib.InvalidArgumentError(f"a and b must be 2-D, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
     if a.shape[1] != b.shape[0]:
         raise _lib.InvalidArgumentError(f"b must have {a.shape[1]} rows (a's columns), got shape {tuple(b.shape)}")
-    if a.device != b.device:
-        raise _lib.InvalidArgumentError(f"b must be on a's device {a.device}, got {b.device}")
+    _same_device(a, b, "a", "b")
 
 
 @torch.library.custom_op("unitfp8::gemm", mutates_args=())
@@ -385,9 +403,10 @@ def _lin_fwd_checks(x, w, alpha, out_dtype):
     _dense(x, "x", torch.float8_e4m3fn)
     _dense(w, "w", torch.float8_e4m3fn)
     _check_dtype(out_dtype, "out_dtype", GEMM_OUT)
-    _check_finite(alpha, "alpha")
+    _same_device(x, w, "x", "w")
     if w.shape[1] != x.shape[1]:
         raise _lib.InvalidArgumentError(f"w must have {x.shape[1]} columns (x's fan_in), got shape {tuple(w.shape)}")
+    _args.alpha(alpha, x.shape[1])
 
 
 @torch.library.custom_op("unitfp8::linear_forward", mutates_args=())
@@ -416,9 +435,10 @@ def _lin_bwd_data_checks(dy, w, alpha, out_dtype):
     _dense(dy, "dy", torch.float8_e5m2)
     _dense(w, "w", torch.float8_e4m3fn)
     _check_dtype(out_dtype, "out_dtype", GEMM_OUT)
-    _check_finite(alpha, "alpha")
+    _same_device(dy, w, "dy", "w")
     if w.shape[0] != dy.shape[1]:
         raise _lib.InvalidArgumentError(f"w must have {dy.shape[1]} rows (dy's fan_out), got shape {tuple(w.shape)}")
+    _args.alpha(alpha, w.shape[1])
 
 
 @torch.library.custom_op("unitfp8::linear_backward_data", mutates_args=())
@@ -451,9 +471,10 @@ def _(dy, w, alpha, out_dtype):
 def _lin_bwd_w_checks(dy, x, alpha):
     _dense(dy, "dy", torch.float8_e5m2)
     _dense(x, "x", torch.float8_e4m3fn)
-    _check_finite(alpha, "alpha")
+    _same_device(dy, x, "dy", "x")
     if x.shape[0] != dy.shape[0]:
         raise _lib.InvalidArgumentError(f"x must have {dy.shape[0]} rows (dy's batch), got shape {tuple(x.shape)}")
+    _args.alpha(alpha, x.shape[1])
 
 
 @torch.library.custom_op("unitfp8::linear_backward_weight", mutates_args=())

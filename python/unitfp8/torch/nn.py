@@ -14,7 +14,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .. import Rounding, RoundingLike, default_alpha
+from .. import InvalidArgumentError, Rounding, RoundingLike, _args, _rounding
 from . import residual_mix, residual_mix_fp8, unit_scaled_linear
 
 __all__ = ["UnitScaledLinear", "ResidualMix", "convert_to_unit_scaled", "mus_param_groups"]
@@ -37,6 +37,10 @@ class UnitScaledLinear(nn.Module):
     ``forward(x, x_fp8=None)``: ``x`` of shape ``[..., in_features]`` (float32/bfloat16/float16);
     ``x_fp8`` an optional E4M3 copy of ``x`` (see :meth:`ResidualMix.forward_fp8`). The output
     has ``x``'s dtype unless ``out_dtype`` is set.
+
+    The constructor raises ``TypeError`` or :class:`unitfp8.InvalidArgumentError` (a
+    ``ValueError``) for sizes below 1, a non-positive ``alpha``, an unsupported ``dtype`` or
+    ``out_dtype`` and an unknown rounding mode.
     """
 
     def __init__(
@@ -54,13 +58,23 @@ class UnitScaledLinear(nn.Module):
         dtype: Optional[torch.dtype] = None,
     ) -> None:
         super().__init__()
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
-        self.alpha = default_alpha(self.in_features) if alpha is None else float(alpha)
+        self.in_features = _args.integer(in_features, "in_features")
+        self.out_features = _args.integer(out_features, "out_features")
+        if self.in_features < 1 or self.out_features < 1:
+            raise InvalidArgumentError(
+                f"in_features and out_features must be at least 1, got {self.in_features} and {self.out_features}"
+            )
+        self.alpha = _args.alpha(alpha, self.in_features)
+        if out_dtype is not None and out_dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise TypeError(f"out_dtype must be float32, bfloat16, float16 or None, got {out_dtype}")
+        if dtype is not None and dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise TypeError(f"dtype (of the master weight) must be float32, bfloat16 or float16, got {dtype}")
         self.out_dtype = out_dtype
+        _rounding(rounding, "rounding")
+        _rounding(grad_rounding, "grad_rounding")
         self.rounding = rounding
         self.grad_rounding = grad_rounding
-        self.seed = int(seed)
+        self.seed = _args.integer(seed, "seed")
         # the stochastic-rounding step counter: a buffer, so checkpoints keep it and
         # torch.compile reads it at run time instead of recompiling for each value
         self.register_buffer("step", torch.zeros((), dtype=torch.int64, device=device))
@@ -77,8 +91,6 @@ class UnitScaledLinear(nn.Module):
                 self.bias.zero_()
 
     def _stochastic(self) -> bool:
-        from .. import _rounding
-
         return Rounding.STOCHASTIC_SATURATE in (_rounding(self.rounding), _rounding(self.grad_rounding))
 
     def forward(self, x: Tensor, x_fp8: Optional[Tensor] = None) -> Tensor:
@@ -144,14 +156,12 @@ class ResidualMix(nn.Module):
     backward through the library; ``x`` and ``f`` of one shape and dtype).
 
     :meth:`forward_fp8` also returns the E4M3 copy of the output, for the next layer's
-    ``x_fp8``.
+    ``x_fp8``. A ``tau`` outside [0, 1] raises :class:`unitfp8.InvalidArgumentError`.
     """
 
     def __init__(self, tau: float, *, fp8_dtype: torch.dtype = torch.float8_e4m3fn) -> None:
         super().__init__()
-        if not (0.0 <= float(tau) <= 1.0):
-            raise ValueError(f"tau must be in [0, 1], got {tau}")
-        self.tau = float(tau)
+        self.tau = _args.tau(tau)
         self.fp8_dtype = fp8_dtype
 
     def forward(self, x: Tensor, f: Tensor) -> Tensor:
@@ -191,12 +201,18 @@ def convert_to_unit_scaled(
             preserving: ``W_new = W_old·sqrt(fan_in)``); see :meth:`UnitScaledLinear.from_linear`.
         kwargs: passed to :class:`UnitScaledLinear` (``rounding``, ``out_dtype``...).
 
+    Sharing is kept: a layer registered under several names becomes one
+    :class:`UnitScaledLinear` under all of them (it is kept as it is if any of its names is
+    excluded), and converted layers that share a weight or bias share the new one.
+
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: a layer to convert shares a parameter with a module that is not converted
+            (tied weights would come apart); exclude both or neither.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    linears = [(n, m) for n, m in model.named_modules() if type(m) is nn.Linear]
+    linears = [(n, m) for n, m in model.named_modules(remove_duplicate=False) if type(m) is nn.Linear]
     if exclude is None:
         last = linears[-1][0] if linears else None
         skip = lambda n, m: n == last or n.split(".")[-1].endswith("head")  # noqa: E731
@@ -205,12 +221,39 @@ def convert_to_unit_scaled(
     else:
         names = set(exclude)
         skip = lambda n, m: n in names  # noqa: E731
-    for name, lin in linears:
-        if skip(name, lin):
+    kept = {id(m) for n, m in linears if skip(n, m)}
+    todo = [(n, m) for n, m in linears if id(m) not in kept]
+    # A parameter of a converted layer must not also belong to a module that stays.
+    converted = {id(m) for _, m in todo}
+    layer_of_param = {id(p): n for n, m in todo for p in m.parameters(recurse=False)}
+    for mname, mod in model.named_modules():
+        if id(mod) in converted:
             continue
+        for pname, p in mod.named_parameters(recurse=False):
+            if id(p) in layer_of_param:
+                where = f"{mname}.{pname}" if mname else pname
+                raise ValueError(
+                    f"{where} is shared with {layer_of_param[id(p)]}, which would be converted while "
+                    f"{mname or 'the model'} stays as it is; exclude both or neither"
+                )
+    new_layer: Dict[int, UnitScaledLinear] = {}
+    new_param: Dict[int, nn.Parameter] = {}
+    for name, lin in todo:
+        new = new_layer.get(id(lin))
+        if new is None:
+            new = UnitScaledLinear.from_linear(lin, init=init, **kwargs)
+            for attr in ("weight", "bias"):
+                old = getattr(lin, attr)
+                if old is None:
+                    continue
+                if id(old) in new_param:
+                    setattr(new, attr, new_param[id(old)])
+                else:
+                    new_param[id(old)] = getattr(new, attr)
+            new_layer[id(lin)] = new
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, UnitScaledLinear.from_linear(lin, init=init, **kwargs))
+        setattr(parent, child, new)
     return model
 
 
@@ -242,10 +285,15 @@ def mus_param_groups(
             PyTorch μS linear used as a high-precision reference).
 
     Raises:
-        ValueError: non-positive ``lr``, ``width`` or ``base_width``.
+        TypeError: a non-numeric ``lr``, ``width``, ``base_width`` or ``weight_decay``.
+        ValueError: ``lr``, ``width`` or ``base_width`` not positive and finite, or a negative or
+            non-finite ``weight_decay``.
     """
-    if lr <= 0 or width <= 0 or base_width <= 0:
-        raise ValueError(f"lr, width and base_width must be positive, got {lr}, {width}, {base_width}")
+    for name, v in (("lr", lr), ("width", width), ("base_width", base_width)):
+        if not 0.0 < _args.real(v, name) < math.inf:
+            raise ValueError(f"{name} must be positive and finite, got {v}")
+    if not 0.0 <= _args.real(weight_decay, "weight_decay") < math.inf:
+        raise ValueError(f"weight_decay must be >= 0 and finite, got {weight_decay}")
     hidden_lr = lr * math.sqrt(base_width / width)
     hidden, decay, no_decay = [], [], []
     seen = set()
