@@ -210,7 +210,8 @@ int32_t unitfp8_cast(const void *src, uint32_t src_type, void *dst, uint32_t dst
  * `scale`, a leading dimension below the row length it holds, or a shape whose byte size
  * overflows; `UNITFP8_ERROR_UNSUPPORTED` for stochastic rounding to f32/bf16/f16;
  * `UNITFP8_ERROR_NULL_POINTER` when the matrix is not empty and `src` is null;
- * `UNITFP8_ERROR_OVERLAP` as above. `rows` = 0 or `cols` = 0 is a successful no-op.
+ * `UNITFP8_ERROR_OVERLAP` as above. `rows` = 0 or `cols` = 0 is a successful no-op (the
+ * leading dimensions are checked first, as for any shape).
  *
  * # Safety
  * Each non-null buffer must be valid (readable for `src`, writable for the outputs) for its
@@ -396,8 +397,9 @@ const char *unitfp8_gemm_kernel(void);
 
 /**
  * Sets the number of worker threads used by later calls, process-wide; 0 restores the default
- * (the environment variable `UNITFP8_NUM_THREADS`, else the number of CPUs). Results never
- * depend on the thread count. Thread-safe; calls already running are not affected.
+ * (the environment variable `UNITFP8_NUM_THREADS`, else the number of CPUs). Counts above 256
+ * mean 256 (`unitfp8_get_num_threads` reports the count in use). Results never depend on the
+ * thread count. Thread-safe; calls already running are not affected.
  */
 void unitfp8_set_num_threads(size_t threads);
 

@@ -170,14 +170,21 @@ pub fn set_gemm_kernel(kernel: Option<GemmKernel>) -> Result<(), Error> {
 #[cfg(feature = "std")]
 static THREADS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
+/// The most threads one call uses, the caller included: [`set_num_threads`] and
+/// `UNITFP8_NUM_THREADS` above it mean this many.
+pub const MAX_THREADS: usize = 256;
+
 /// Sets the process-wide thread count; 0 restores the default (`UNITFP8_NUM_THREADS`, else the
-/// number of CPUs).
+/// number of CPUs). Counts above [`MAX_THREADS`] mean [`MAX_THREADS`].
 #[cfg(feature = "std")]
 pub fn set_num_threads(threads: usize) {
-    THREADS.store(threads, core::sync::atomic::Ordering::Relaxed);
+    THREADS.store(
+        threads.min(MAX_THREADS),
+        core::sync::atomic::Ordering::Relaxed,
+    );
 }
 
-/// The process-wide thread count (see [`set_num_threads`]).
+/// The process-wide thread count (see [`set_num_threads`]), 1 to [`MAX_THREADS`].
 #[cfg(feature = "std")]
 pub fn num_threads() -> usize {
     match THREADS.load(core::sync::atomic::Ordering::Relaxed) {
@@ -195,5 +202,6 @@ fn default_threads() -> usize {
             .and_then(|s| s.trim().parse::<usize>().ok())
             .filter(|&n| n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .min(MAX_THREADS)
     })
 }

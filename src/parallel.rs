@@ -40,9 +40,10 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-/// The most worker threads the pool creates (a call asking for more parts still runs them all,
-/// on fewer threads).
-const MAX_WORKERS: usize = 256;
+/// The most worker threads the pool creates: enough for a call on
+/// [`MAX_THREADS`](crate::exec::MAX_THREADS) threads (a call asking for more parts still runs
+/// them all, on fewer threads).
+const MAX_WORKERS: usize = crate::exec::MAX_THREADS - 1;
 
 /// How long (µs) a worker waits for the next call, and the caller for the last part, spinning
 /// before parking on a condition variable, unless `UNITFP8_SPIN_US` says otherwise (read once).
@@ -382,7 +383,7 @@ fn spin_until(ready: impl Fn() -> bool) -> bool {
 /// finished. A panic in a part is re-raised on the calling thread after every part has finished
 /// (the first one, when several panic).
 pub(crate) fn run_parts(parts: usize, threads: usize, task: &(dyn Fn(usize) + Sync)) {
-    let helpers = threads.min(parts).saturating_sub(1);
+    let helpers = threads.min(parts).saturating_sub(1).min(MAX_WORKERS);
     if helpers == 0 {
         for part in 0..parts {
             task(part);
@@ -539,8 +540,9 @@ mod placement {
     pub(super) fn move_off(_tid: i32, _cpu: usize) {}
 }
 
-/// [`run_parts`] on `threads - 1` freshly spawned scoped threads and the caller, for calls that
-/// find the pool busy.
+/// [`run_parts`] on up to `threads - 1` freshly spawned scoped threads and the caller, for calls
+/// that find the pool busy. A thread the system refuses to start (a process or memory limit) is
+/// not an error: the threads already running, the caller at least, claim every part.
 fn run_scoped(parts: usize, threads: usize, task: &(dyn Fn(usize) + Sync)) {
     let next = AtomicUsize::new(0);
     let first_panic: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
@@ -558,7 +560,12 @@ fn run_scoped(parts: usize, threads: usize, task: &(dyn Fn(usize) + Sync)) {
     };
     std::thread::scope(|scope| {
         for _ in 1..threads {
-            scope.spawn(run);
+            if std::thread::Builder::new()
+                .spawn_scoped(scope, run)
+                .is_err()
+            {
+                break;
+            }
         }
         run();
     });

@@ -23,3 +23,27 @@ fn clip_cast_and_mix() {
     .unwrap();
     assert_eq!(out[0], (0.75f32).sqrt() * 0.1 + 0.5);
 }
+
+/// Thread counts above the cap mean the cap, in the Rust API and the C ABI alike, and a call
+/// asking for that many still computes exactly what one thread computes.
+#[test]
+fn thread_count_is_capped() {
+    let x: Vec<f32> = (0..(1 << 20))
+        .map(|i| (i as f32 * 0.37).sin() * 500.0)
+        .collect();
+    let mut one = vec![E4M3::ZERO; x.len()];
+    set_num_threads(1);
+    cast(&x[..], &mut one[..], &CastParams::default()).unwrap();
+    for asked in [usize::MAX, 1_000_000, exec::MAX_THREADS + 1] {
+        set_num_threads(asked);
+        assert_eq!(num_threads(), exec::MAX_THREADS);
+        unitfp8::ffi::unitfp8_set_num_threads(asked);
+        assert_eq!(unitfp8::ffi::unitfp8_get_num_threads(), exec::MAX_THREADS);
+        let mut many = vec![E4M3::ZERO; x.len()];
+        cast(&x[..], &mut many[..], &CastParams::default()).unwrap();
+        assert!(many == one, "{asked} threads changed the result");
+    }
+    set_num_threads(7);
+    assert_eq!(num_threads(), 7);
+    set_num_threads(0);
+}

@@ -440,6 +440,21 @@ def test_threads(rng):
         np.testing.assert_array_equal(bits(ec), bits(rc))
 
 
+def test_thread_count_is_capped(rng):
+    """Thread counts above 256 mean 256, and such a call computes what one thread does."""
+    a = exact_fp8(rng, (96, 256), E4M3)
+    b = exact_fp8(rng, (256, 80), E5M2)
+    try:
+        unitfp8.set_num_threads(1)
+        one = unitfp8.gemm(a, b)
+        for asked in (257, 10**6, 2**64 - 1):
+            unitfp8.set_num_threads(asked)
+            assert unitfp8.num_threads() == 256
+            np.testing.assert_array_equal(bits(unitfp8.gemm(a, b)), bits(one))
+    finally:
+        unitfp8.set_num_threads(0)
+
+
 def test_gemm_kernel_setting_and_amx(rng):
     default = unitfp8.gemm_kernel()
     assert default != "amx-bf16", "the default kernel must be an exact one"

@@ -208,7 +208,8 @@ def backend() -> str:
 
 def set_num_threads(threads: int) -> None:
     """Sets the number of worker threads of later calls, process-wide; 0 restores the default
-    (``UNITFP8_NUM_THREADS``, else the number of CPUs). Results never depend on it.
+    (``UNITFP8_NUM_THREADS``, else the number of CPUs); counts above 256 mean 256 (see
+    :func:`num_threads`). Results never depend on it.
 
     Raises ``TypeError`` for a non-integer and :class:`InvalidArgumentError` for a value below 0
     or above 2^64 - 1 (the C ``size_t`` the library takes).

@@ -98,7 +98,8 @@ pub unsafe extern "C" fn unitfp8_cast(
 /// `scale`, a leading dimension below the row length it holds, or a shape whose byte size
 /// overflows; `UNITFP8_ERROR_UNSUPPORTED` for stochastic rounding to f32/bf16/f16;
 /// `UNITFP8_ERROR_NULL_POINTER` when the matrix is not empty and `src` is null;
-/// `UNITFP8_ERROR_OVERLAP` as above. `rows` = 0 or `cols` = 0 is a successful no-op.
+/// `UNITFP8_ERROR_OVERLAP` as above. `rows` = 0 or `cols` = 0 is a successful no-op (the
+/// leading dimensions are checked first, as for any shape).
 ///
 /// # Safety
 /// Each non-null buffer must be valid (readable for `src`, writable for the outputs) for its

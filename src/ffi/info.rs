@@ -147,8 +147,9 @@ pub extern "C" fn unitfp8_gemm_kernel() -> *const c_char {
 }
 
 /// Sets the number of worker threads used by later calls, process-wide; 0 restores the default
-/// (the environment variable `UNITFP8_NUM_THREADS`, else the number of CPUs). Results never
-/// depend on the thread count. Thread-safe; calls already running are not affected.
+/// (the environment variable `UNITFP8_NUM_THREADS`, else the number of CPUs). Counts above 256
+/// mean 256 (`unitfp8_get_num_threads` reports the count in use). Results never depend on the
+/// thread count. Thread-safe; calls already running are not affected.
 #[unsafe(no_mangle)]
 pub extern "C" fn unitfp8_set_num_threads(threads: usize) {
     crate::exec::set_num_threads(threads);

@@ -15,10 +15,12 @@
 //! - `n = 0` (or an empty matrix) with otherwise valid arguments is a successful no-op; its
 //!   pointers may then be null.
 //! - When a call fails, no output (including `amax`) has been written.
-//! - Checks run in one order (see [`crate::op`]): codes and parameters, then an empty call
-//!   succeeds, then null pointers, then sizes, then overlap (then, for CUDA, alignment and the
-//!   CUDA-only rules, then whether the library was built with CUDA). When several arguments
-//!   are wrong at once, the first failing check is reported.
+//! - Checks run in one order (see [`crate::op`]): codes and parameters (leading dimensions
+//!   included), then an empty call succeeds, then null pointers, then sizes, then overlap. The
+//!   CUDA entry points then check alignment and the CUDA-only rules, then whether the library
+//!   was built with CUDA, and only then return early from an empty call (which may still have
+//!   an `amax` to write on the device). When several arguments are wrong at once, the first
+//!   failing check is reported.
 //! - Panics never unwind into C: they are caught and reported as `UNITFP8_ERROR_INTERNAL`.
 //! - The work runs on the back end chosen by `UNITFP8_BACKEND` (else the best one this CPU
 //!   supports) and on `unitfp8_get_num_threads()` threads; results never depend on either.
