@@ -27,13 +27,13 @@ impl Exec {
         })
     }
 
-    /// The same settings with `threads` threads (at least 1): the calling thread plus up to
-    /// `threads - 1` workers of the process-wide pool (at most 256 are created; without the
-    /// `std` feature the work always runs on the calling thread). Results never depend on the
-    /// thread count.
+    /// The same settings with `threads` threads, 1 to [`MAX_THREADS`] (0 means 1, more means
+    /// [`MAX_THREADS`]): the calling thread plus up to `threads - 1` workers of the
+    /// process-wide pool (without the `std` feature the work always runs on the calling
+    /// thread). Results never depend on the thread count.
     pub fn with_threads(self, threads: usize) -> Exec {
         Exec {
-            threads: threads.max(1),
+            threads: threads.clamp(1, MAX_THREADS),
             ..self
         }
     }

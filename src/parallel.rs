@@ -821,6 +821,38 @@ mod tests {
         }
     }
 
+    /// Distinct threads that ran a part of `run_parts(parts, threads, …)`. Until more than
+    /// `MAX_THREADS` threads have joined, or for 300 ms, each part waits, so that every thread
+    /// the call starts gets a part.
+    fn threads_taking_part(parts: usize, threads: usize) -> usize {
+        let ids = Mutex::new(std::collections::HashSet::new());
+        let deadline = Instant::now() + Duration::from_millis(300);
+        run_parts(parts, threads, &|_| {
+            ids.lock().unwrap().insert(std::thread::current().id());
+            while ids.lock().unwrap().len() <= crate::exec::MAX_THREADS && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        ids.into_inner().unwrap().len()
+    }
+
+    #[test]
+    fn no_call_takes_more_than_max_threads() {
+        let most = crate::exec::MAX_THREADS;
+        let pooled = threads_taking_part(3 * most, usize::MAX);
+        assert!(pooled <= most, "{pooled} threads on the pool");
+        // A call made while the pool is busy (from inside a part) spawns scoped threads.
+        let scoped = AtomicUsize::new(0);
+        run_parts(2, 2, &|part| {
+            if part == 0 {
+                scoped.store(threads_taking_part(3 * most, usize::MAX), Ordering::Relaxed);
+            }
+        });
+        let scoped = scoped.into_inner();
+        assert!(scoped > 1 && scoped <= most, "{scoped} scoped threads");
+    }
+
     #[test]
     fn no_more_threads_than_asked_take_part() {
         // Workers left over from a wider call (and spinning) must not join a narrower one.

@@ -148,23 +148,54 @@ def test_cast_transpose(rng, src, dst):
 
 @pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0)])
 def test_cast_transpose_empty(shape):
-    """An empty matrix is a no-op with empty results (numpy may give it any strides)."""
-    x = np.ones(shape, np.float32)
+    """An empty matrix is a no-op with empty results, whatever its strides (an empty view of
+    a transposed matrix has a column stride other than 1)."""
+    big = np.ones((6, 4), np.float32).T  # strides (4, 16): columns 16 bytes apart
+    x = big[: shape[0], : shape[1]]
+    assert x.shape == shape
     y, yt = unitfp8.cast_transpose(x, E4M3)
     assert y.shape == shape and yt.shape == shape[::-1] and y.dtype == yt.dtype == E4M3
-    yt2 = np.empty(shape[::-1], E4M3)
-    none, yt3 = unitfp8.cast_transpose(x, E4M3, out_t=yt2, transposed_only=True)
-    assert none is None and yt3 is yt2
+    out_t = np.zeros((6, 6), E4M3).T[: shape[1], : shape[0]]  # an odd-strided empty output
+    none, yt3 = unitfp8.cast_transpose(x, E4M3, out_t=out_t, transposed_only=True)
+    assert none is None and yt3 is out_t
 
 
-def test_multipliers_at_the_float32_limits(rng):
-    """The largest finite float32 alpha and the smallest positive one are taken as given."""
+def test_multipliers_at_the_float32_limits():
+    """A multiplier is refused exactly when float32 would round it to infinity (from
+    2^128 - 2^103 up) or, where it must be nonzero, to zero (2^-150 and below)."""
     a = np.full((2, 4), 1.0, np.float32).astype(E4M3)
     w = np.full((3, 4), 1.0, np.float32).astype(E4M3)
-    tiny = 2.0**-149
-    np.testing.assert_array_equal(unitfp8.linear_forward(a, w, alpha=tiny), np.float32(4 * tiny))
-    big = float(np.finfo(np.float32).max) / 4
-    np.testing.assert_array_equal(unitfp8.gemm(a, w.T, alpha=big), np.float32(4 * big))
+    x = np.ones(3, np.float32)
+    overflow, underflow = 2.0**128 - 2.0**103, 2.0**-150
+    below = float(np.nextafter(overflow, 0.0))  # rounds to the largest float32
+    above = float(np.nextafter(underflow, 1.0))  # rounds to the smallest float32, 2^-149
+    np.testing.assert_array_equal(unitfp8.gemm(a, w.T, alpha=below / 4), np.float32(below))
+    np.testing.assert_array_equal(unitfp8.linear_forward(a, w, alpha=above), np.float32(4 * 2.0**-149))
+    np.testing.assert_array_equal(unitfp8.cast(x, np.float32, scale=-below), np.float32(-below))
+    unitfp8.cast(x, np.float32, scale=above)
+    for bad in (overflow, -overflow):
+        with pytest.raises(unitfp8.InvalidArgumentError, match="alpha must be finite in float32"):
+            unitfp8.gemm(a, w.T, alpha=bad)
+        with pytest.raises(unitfp8.InvalidArgumentError, match="scale must be finite in float32"):
+            unitfp8.cast(x, E4M3, scale=bad)
+    for bad in (underflow, -underflow):
+        with pytest.raises(unitfp8.InvalidArgumentError, match="scale must be nonzero in float32"):
+            unitfp8.cast(x, E4M3, scale=bad)
+    with pytest.raises(unitfp8.InvalidArgumentError, match="alpha must be positive"):
+        unitfp8.linear_forward(a, w, alpha=underflow)
+    with pytest.raises(unitfp8.InvalidArgumentError, match="alpha must be finite"):
+        unitfp8.gemm(a, w.T, alpha=10**400)  # too large even for a float64
+
+
+def test_linear_with_empty_fan_in():
+    """fan_in = 0: y is zero and dx, dW are empty, with the default alpha (which would be
+    1/sqrt(0) but multiplies nothing)."""
+    x = np.zeros((3, 0), E4M3)
+    w = np.zeros((5, 0), E4M3)
+    dy = np.ones((3, 5), np.float32).astype(E5M2)
+    np.testing.assert_array_equal(unitfp8.linear_forward(x, w), np.zeros((3, 5), np.float32))
+    assert unitfp8.linear_backward_data(dy, w).shape == (3, 0)
+    assert unitfp8.linear_backward_weight(dy, x).shape == (5, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,6 +388,9 @@ def _errors():
         (lambda: unitfp8.residual_mix(x, x, "0.5"), TypeError, "tau must be a real number"),
         (lambda: unitfp8.residual_mix(x, x, None), TypeError, "tau must be a real number"),
         (lambda: unitfp8.residual_mix_backward(x, 0.5, grad_x=x.copy(), accumulate="no"), TypeError, "accumulate"),
+        (lambda: unitfp8.residual_mix_backward(x, 0.5, grad_x=x.copy(), accumulate=2), TypeError, "accumulate"),
+        (lambda: unitfp8.residual_mix(x, x, np.array(True)), TypeError, "tau must be a real number"),
+        (lambda: unitfp8.cast(x, E4M3, seed=np.array(True)), TypeError, "seed must be an int"),
         (lambda: unitfp8.default_alpha(0), ValueError, "fan_in"),
     ]
 
@@ -539,6 +573,7 @@ else:
     raise AssertionError("unitfp8.torch imported without torch")
 from importlib.metadata import requires
 reqs = requires("unitfp8")
+assert any(r.startswith("torch") for r in reqs), reqs
 assert all("extra ==" in r for r in reqs if r.startswith("torch")), reqs
 print("ok")
 """

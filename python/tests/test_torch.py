@@ -188,6 +188,8 @@ def _bad_torch_calls():
         (lambda: mus_param_groups(torch.nn.Linear(2, 2), float("nan"), width=4, base_width=2), ValueError, "lr"),
         (lambda: mus_param_groups(torch.nn.Linear(2, 2), 0.1, width=float("nan"), base_width=2), ValueError, "width"),
         (lambda: mus_param_groups(torch.nn.Linear(2, 2), 0.1, width=4, base_width=2, weight_decay=-1), ValueError, "weight_decay"),
+        (lambda: ut.unit_scaled_linear(x, torch.zeros(3, 8), seed=1.7), TypeError, "seed must be an int"),
+        (lambda: ut.residual_mix(x, x, torch.tensor(True)), TypeError, "tau must be a real number"),
     ]
 
 
@@ -197,6 +199,21 @@ def test_bad_arguments_raise_naming_them(case):
     with pytest.raises(exc) as info:
         fn()
     assert text in str(info.value)
+
+
+def test_scalars_of_numpy_and_torch_types_are_taken(gen):
+    """Seeds and sizes may be numpy ints or 0-d integer tensors, multipliers numpy floats or
+    0-d tensors; a 0-d bias broadcasts as in F.linear."""
+    x = torch.randn(4, 8, generator=gen)
+    ref = ut.cast(x, E4, rounding="stochastic", seed=5)
+    for seed in (np.int64(5), torch.tensor(5)):
+        got = ut.cast(x, E4, rounding="stochastic", seed=seed)
+        assert torch.equal(got.view(torch.uint8), ref.view(torch.uint8))
+    lin = UnitScaledLinear(np.int64(8), torch.tensor(3), alpha=np.float32(0.25), seed=torch.tensor(2))
+    assert (lin.in_features, lin.out_features, lin.alpha, lin.seed) == (8, 3, 0.25, 2)
+    w = torch.randn(3, 8, generator=gen)
+    y = ut.unit_scaled_linear(x, w, torch.tensor(0.5), alpha=torch.tensor(0.125))
+    torch.testing.assert_close(y, ut.unit_scaled_linear(x, w, alpha=0.125) + 0.5, rtol=0, atol=0)
 
 
 def test_cast_transpose_of_views_with_shared_rows(gen):

@@ -221,7 +221,7 @@ def set_num_threads(threads: int) -> None:
 
 
 def num_threads() -> int:
-    """The number of worker threads later calls use (at least 1)."""
+    """The number of threads later calls use, the caller included (1 to 256)."""
     return int(_lib.get_num_threads())
 
 
@@ -303,9 +303,11 @@ def cast(
         The cast array, or ``(array, amax)``.
 
     Raises:
-        TypeError: ``x``/``out`` not an ndarray or of an unsupported dtype.
-        InvalidArgumentError: non-contiguous ``x``/``out``, wrong ``out`` shape, non-finite
-            ``scale``, unknown ``rounding``.
+        TypeError: ``x``/``out`` not an ndarray or of an unsupported dtype, ``scale`` not a
+            number, ``seed`` not an int.
+        InvalidArgumentError: non-contiguous ``x``/``out``, wrong ``out`` shape, ``scale`` not
+            finite or zero in float32 (``|scale|`` at least 3.4e38, or at most 2^-150), unknown
+            ``rounding``.
         UnsupportedError: stochastic rounding to float32/bfloat16/float16.
         OverlapError: ``out`` partly overlaps ``x``.
     """

@@ -10,6 +10,7 @@ underflows to zero is not taken as positive.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Optional
 
 import numpy as np
@@ -20,13 +21,20 @@ from ._lib import InvalidArgumentError
 SIZE_MAX = (1 << 64) - 1
 
 
+def _is_bool(value) -> bool:
+    """A Python, numpy or torch boolean (0-d arrays and tensors included)."""
+    return isinstance(value, (bool, np.bool_)) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool")
+
+
 def real(value, name: str) -> float:
     """``value`` as a Python float; ``TypeError`` unless it is a real number (not a bool,
-    string or None)."""
-    if value is None or isinstance(value, (bool, np.bool_, str, bytes)):
+    string or None); an integer too large for a float is an :class:`InvalidArgumentError`."""
+    if value is None or _is_bool(value) or isinstance(value, (str, bytes, bytearray)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     try:
         return float(value)
+    except OverflowError:
+        raise InvalidArgumentError(f"{name} must be finite, got a number too large for a float") from None
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
 
@@ -71,7 +79,8 @@ def alpha(value: Optional[float], fan_in: int) -> float:
     be positive and finite in float32 (the library reads a zero, negative or NaN alpha as the
     default, so such values are rejected here rather than silently replaced)."""
     if value is None:
-        return default_alpha(fan_in)
+        # with fan_in = 0 every product is empty and alpha multiplies nothing
+        return default_alpha(fan_in) if fan_in != 0 else 1.0
     a = f32(value, "alpha")
     if not a > _F32_UNDERFLOW:
         raise InvalidArgumentError(f"alpha must be positive in float32 (None for 1/sqrt(fan_in)), got {a}")
@@ -87,10 +96,14 @@ def tau(value) -> float:
 
 
 def integer(value, name: str) -> int:
-    """``value`` as a Python int; ``TypeError`` unless it is an integer (not a bool)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    return int(value)
+    """``value`` as a Python int; ``TypeError`` unless it is an integer: Python and numpy ints
+    and 0-d integer arrays or tensors, not bools or floats."""
+    if _is_bool(value):
+        raise TypeError(f"{name} must be an int, got a bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
 
 
 def seed(value) -> int:
@@ -99,7 +112,9 @@ def seed(value) -> int:
 
 
 def flag(value, name: str) -> bool:
-    """A yes/no argument: ``True`` or ``False`` (numpy booleans too), nothing else."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
-    return bool(value)
+    """A yes/no argument: ``True`` or ``False`` (numpy booleans, 0 and 1 too), nothing else."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")

@@ -199,8 +199,8 @@ def unit_scaled_linear(
         raise bad(f"x must end in fan_in = {fan_in}, got shape {tuple(x.shape)}")
     _ops._same_device(x, weight, "x", "weight")
     if bias is not None:
-        if bias.shape != (fan_out,):
-            raise bad(f"bias must have shape ({fan_out},) (fan_out), got {tuple(bias.shape)}")
+        if bias.shape not in ((), (1,), (fan_out,)):
+            raise bad(f"bias must have shape ({fan_out},) (fan_out), () or (1,), got {tuple(bias.shape)}")
         _ops._same_device(x, bias, "x", "bias")
     lead = x.shape[:-1]
     x2 = x.reshape(-1, fan_in)
@@ -216,6 +216,7 @@ def unit_scaled_linear(
     want = out_dtype if out_dtype is not None else x.dtype
     od = want if want in (torch.float32, torch.bfloat16) else torch.float32
     r, gr = _rounding(rounding), _rounding(grad_rounding)
+    seed = _args.integer(seed, "seed")
     if not isinstance(step, torch.Tensor):
         step = _args.integer(step, "step")
     if isinstance(step, torch.Tensor):

@@ -63,10 +63,6 @@ def _same(a: Tensor, b: Tensor, an: str, bn: str) -> None:
     _same_device(a, b, an, bn)
 
 
-def _seed(seed: int) -> int:
-    return int(seed) & 0xFFFFFFFFFFFFFFFF
-
-
 def mix_step(seed: int, step: int) -> int:
     """The stochastic-rounding key of step ``step`` for a tensor keyed ``seed`` (SplitMix64)."""
     z = (int(seed) + (int(step) + 1) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
@@ -122,9 +118,9 @@ def cast(
     y = torch.empty(x.shape, dtype=dtype, device=x.device)
     if _device_kind(x, "x") == "cuda":
         stream = _cuda_stream(x)
-        st = _lib.cuda_cast(_ptr(x), src, _ptr(y), dst, x.numel(), scale, rounding, _seed(seed), None, stream)
+        st = _lib.cuda_cast(_ptr(x), src, _ptr(y), dst, x.numel(), scale, rounding, _args.seed(seed), None, stream)
     else:
-        st = _lib.cast(_ptr(x), src, _ptr(y), dst, x.numel(), scale, rounding, _seed(seed), None)
+        st = _lib.cast(_ptr(x), src, _ptr(y), dst, x.numel(), scale, rounding, _args.seed(seed), None)
     _lib.check(st, "unitfp8::cast")
     return y
 
@@ -153,7 +149,7 @@ def cast_transpose(x: Tensor, dtype: torch.dtype, scale: float, rounding: int, s
     ld = x.stride(0) if rows > 1 else max(cols, 1)
     y = torch.empty((rows, cols), dtype=dtype, device=x.device)
     yt = torch.empty((cols, rows), dtype=dtype, device=x.device)
-    args = (_ptr(x), src, rows, cols, ld, _ptr(y), max(cols, 1), _ptr(yt), max(rows, 1), dst, scale, rounding, _seed(seed), None)
+    args = (_ptr(x), src, rows, cols, ld, _ptr(y), max(cols, 1), _ptr(yt), max(rows, 1), dst, scale, rounding, _args.seed(seed), None)
     if _device_kind(x, "x") == "cuda":
         st = _lib.cuda_cast_transpose(*args, _cuda_stream(x))
     else:
@@ -175,7 +171,7 @@ def _(x, dtype, scale, rounding, seed):
 
 def _mix(x: Tensor, f: Tensor, out: Tensor, tau: float, y8, fp8: int, rounding: int, seed: int, name: str) -> None:
     io = _check_dtype(x.dtype, "x.dtype", FLOAT)
-    args = (_ptr(x), _ptr(f), _ptr(out), io, x.numel(), tau, _ptr(y8) if y8 is not None else None, fp8, rounding, _seed(seed))
+    args = (_ptr(x), _ptr(f), _ptr(out), io, x.numel(), tau, _ptr(y8) if y8 is not None else None, fp8, rounding, _args.seed(seed))
     if _device_kind(x, "x") == "cuda":
         st = _lib.cuda_residual_mix(*args, _cuda_stream(x))
     else:
@@ -271,7 +267,7 @@ for _key in ("AutogradCPU", "AutogradCUDA"):
 
 def _mix_bwd(g: Tensor, tau: float, gx: Tensor, gf: Tensor, g8, fp8: int, rounding: int, seed: int, name: str) -> None:
     io = _check_dtype(g.dtype, "grad_out.dtype", FLOAT)
-    args = (_ptr(g), _ptr(gx), _ptr(gf), io, g.numel(), tau, 0, _ptr(g8) if g8 is not None else None, fp8, rounding, _seed(seed))
+    args = (_ptr(g), _ptr(gx), _ptr(gf), io, g.numel(), tau, 0, _ptr(g8) if g8 is not None else None, fp8, rounding, _args.seed(seed))
     if _device_kind(g, "grad_out") == "cuda":
         st = _lib.cuda_residual_mix_backward(*args, _cuda_stream(g))
     else:

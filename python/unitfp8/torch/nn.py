@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .. import InvalidArgumentError, Rounding, RoundingLike, _args, _rounding
 from . import residual_mix, residual_mix_fp8, unit_scaled_linear
+from ._ops import FLOAT
 
 __all__ = ["UnitScaledLinear", "ResidualMix", "convert_to_unit_scaled", "mus_param_groups"]
 
@@ -65,9 +66,9 @@ class UnitScaledLinear(nn.Module):
                 f"in_features and out_features must be at least 1, got {self.in_features} and {self.out_features}"
             )
         self.alpha = _args.alpha(alpha, self.in_features)
-        if out_dtype is not None and out_dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        if out_dtype is not None and out_dtype not in FLOAT:
             raise TypeError(f"out_dtype must be float32, bfloat16, float16 or None, got {out_dtype}")
-        if dtype is not None and dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        if dtype is not None and dtype not in FLOAT:
             raise TypeError(f"dtype (of the master weight) must be float32, bfloat16 or float16, got {dtype}")
         self.out_dtype = out_dtype
         _rounding(rounding, "rounding")
