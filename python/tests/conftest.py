@@ -1,8 +1,8 @@
-"""Test-session settings shared by every test module.
+"""pytest settings shared by every test module.
 
 torch.compile (Inductor) keeps its generated code in a cache folder under the system's temporary
 directory and never removes it; over many runs it grows to gigabytes. The tests point it at a
-folder of their own, made when the session starts and removed when it ends, unless
+temporary folder of their own, made when pytest starts and removed when it finishes, unless
 TORCHINDUCTOR_CACHE_DIR is already set (then that folder is used and kept).
 """
 
